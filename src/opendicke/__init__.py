@@ -1,0 +1,26 @@
+"""opendicke: open multimode Dicke models as associative memories.
+
+Physics: F. Carollo and I. Lesanovsky, PRL 126, 230601 (2021). Conventions: patterns are numbered from 1,
+overlaps ξ_μ = (1/N_sp) Σ_j G[μ,j] ⟨σ_z^j⟩, α_μ = ⟨a_μ⟩/√N_sp, occupations ⟨a_μ†a_μ⟩/N_sp (per spin).
+"""
+
+__version__ = "0.1.0"
+
+from .model import DickeModel, paper_model, parse_patterns  # noqa: E402
+from .reduction import Grouping, per_spin, reduce  # noqa: E402
+from .states import BlochState, CorruptedPattern, PatternState, RandomState  # noqa: E402
+from .theory import critical_coupling, retrieval_occupation, retrieval_overlap, retrieval_state  # noqa: E402
+
+
+def evolve(*args, **kwargs):
+    """Mean-field time evolution; see :func:`opendicke.meanfield.evolve`."""
+    from .meanfield import evolve as _evolve
+
+    return _evolve(*args, **kwargs)
+
+
+__all__ = [
+    "DickeModel", "paper_model", "parse_patterns", "Grouping", "reduce", "per_spin",
+    "PatternState", "CorruptedPattern", "RandomState", "BlochState",
+    "critical_coupling", "retrieval_overlap", "retrieval_occupation", "retrieval_state", "evolve",
+]

@@ -1,0 +1,8 @@
+"""Mean-field dynamics of the open multimode Dicke model (paper Eq. 7)."""
+
+from .equations import MeanFieldRHS, pack, unpack
+from .evolve import DEFAULT_ATOL, DEFAULT_RTOL, choose_grouping, evolve
+from .integrate import IntegrationStats, integrate
+
+__all__ = ["MeanFieldRHS", "pack", "unpack", "evolve", "choose_grouping", "integrate", "IntegrationStats",
+           "DEFAULT_RTOL", "DEFAULT_ATOL"]
