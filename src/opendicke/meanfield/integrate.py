@@ -114,7 +114,7 @@ def integrate(
     out = np.ones(B, dtype=np.int64)  # index of the next output time per point
     active = np.arange(B)
     sub = rhs
-    stages = np.empty((_NS + 1, B, n))
+    stages = np.empty((_NS + 1, B * n))
     iteration = 0
 
     while active.size:
@@ -125,18 +125,19 @@ def integrate(
         clamp = ha >= remaining
         hs = np.where(clamp, remaining, ha)[:, None]
 
-        K = stages[:, :nb]
+        flat = stages[:, : nb * n]  # contiguous rows: stage combinations are one matrix product each
+        K = flat.reshape(_NS + 1, nb, n)
         K[0] = fa
         for s in range(1, _NS):
-            K[s] = sub(ya + hs * np.tensordot(_A[s, :s], K[:s], axes=1))
-        y_new = ya + hs * np.tensordot(_B, K[:_NS], axes=1)
+            K[s] = sub(ya + hs * (_A[s, :s] @ flat[:s]).reshape(nb, n))
+        y_new = ya + hs * (_B @ flat[:_NS]).reshape(nb, n)
         f_new = sub(y_new)
         K[_NS] = f_new
         stats.n_rhs += _NS
 
         scale = atol + rtol * np.maximum(np.abs(ya), np.abs(y_new))
-        e5 = _max_norm(np.tensordot(_E5, K, axes=1) / scale)
-        e3 = _max_norm(np.tensordot(_E3, K, axes=1) / scale)
+        e5 = _max_norm((_E5 @ flat).reshape(nb, n) / scale)
+        e3 = _max_norm((_E3 @ flat).reshape(nb, n) / scale)
         denom = np.sqrt(e5**2 + 0.01 * e3**2)
         err = hs[:, 0] * e5**2 / np.where(denom == 0, 1.0, denom)
         accept = err <= 1.0
