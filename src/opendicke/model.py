@@ -78,8 +78,8 @@ def _validate_patterns(patterns, n_modes: int | None, n_spins: int | None) -> np
         arr = np.asarray(patterns, dtype=float)
     except (TypeError, ValueError):
         raise ValueError("patterns must be an M × N_sp array of ±1") from None
-    if arr.ndim != 2:
-        raise ValueError(f"patterns must be an M × N_sp array of ±1, got shape {arr.shape}")
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"patterns must be an M × N_sp array of ±1 with M, N_sp ≥ 1, got shape {arr.shape}")
     if not np.all(np.isin(arr, (-1.0, 1.0))):
         bad = arr[~np.isin(arr, (-1.0, 1.0))]
         raise ValueError(f"patterns may only contain +1 and -1, found {np.unique(bad)[:5].tolist()}")
@@ -136,7 +136,11 @@ class DickeModel:
         set_("kappa", kappa)
         n_spins = self.n_spins
         if n_spins is not None:
-            if isinstance(n_spins, bool) or not float(n_spins).is_integer():
+            try:
+                whole = not isinstance(n_spins, bool) and float(n_spins).is_integer()
+            except (TypeError, ValueError):
+                whole = False
+            if not whole:
                 raise ValueError(f"n_spins must be a positive integer, got {n_spins!r}")
             n_spins = int(n_spins)
             if n_spins < 1:

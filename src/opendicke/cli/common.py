@@ -1,0 +1,154 @@
+"""Shared pieces of the command line: model options, errors, JSON output, progress bars.
+
+The CLI does no physics: it turns options into a model and calls the public API.
+"""
+
+
+import functools
+import inspect
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from ..model import paper_model
+
+PAPER_DEFAULTS = paper_model().to_dict()
+
+# Options every model command accepts (GUIDE §2 names; flags override --config).
+_MODEL_OPTIONS = {
+    "config": (Optional[Path], typer.Option("--config", help="Model file (TOML) with omega, omega_modes, kappa, g0, n_spins, seed, patterns.", rich_help_panel="Model")),
+    "omega": (Optional[float], typer.Option("--omega", help="Spin frequency Ω. Default: the paper's Fig. 3 model (Ω = 0.5).", rich_help_panel="Model")),
+    "omega_modes": (Optional[str], typer.Option("--omega-modes", help="Mode frequencies Ω_μ, comma separated; their number is M. Default 1.5,2,2.5,3.", rich_help_panel="Model")),
+    "kappa": (Optional[str], typer.Option("--kappa", help="Loss rate(s) κ: one value or M comma-separated values. Default 1.", rich_help_panel="Model")),
+    "g0": (Optional[float], typer.Option("--g0", help="Spin-boson coupling g0. Default 1.", rich_help_panel="Model")),
+    "n_spins": (Optional[int], typer.Option("--n-spins", help="Number of spins N_sp (random patterns); omit for the thermodynamic limit.", rich_help_panel="Model")),
+    "seed": (Optional[int], typer.Option("--seed", help="Seed of the random patterns.", rich_help_panel="Model")),
+    "patterns": (Optional[str], typer.Option("--patterns", help="Explicit patterns, rows of + and - separated by commas, e.g. \"++-+,+-+-\" (implies N_sp).", rich_help_panel="Model")),
+}
+MODEL_OPTION_NAMES = tuple(_MODEL_OPTIONS)
+
+
+def fail(message: str, code: int = 2):
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _floats(name: str, text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name}: expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{name}: expected at least one number")
+    return values
+
+
+def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, n_spins=None, seed=None, patterns=None):
+    """The model from a TOML file (or the paper's Fig. 3 model) with command-line flags on top."""
+    from ..io import load_model, model_from_dict
+    from ..model import parse_patterns
+
+    data = load_model(config).to_dict() if config is not None else dict(PAPER_DEFAULTS)
+    if omega_modes is not None:
+        data["omega_modes"] = _floats("--omega-modes", omega_modes)
+        if kappa is None and isinstance(data.get("kappa"), list) and len(set(data["kappa"])) == 1:
+            data["kappa"] = data["kappa"][0]
+    for key, value in (("omega", omega), ("g0", g0)):
+        if value is not None:
+            data[key] = value
+    if kappa is not None:
+        values = _floats("--kappa", kappa)
+        data["kappa"] = values[0] if len(values) == 1 else values
+    if patterns is not None:
+        data["patterns"] = parse_patterns(patterns)
+        if n_spins is not None and n_spins != data["patterns"].shape[1]:
+            raise ValueError(f"--n-spins {n_spins} disagrees with --patterns ({data['patterns'].shape[1]} spins per row)")
+        data.pop("n_spins", None)
+        data.pop("seed", None)
+    elif n_spins is not None or seed is not None:
+        data.pop("patterns", None)
+        if n_spins is not None:
+            data["n_spins"] = n_spins
+        if seed is not None:
+            data["seed"] = seed
+        if "n_spins" not in data:
+            raise ValueError("--seed needs --n-spins (random patterns exist only for a finite number of spins)")
+    return model_from_dict(data)
+
+
+def model_command(func):
+    """Give a command all model options and pass it the built model as ``model``; ValueErrors exit cleanly."""
+    sig = inspect.signature(func)
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[tp, opt])
+        for name, (tp, opt) in _MODEL_OPTIONS.items()
+    ]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs):
+        options = {name: kwargs.pop(name) for name in MODEL_OPTION_NAMES}
+        try:
+            model = build_model(**options)
+            return func(model=model, **kwargs)
+        except ValueError as exc:
+            fail(str(exc))
+
+    params = [p for p in sig.parameters.values() if p.name != "model"] + extra
+    wrapper.__signature__ = sig.replace(parameters=params)
+    return wrapper
+
+
+def plain(value):
+    """numpy → JSON-ready Python (NaN/inf become null)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c":
+        raise TypeError("complex values need explicit real/imaginary parts in JSON")
+    out = arr.tolist()
+
+    def clean(x):
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        return x
+
+    return clean(out)
+
+
+def print_json(obj: dict) -> None:
+    """Exactly one JSON object on stdout."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+class Progress:
+    """A rich progress bar on stderr, driven by fractions in [0, 1]; silent when disabled."""
+
+    def __init__(self, description: str, enabled: bool = True):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.description = description
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.description, total=1.0)
+        return self
+
+    def __call__(self, fraction: float) -> None:
+        if self.enabled:
+            self._bar.update(self._task, completed=min(max(fraction, 0.0), 1.0))
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._bar.__exit__(*exc)
+        return False

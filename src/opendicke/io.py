@@ -1,0 +1,145 @@
+"""Model files (TOML) and results files (NetCDF via h5netcdf), written atomically.
+
+A model file holds the same fields as :class:`~opendicke.model.DickeModel`::
+
+    omega = 0.5
+    omega_modes = [1.5, 2.0, 2.5, 3.0]
+    kappa = 1.0            # or one value per mode
+    g0 = 1.0
+    n_spins = 400          # omit for the thermodynamic limit
+    seed = 7               # random patterns ...
+    patterns = ["++-+", "+-+-"]   # ... or explicit ones (rows of + and -), implying n_spins
+
+Results are written to a temporary file in the target directory and renamed into place, so a reader
+never sees a half-written file. Complex variables (α) are stored as ``<name>_real``/``<name>_imag``
+pairs and joined again on reading.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .model import DickeModel, parse_patterns
+
+__all__ = ["load_model", "model_from_dict", "save_model", "save_dataset", "load_dataset", "atomic_path"]
+
+MODEL_FIELDS = ("omega", "omega_modes", "kappa", "g0", "n_spins", "seed", "patterns")
+
+
+def model_from_dict(data: dict) -> DickeModel:
+    """Build a model from a dict with the TOML file's fields (unknown keys are an error)."""
+    unknown = set(data) - set(MODEL_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown model field(s) {sorted(unknown)}; allowed: {', '.join(MODEL_FIELDS)}")
+    missing = {"omega", "omega_modes"} - set(data)
+    if missing:
+        raise ValueError(f"model needs {', '.join(sorted(missing))}")
+    kwargs = dict(data)
+    if "patterns" in kwargs and kwargs["patterns"] is not None:
+        pats = kwargs["patterns"]
+        kwargs["patterns"] = parse_patterns(",".join(pats) if isinstance(pats, list) and all(isinstance(p, str) for p in pats) else pats)
+    return DickeModel(**kwargs)
+
+
+def load_model(path: str | os.PathLike) -> DickeModel:
+    """Read a model from a TOML file (fields as in the module docstring)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+    if "model" in data and isinstance(data["model"], dict):
+        data = data["model"]
+    try:
+        return model_from_dict(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def save_model(model: DickeModel, path: str | os.PathLike) -> Path:
+    """Write a model as TOML (atomically)."""
+    text = "".join(f"{key} = {_toml_value(value)}\n" for key, value in model.to_dict().items())
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` (atomic on POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _split_complex(ds: xr.Dataset) -> xr.Dataset:
+    out = ds.copy()
+    for name in list(out.data_vars) + [c for c in out.coords if c not in out.dims]:
+        var = out[name]
+        if np.iscomplexobj(var.values):
+            out[f"{name}_real"] = var.real.assign_attrs(var.attrs, complex_part="real")
+            out[f"{name}_imag"] = var.imag.assign_attrs(var.attrs, complex_part="imag")
+            out = out.drop_vars(name)
+    for name in out.data_vars:
+        if out[name].dtype == bool:
+            out[name] = out[name].astype(np.int8).assign_attrs(out[name].attrs, dtype_bool=1)
+    return out
+
+
+def _join_complex(ds: xr.Dataset) -> xr.Dataset:
+    out = ds
+    for name in [n for n in ds.variables if n.endswith("_real") and ds[n].attrs.get("complex_part") == "real"]:
+        base = name[: -len("_real")]
+        imag = f"{base}_imag"
+        if imag in ds.variables:
+            var = ds[name] + 1j * ds[imag]
+            var.attrs = {k: v for k, v in ds[name].attrs.items() if k != "complex_part"}
+            out = out.assign({base: var}).drop_vars([name, imag])
+    for name in list(out.data_vars):
+        if out[name].attrs.get("dtype_bool") == 1:
+            var = out[name].astype(bool)
+            var.attrs = {k: v for k, v in out[name].attrs.items() if k != "dtype_bool"}
+            out[name] = var
+    return out
+
+
+def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write a result to NetCDF-4 (h5netcdf) atomically; complex and boolean variables round-trip."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _split_complex(ds).to_netcdf(tmp, engine="h5netcdf")
+    return path
+
+
+def load_dataset(path: str | os.PathLike) -> xr.Dataset:
+    """Read a result written by :func:`save_dataset` (fully loaded into memory, file closed)."""
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return _join_complex(ds.load())
