@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -44,7 +46,7 @@ def test_random_patterns_are_pm1_seeded_and_reproducible():
 
 def test_model_is_immutable():
     m = model(patterns=PATS)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         m.g0 = 2.0
     with pytest.raises(ValueError):
         m.patterns[0, 0] = -1  # read-only array
