@@ -199,10 +199,11 @@ class QuantumProblem:
         """Diagonal of a_μ†a_μ on the full space."""
         return _diag_embed(np.arange(self.fock[mu], dtype=float), self._mode_index(mu), self.dims)
 
-    def top_level_diagonal(self, mu: int) -> np.ndarray:
-        """Diagonal of the projector on the top Fock level of mode μ (truncation indicator)."""
+    def top_level_diagonal(self, mu: int, below: int = 0) -> np.ndarray:
+        """Diagonal of the projector on Fock level fock[μ] − 1 − ``below`` of mode μ (``below = 0``: the top
+        level, the truncation indicator)."""
         v = np.zeros(self.fock[mu])
-        v[-1] = 1.0
+        v[-1 - below] = 1.0
         return _diag_embed(v, self._mode_index(mu), self.dims)
 
     def sz_diagonal(self, block: int) -> np.ndarray:
@@ -257,12 +258,13 @@ class QuantumProblem:
         return out
 
     # ---------------------------------------------------------------- observables
-    def observables(self, squares: bool = False) -> dict[str, sp.csr_matrix]:
+    def observables(self, squares: bool = False, tail: int = 0) -> dict[str, sp.csr_matrix]:
         """Named observable operators (CSR), patterns/groups numbered from 1 in the names.
 
         ``overlap_<μ>`` ξ_μ, ``alpha_<μ>`` a_μ/√N_sp (not Hermitian), ``occupation_<μ>`` a_μ†a_μ/N_sp,
         ``top_<μ>`` the top Fock level projector, ``m<a>_<k>`` = S_{a,k}/n_k (gauged frame, reduction group k),
-        and with ``squares`` also ``S<a>2_<k>`` = S_{a,k}² (for the cost function E_N).
+        with ``squares`` also ``S<a>2_<k>`` = S_{a,k}² (for the cost function E_N), and with ``tail`` = L > 0
+        the projectors ``level_<μ>_<l>`` on Fock level fock[μ] − 1 − l for l = 1..L (the tail below the top).
         """
         N = self.n_spins
         ops: dict[str, sp.csr_matrix] = {}
@@ -271,6 +273,8 @@ class QuantumProblem:
             ops[f"alpha_{mu + 1}"] = self.destroy(mu) / math.sqrt(N)
             ops[f"occupation_{mu + 1}"] = sp.diags(self.number_diagonal(mu) / N, 0, format="csr", dtype=complex)
             ops[f"top_{mu + 1}"] = sp.diags(self.top_level_diagonal(mu), 0, format="csr", dtype=complex)
+            for below in range(1, min(tail, self.fock[mu] - 1) + 1):
+                ops[f"level_{mu + 1}_{below}"] = sp.diags(self.top_level_diagonal(mu, below), 0, format="csr", dtype=complex)
         sizes = self.grouping.sizes
         for k in range(self.n_groups):
             for a in _COMPONENTS:

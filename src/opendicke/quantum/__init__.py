@@ -1,0 +1,20 @@
+"""Exact finite-N quantum dynamics of the open multimode Dicke model in the reduced basis.
+
+* :func:`build` → :class:`QuantumProblem`: the Lindblad problem of a finite model and a pure product
+  initial state (pattern, corrupted pattern, …) with one large spin per block (reduction group refined by
+  the initial state) in its maximal-spin sector and M truncated modes; :meth:`QuantumProblem.to_qutip`
+  exports Hamiltonian, collapse operators, initial state and observables as QuTiP objects.
+* :func:`solve`: master-equation dynamics with an automatic Fock cutoff, as an ``xarray.Dataset``
+  (overlaps, occupations, α, group Bloch vectors, truncation indicators, cost function E_N(t)).
+* :func:`propagate`: one run at a fixed cutoff (raw expectation values).
+"""
+
+from .problem import QuantumProblem, QutipProblem, build
+from .solve import (
+    DEFAULT_TOL, METHODS, FockCutoffWarning, Propagation, cost_function, initial_cost, propagate, solve,
+)
+
+__all__ = [
+    "QuantumProblem", "QutipProblem", "build", "solve", "propagate", "Propagation", "FockCutoffWarning",
+    "cost_function", "initial_cost", "DEFAULT_TOL", "METHODS",
+]
