@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_evolution", "save_figure", "pattern_color", "COLUMN_WIDTH"]
+__all__ = ["plot_evolution", "plot_phase_diagram", "save_figure", "pattern_color", "COLUMN_WIDTH"]
 
 COLUMN_WIDTH = 3.4  # inches, one column of Phys. Rev. Lett.
 
@@ -78,6 +78,59 @@ def plot_evolution(ds, path=None, *, theory: dict | None = None, title: str | No
     axes[0, 0].legend(loc="lower right", ncol=2, frameon=False)
     if title and ncols > 1:
         fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+_MARKERS = {"stable": dict(fillstyle="full"), "marginal": dict(fillstyle="none"), "unstable": dict(fillstyle="none")}
+
+
+def plot_phase_diagram(ds, path=None, *, theory=None, paper_units: bool = False):
+    """Paper Fig. 3: stationary |ξ_ν| (a) and occupation n_ν (b) vs g0, each pattern started from itself.
+
+    ``ds`` is a steady-state result with dims (g0, initial, pattern) where initial state i is pattern i+1.
+    Markers are the numerics (filled: stable fixed point; open: marginal or unstable in the full space,
+    i.e. held only because the start lies on an invariant subspace; ×: not converged); lines are Eq. (12)
+    from ``theory`` = {"g0": grid, "overlap": (pattern, g0), "occupation": (pattern, g0)}.
+    """
+    plt = _plt()
+    fig, (ax_a, ax_b) = plt.subplots(2, 1, figsize=(COLUMN_WIDTH, 4.4), sharex=True)
+    g0 = ds["g0"].values
+    patterns = ds["pattern"].values
+    for i, mu in enumerate(patterns):
+        c = pattern_color(int(mu))
+        sel = ds.isel(initial=i).sel(pattern=mu)
+        xi = np.abs(sel["overlap"].values)
+        occ = sel["occupation"].values
+        cls = sel["classification"].values
+        if theory is not None:
+            ax_a.plot(theory["g0"], theory["overlap"][i], color=c, lw=1.0, zorder=1)
+            ax_b.plot(theory["g0"], theory["occupation"][i], color=c, lw=1.0, zorder=1)
+        for kind, style in _MARKERS.items():
+            pick = cls == kind
+            if pick.any():
+                label = f"$\\nu={int(mu)}$" if kind == "stable" else None
+                for ax, y in ((ax_a, xi), (ax_b, occ)):
+                    ax.plot(g0[pick], y[pick], "o", ms=2.6, mew=0.6, color=c, label=label if ax is ax_a else None,
+                            zorder=2, **style)
+        bad = ~np.isin(cls, list(_MARKERS))
+        if bad.any():
+            ax_a.plot(g0[bad], np.abs(sel["final_overlap"].values[bad]), "x", ms=3, color=c, zorder=3)
+    ax_a.set_ylabel("stationary overlap $|\\xi_\\nu|$")
+    ax_b.set_ylabel("$\\langle a_\\nu^\\dagger a_\\nu\\rangle/N$ (paper units)" if paper_units else
+                    "$\\langle a_\\nu^\\dagger a_\\nu\\rangle/N_{sp}$")
+    ax_b.set_xlabel("coupling $g_0$ (units of $\\kappa$)")
+    ax_a.set_ylim(-0.03, 1.03)
+    ax_a.text(0.02, 0.95, "(a)", transform=ax_a.transAxes, va="top")
+    ax_b.text(0.02, 0.95, "(b)", transform=ax_b.transAxes, va="top")
+    handles, labels = ax_a.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    handles += [Line2D([], [], color="k", lw=1.0), Line2D([], [], ls="", marker="o", color="k", fillstyle="none", ms=3)]
+    labels += ["Eq. (12)", "unstable in full space"]
+    ax_a.legend(handles, labels, loc="lower right", frameon=False, ncol=2)
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)

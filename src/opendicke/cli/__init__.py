@@ -174,5 +174,8 @@ def demo(
         fail(str(exc))
 
 
+from . import stationary  # noqa: E402,F401  (registers steady, sweep, figure3)
+
+
 def main():  # console-script entry point
     app()

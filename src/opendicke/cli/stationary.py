@@ -1,0 +1,205 @@
+"""Commands for stationary states: ``steady``, ``sweep`` and ``figure3`` (paper Fig. 3)."""
+
+import time
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import numpy as np
+import typer
+
+from . import app
+from .common import Progress, fail, model_command, plain, print_json
+
+
+def _starts(model, pattern: str, flip: Optional[float], flip_seed: int, mirror: bool):
+    from ..states import CorruptedPattern, PatternState
+
+    if pattern == "all":
+        numbers = list(range(1, model.n_modes + 1))
+    else:
+        try:
+            numbers = [int(pattern)]
+        except ValueError:
+            raise ValueError(f"--pattern must be 'all' or a pattern number 1..{model.n_modes}, got {pattern!r}") from None
+    sign = -1 if mirror else 1
+    if flip is None:
+        return [PatternState(n, sign=sign) for n in numbers]
+    return [CorruptedPattern(n, flip=flip, seed=flip_seed, sign=sign) for n in numbers]
+
+
+@app.command()
+@model_command
+def steady(
+    model,
+    pattern: Annotated[int, typer.Option("--pattern", help="Start from pattern NU (1..M).")] = 1,
+    flip: Annotated[Optional[float], typer.Option("--flip", help="Flip this fraction of the spins in the start.")] = None,
+    flip_seed: Annotated[int, typer.Option("--flip-seed", help="Seed choosing the flipped spins (finite N_sp).")] = 0,
+    mirror: Annotated[bool, typer.Option("--mirror", help="Start from the mirror pattern.")] = False,
+    t_max: Annotated[float, typer.Option("--t-max", help="Time budget of the trajectory before giving up.")] = 2000.0,
+    paper_units: Annotated[bool, typer.Option("--paper-units", help="Occupations in the paper's normalisation.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the labelled result (with its evidence) as NetCDF.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (lists over patterns 1..M).")] = False,
+):
+    """One stationary state of the mean-field dynamics, found, verified and classified."""
+    from ..meanfield.steady import steady_state
+
+    (start,) = _starts(model, str(pattern), flip, flip_seed, mirror)
+    ds = steady_state(model, start, t_max=t_max, paper_units=paper_units)
+    if out is not None:
+        from ..io import save_dataset
+
+        save_dataset(ds, out)
+    record = {
+        "overlaps": plain(ds["overlap"].values),
+        "occupations": plain(ds["occupation"].values),
+        "converged": bool(ds["converged"]),
+        "stable": bool(ds["stable"]),
+        "classification": str(ds["classification"].values),
+        "residual": plain(ds["residual"].values),
+        "message": str(ds["message"].values),
+        "time_integrated": plain(ds["time_integrated"].values),
+        "newton_iterations": plain(ds["newton_iterations"].values),
+        "eigenvalues_real": plain(ds["eigenvalues"].values.real),
+        "eigenvalues_imag": plain(ds["eigenvalues"].values.imag),
+        "final_overlaps": plain(ds["final_overlap"].values),
+    }
+    if as_json:
+        print_json(record)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"stationary state from {start.label()}   ({model!r})")
+    for name in ("pattern", "ξ_μ", "n_μ", "ξ_μ at end of trajectory"):
+        table.add_column(name, justify="right")
+    for mu, xi, n, xf in zip(ds["pattern"].values, record["overlaps"], record["occupations"], record["final_overlaps"]):
+        fmt = lambda v: "—" if v is None else f"{v:+.8f}"  # noqa: E731
+        table.add_row(str(mu), fmt(xi), fmt(n), fmt(xf))
+    console.print(table)
+    console.print(f"classification: [bold]{record['classification']}[/bold]   residual {record['residual']:.1e}   "
+                  f"t integrated {record['time_integrated']:g}   Newton iterations {record['newton_iterations']}")
+    if record["message"]:
+        console.print(record["message"])
+
+
+@app.command()
+@model_command
+def sweep(
+    model,
+    vary: Annotated[List[str], typer.Option("--vary", help="NAME=START:STOP:COUNT or NAME=V1,V2,... (repeatable); "
+                                            "names: g0, omega, kappa, kappa_<n>, omega_mode_<n>.")],
+    pattern: Annotated[str, typer.Option("--pattern", help="'all' or a pattern number: the start(s).")] = "all",
+    flip: Annotated[Optional[float], typer.Option("--flip", help="Flip this fraction of the spins in the start(s).")] = None,
+    flip_seed: Annotated[int, typer.Option("--flip-seed")] = 0,
+    t_max: Annotated[float, typer.Option("--t-max", help="Time budget per point.")] = 2000.0,
+    paper_units: Annotated[bool, typer.Option("--paper-units")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file for the labelled result.")] = None,
+):
+    """Stationary states over a grid of model parameters (one labelled dimension per --vary)."""
+    from ..grid import parse_range
+    from ..meanfield.steady import steady_state
+
+    grid = dict(parse_range(v) for v in vary)
+    starts = _starts(model, pattern, flip, flip_seed, False)
+    t0 = time.perf_counter()
+    with Progress("sweeping") as progress:
+        ds = steady_state(model, starts, vary=grid, t_max=t_max, paper_units=paper_units, progress=progress)
+    elapsed = time.perf_counter() - t0
+    if out is not None:
+        from ..io import save_dataset
+
+        save_dataset(ds, out)
+    counts = {str(k): int(v) for k, v in zip(*np.unique(ds["classification"].values, return_counts=True))}
+    typer.echo(f"{ds['classification'].size} points in {elapsed:.1f} s: "
+               + ", ".join(f"{v} {k}" for k, v in counts.items()) + (f"; wrote {out}" if out else ""))
+
+
+@app.command()
+def figure3(
+    out: Annotated[Path, typer.Option("--out", help="Directory for figure3.png/.pdf/.nc/.csv.")] = Path("results/figure3"),
+    points: Annotated[int, typer.Option("--points", help="Number of g0 values.")] = 161,
+    g0_min: Annotated[float, typer.Option("--g0-min")] = 0.5,
+    g0_max: Annotated[float, typer.Option("--g0-max")] = 2.0,
+    paper_units: Annotated[bool, typer.Option("--paper-units", help="Occupations in the paper's normalisation.")] = False,
+):
+    """Reproduce paper Fig. 3: stationary overlaps (a) and occupations (b) vs g0 for M = 4, with Eq. (12)."""
+    try:
+        _figure3(out, points, g0_min, g0_max, paper_units)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def _figure3(out: Path, points: int, g0_min: float, g0_max: float, paper_units: bool):
+    from ..io import save_dataset
+    from ..meanfield.steady import find_critical_coupling, steady_state
+    from ..model import paper_model
+    from ..plotting import plot_phase_diagram
+    from ..results import paper_factor
+    from ..theory import critical_coupling, retrieval_occupation, retrieval_overlap
+
+    if points < 2 or not g0_max > g0_min:
+        raise ValueError("need --points ≥ 2 and --g0-max > --g0-min")
+    t0 = time.perf_counter()
+    model = paper_model()
+    M = model.n_modes
+    g0 = np.linspace(g0_min, g0_max, points)
+    with Progress("stationary states") as progress:
+        ds = steady_state(model, list(range(1, M + 1)), vary={"g0": g0}, paper_units=paper_units, progress=progress)
+    factor = paper_factor(M) if paper_units else 1.0
+    dense = np.linspace(g0_min, g0_max, 1200)
+    om, kap = model.omega_modes[:, None], model.kappa[:, None]
+    theory = {
+        "g0": dense,
+        "overlap": retrieval_overlap(dense, model.omega, om, kap),
+        "occupation": retrieval_occupation(dense, model.omega, om, kap) * factor,
+    }
+    # Eq. (12) at the computed points, stored beside the numerics
+    ds["overlap_theory"] = (("g0", "initial"), retrieval_overlap(g0[:, None], model.omega, model.omega_modes, model.kappa))
+    ds["occupation_theory"] = (("g0", "initial"), retrieval_occupation(g0[:, None], model.omega, model.omega_modes, model.kappa) * factor)
+    g_c = critical_coupling(model.omega, model.omega_modes, model.kappa)
+    g_c_num = np.array([find_critical_coupling(model, nu) for nu in range(1, M + 1)])
+    ds["g_crit_theory"] = (("initial",), g_c)
+    ds["g_crit_numerical"] = (("initial",), g_c_num)
+    elapsed = time.perf_counter() - t0
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_dataset(ds, out / "figure3.nc")
+    _write_csv(ds, out / "figure3.csv")
+    plot_phase_diagram(ds, out / "figure3", theory=theory, paper_units=paper_units)
+
+    own = np.array([[abs(ds["overlap"].values[i, j, j]) for j in range(M)] for i in range(g0.size)])
+    own_th = ds["overlap_theory"].values
+    ok = np.abs(g0[:, None] - g_c[None, :]) >= 0.01
+    worst = np.nanmax(np.where(ok, np.abs(own - own_th), 0.0))
+    classes = {str(k): int(v) for k, v in zip(*np.unique(ds["classification"].values, return_counts=True))}
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Fig. 3 model (M = {M}, Ω = 0.5, Ω_μ = Ω(μ+2), κ = 1): critical couplings")
+    for name in ("pattern", "g_c numerical", "g_c Eq. (12)", "difference"):
+        table.add_column(name, justify="right")
+    for nu in range(M):
+        table.add_row(str(nu + 1), f"{g_c_num[nu]:.6f}", f"{g_c[nu]:.6f}", f"{g_c_num[nu] - g_c[nu]:+.1e}")
+    console = Console()
+    console.print(table)
+    console.print(f"{points} × {M} stationary states in {elapsed:.1f} s ({', '.join(f'{v} {k}' for k, v in classes.items())}); "
+                  f"worst | |ξ_ν| − Eq. (12) | = {worst:.1e} where |g0 − g_c| ≥ 0.01")
+    console.print(f"wrote {out}/figure3.png, figure3.pdf, figure3.nc, figure3.csv")
+
+
+def _write_csv(ds, path: Path):
+    from ..io import atomic_path
+
+    M = ds.sizes["pattern"]
+    lines = ["g0,pattern,overlap,occupation,classification,overlap_theory,occupation_theory"]
+    for i, g in enumerate(ds["g0"].values):
+        for j in range(M):
+            sel = ds.isel(g0=i, initial=j)
+            lines.append(
+                f"{g:.10g},{j + 1},{abs(float(sel['overlap'][j])):.12g},{float(sel['occupation'][j]):.12g},"
+                f"{sel['classification'].item()},{float(sel['overlap_theory']):.12g},{float(sel['occupation_theory']):.12g}"
+            )
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
