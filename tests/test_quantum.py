@@ -132,23 +132,28 @@ def test_reduced_problem_matches_individual_spins(M, N, seed, initial, fock, t_f
     assert ds.occupation.values.max() > 1e-3
 
 
-def test_three_modes_match_individual_spins():
-    """M = 3, N_sp = 4 with 3 groups (one holds two spins), a corrupted pattern splitting that group."""
-    G = random_patterns(3, 4, 31, min_groups=3, max_groups=3)
-    initial = CorruptedPattern(2, n_flip=1, seed=1)
-    assert build(model_for(G), initial, fock=3).n_blocks == 4  # the flip splits the two-spin group
+THREE_MODE_CASES = [
+    # (pattern seed, initial, groups): 3 modes, 4 spins, Fock cutoff 3 per mode, t ≤ 2
+    pytest.param(31, CorruptedPattern(2, n_flip=1, seed=1), 3, id="corrupted-splits-a-group"),
+    pytest.param(32, PatternState(3), 3, id="pattern3"),
+    pytest.param(34, PatternState(1, sign=-1), 2, id="mirror1"),
+    pytest.param(31, CorruptedPattern(2, n_flip=1, seed=0), 3, id="corrupted", marks=pytest.mark.slow),
+    pytest.param(33, CorruptedPattern(1, n_flip=2, seed=2), 2, id="corrupted2", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("seed, initial, n_groups", THREE_MODE_CASES)
+def test_three_modes_match_individual_spins(seed, initial, n_groups):
+    G = random_patterns(3, 4, seed, min_groups=n_groups, max_groups=n_groups)
     err, ds = check_against_brute_force(G, initial, fock=3, t_final=2.0, n_times=11)
     assert max(err.values()) <= 1e-6, err
-    assert ds.sizes["group"] == 3
+    assert ds.sizes["group"] == n_groups
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed, initial", [(31, CorruptedPattern(2, n_flip=1, seed=0)), (32, PatternState(3)),
-                                           (33, CorruptedPattern(1, n_flip=2, seed=2)), (34, PatternState(1, sign=-1))])
-def test_three_modes_match_individual_spins_more(seed, initial):
-    G = random_patterns(3, 4, seed, min_groups=2, max_groups=3)
-    err, _ = check_against_brute_force(G, initial, fock=3, t_final=2.0, n_times=11)
-    assert max(err.values()) <= 1e-6, err
+def test_corrupted_pattern_splits_a_group_into_blocks():
+    G = random_patterns(3, 4, 31, min_groups=3, max_groups=3)
+    p = build(model_for(G), CorruptedPattern(2, n_flip=1, seed=1), fock=3)
+    assert p.n_groups == 3 and p.n_blocks == 4 and sorted(p.block_sizes.tolist()) == [1, 1, 1, 1]
 
 
 def test_random_product_state_matches_individual_spins():
@@ -330,3 +335,57 @@ def test_bad_input_is_rejected_with_a_clear_message():
         solve(model, 1, method="rk4")
     with pytest.raises(ValueError, match="pattern"):
         solve(model, 5)
+
+
+# ----------------------------------------------------------------------------- quantum trajectories
+@pytest.fixture(scope="module")
+def sixteen_spins():
+    """N_sp = 16, M = 1, pattern 1, t ≤ 4 at a common (small) cutoff: master equation reference."""
+    model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=16, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        me = solve(model, 1, t_final=4.0, times=21, fock=12, **TIGHT)
+    return model, me
+
+
+def _trajectories(model, ntraj, seed):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        return solve(model, 1, t_final=4.0, times=21, fock=12, method="mcsolve", ntraj=ntraj, seed=seed)
+
+
+def test_trajectories_agree_with_master_equation_within_three_sigma(sixteen_spins):
+    model, me = sixteen_spins
+    mc = _trajectories(model, 300, seed=1)
+    for name in ("overlap", "occupation", "cost"):
+        diff = np.abs(mc[name].values - me[name].values)
+        sigma = mc[f"{name}_error"].values
+        assert np.all(diff <= 3 * sigma + 1e-10), (name, np.max(diff / (sigma + 1e-300)))
+    # the error bars are informative: the trajectory mean tracks the dynamics, not just the start
+    assert mc.overlap_error.values[1:].max() < 0.05 < np.ptp(me.overlap.values)
+    assert mc.overlap_error.values[1] > 0  # early times: few jumps, yet an honest (non-zero) error bar
+
+
+def test_trajectory_error_bars_shrink_as_inverse_square_root(sixteen_spins):
+    model, _ = sixteen_spins
+    small = _trajectories(model, 100, seed=2)
+    large = _trajectories(model, 400, seed=3)
+    late = slice(5, None)  # t ≥ 1: most trajectories have jumped
+    for name in ("overlap_error", "occupation_error", "cost_error"):
+        ratio = np.mean(small[name].values[late]) / np.mean(large[name].values[late])
+        assert 1.6 < ratio < 2.5, (name, ratio)
+
+
+def test_method_is_chosen_by_size_and_reported():
+    small = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=4, seed=1)
+    ds = solve(small, 1, t_final=1.0, times=5, cost=False)
+    assert ds.attrs["method"] == "mesolve" and "overlap_error" not in ds
+    large = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=60, seed=1)
+    fractions = []
+    ds = solve(large, 1, t_final=0.3, times=4, fock=60, ntraj=4, seed=0, progress=fractions.append)
+    assert ds.attrs["method"] == "mcsolve" and ds.attrs["dimension"] > 1000 and ds.attrs["ntraj"] == 4
+    assert "overlap_error" in ds and "cost_error" in ds
+    assert fractions[-1] == pytest.approx(1.0) and np.all(np.diff(fractions) > 0)
+    # an explicit method overrides the choice
+    ds = solve(small, 1, t_final=1.0, times=5, method="mcsolve", ntraj=10, seed=0, cost=False)
+    assert ds.attrs["method"] == "mcsolve"

@@ -11,10 +11,10 @@
 
 from .problem import QuantumProblem, QutipProblem, build
 from .solve import (
-    DEFAULT_TOL, METHODS, FockCutoffWarning, Propagation, cost_function, initial_cost, propagate, solve,
+    AUTO_MASTER_EQUATION_DIM, DEFAULT_TOL, METHODS, FockCutoffWarning, Propagation, cost_function, initial_cost, propagate, solve,
 )
 
 __all__ = [
     "QuantumProblem", "QutipProblem", "build", "solve", "propagate", "Propagation", "FockCutoffWarning",
-    "cost_function", "initial_cost", "DEFAULT_TOL", "METHODS",
+    "cost_function", "initial_cost", "DEFAULT_TOL", "METHODS", "AUTO_MASTER_EQUATION_DIM",
 ]

@@ -30,10 +30,15 @@ from ..model import DickeModel
 from ..states import InitialState, as_initial_state
 from .problem import QuantumProblem, _fock_tuple, build
 
-__all__ = ["solve", "propagate", "Propagation", "FockCutoffWarning", "DEFAULT_TOL", "METHODS"]
+__all__ = ["solve", "propagate", "Propagation", "FockCutoffWarning", "DEFAULT_TOL", "METHODS", "AUTO_MASTER_EQUATION_DIM"]
 
 DEFAULT_TOL = 1e-6
-METHODS = ("mesolve", "expm")
+METHODS = ("mesolve", "expm", "mcsolve")
+#: ``method="auto"`` integrates the master equation up to this Hilbert-space dimension (at the first cutoff
+#: tried), trajectories above. Measured (2 shared cores): d = 544 (N_sp = 16, n_c = 32) takes 26 s for
+#: t ≤ 10; the cost grows ≈ d² × n_c, so d = 1000 is a few minutes.
+AUTO_MASTER_EQUATION_DIM = 1000
+_MAX_DIM = {"mesolve": 1500, "expm": 1500, "mcsolve": 200_000}
 _COMPONENTS = ("x", "y", "z")
 
 
@@ -50,13 +55,18 @@ class Propagation:
     values: dict
     elapsed: float
     method: str
+    errors: dict | None = None  # trajectories: standard error of the mean of every value
+    runs: dict | None = None  # trajectories: per-trajectory values (ntraj, T)
+    ntraj: int = 0
+    strata: object = None  # trajectories: the exact no-jump branch (_Strata)
 
     def real(self, name: str) -> np.ndarray:
         return np.real(self.values[name])
 
-    def per_pattern(self, prefix: str) -> np.ndarray:
-        """(T, M) array of ``<prefix>_<μ>``."""
-        return np.stack([self.values[f"{prefix}_{mu + 1}"] for mu in range(self.problem.n_modes)], axis=1)
+    def per_pattern(self, prefix: str, source: dict | None = None) -> np.ndarray:
+        """(T, M) array of ``<prefix>_<μ>`` (from ``values``, or from ``source``, e.g. ``errors``)."""
+        source = self.values if source is None else source
+        return np.stack([source[f"{prefix}_{mu + 1}"] for mu in range(self.problem.n_modes)], axis=1)
 
     def truncation(self) -> np.ndarray:
         """Largest population of the top Fock level of each mode over the window, (M,)."""
@@ -135,14 +145,18 @@ def propagate(
     rtol: float = 1e-6,
     squares: bool = False,
     tail: int = 3,
+    ntraj: int = 500,
+    seed: int | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> Propagation:
-    """Run the master equation of ``problem`` and record every observable of
-    :meth:`QuantumProblem.observables` at ``times`` (the first time is the initial state).
+    """Run the dynamics of ``problem`` and record every observable of :meth:`QuantumProblem.observables`
+    at ``times`` (the first time is the initial state).
 
-    ``squares`` adds S_{a,k}² (for E_N); ``tail`` records the populations of that many Fock levels below
-    the top (for :meth:`Propagation.tail_ratio`). ``progress`` is called with the fraction of the time
-    window done after every output time.
+    ``method``: ``"mesolve"``, ``"expm"`` (master equation) or ``"mcsolve"`` (``ntraj`` quantum-jump
+    trajectories from QuTiP's ``mcsolve``, seeded by ``seed``; the values are trajectory means and
+    ``errors`` their standard errors). ``squares`` adds S_{a,k}² (for E_N); ``tail`` records the populations
+    of that many Fock levels below the top (for :meth:`Propagation.tail_ratio`). ``progress`` is called with
+    the fraction of the work done (after every output time, or every batch of trajectories).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -156,6 +170,8 @@ def propagate(
     records = [_expectations(rho, diag_ops, full_ops)]
     span = t[-1] - t[0] if t.size > 1 else 1.0
     start = _time.perf_counter()
+    if method == "mcsolve":
+        return _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress)
     if method == "mesolve":
         import qutip
 
@@ -183,6 +199,106 @@ def propagate(
     elapsed = _time.perf_counter() - start
     values = {name: np.array([r[name] for r in records]) for name in records[0]}
     return Propagation(problem=problem, times=t, values=values, elapsed=elapsed, method=method)
+
+
+@dataclass(frozen=True)
+class _Strata:
+    """Exact no-jump branch of the trajectories: with p0(t) the probability of no jump up to t (the squared
+    norm of the unnormalised no-jump state) and x0(t) its expectation values, the master-equation value is
+    ⟨x⟩(t) = p0 x0 + (1 − p0) E[x(t) | a jump before t]; only the second term is sampled (stratified
+    sampling), so early times, where few trajectories have jumped, get honest error bars instead of zero."""
+
+    jumped: np.ndarray  # (ntraj, T) bool: the trajectory jumped at or before t
+    p0: np.ndarray  # (T,)
+    nojump: dict  # name -> (T,) expectation values on the normalised no-jump state
+    bounds: dict  # name -> bound on |x − x0| (2‖O‖), used where fewer than two trajectories have jumped
+
+    def estimate(self, samples: np.ndarray, x0: np.ndarray, bound: float | None = None):
+        """(mean, standard error) over time from per-trajectory samples (ntraj, T)."""
+        J = self.jumped
+        n = J.sum(axis=0)
+        w = 1.0 - self.p0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cond_mean = np.where(n > 0, np.sum(np.where(J, samples, 0), axis=0) / np.maximum(n, 1), x0)
+            dev = np.where(J, samples - cond_mean, 0)
+            var = lambda d: np.sum(d**2, axis=0) / np.maximum(n - 1, 1) / np.maximum(n, 1)  # noqa: E731
+            err = np.sqrt(var(np.real(dev)))
+            if np.iscomplexobj(samples):
+                err = err + 1j * np.sqrt(var(np.imag(dev)))
+        if bound is None:  # empirical range of the jumped samples
+            bound = float(np.max(np.abs(np.where(J, samples - x0, 0)), initial=0.0)) or np.nan
+        few = n < 2
+        err = np.where(few, bound * (1 + (1j if np.iscomplexobj(samples) else 0)), err)
+        mean = self.p0 * x0 + w * cond_mean
+        return mean, w * err
+
+
+def _nojump_branch(problem: QuantumProblem, t, ops: dict):
+    """p0(t) and the expectation values on the normalised no-jump state (exact propagator expm_multiply)."""
+    from scipy.sparse.linalg import expm_multiply
+
+    K = -1j * problem.hamiltonian
+    for c in problem.collapse_operators:
+        K = K - 0.5 * (c.getH() @ c)
+    K = K.tocsc()
+    psi = problem.initial_ket.copy()
+    states = [psi]
+    for t0, t1 in zip(t[:-1], t[1:]):
+        psi = expm_multiply(K * (t1 - t0), psi)
+        states.append(psi)
+    states = np.array(states)  # (T, d)
+    p0 = np.real(np.sum(np.abs(states) ** 2, axis=1))
+    unit = states / np.sqrt(p0)[:, None]
+    values = {name: np.einsum("ti,ti->t", unit.conj(), (op @ unit.T).T) for name, op in ops.items()}
+    return np.minimum(p0, 1.0), values
+
+
+def _op_bound(op: sp.spmatrix) -> float:
+    """2‖O‖ bounded by the max row sum: no two states' ⟨O⟩ differ by more."""
+    return float(2.0 * np.max(np.abs(op).sum(axis=1))) if op.nnz else 0.0
+
+
+def _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress) -> Propagation:
+    """Quantum-jump trajectories (QuTiP ``mcsolve``), in batches so that progress can be reported;
+    averaged with the exact no-jump branch as a separate stratum (see :class:`_Strata`)."""
+    import qutip
+
+    if isinstance(ntraj, bool) or int(ntraj) != ntraj or ntraj < 2:
+        raise ValueError(f"ntraj must be an integer ≥ 2 (error bars need two trajectories), got {ntraj!r}")
+    ntraj = int(ntraj)
+    q = problem.to_qutip(squares=False)
+    ops = dict(problem.observables(squares, tail))
+    e_ops = {name: qutip.Qobj(op, dims=q.hamiltonian.dims) for name, op in ops.items()}
+    seeds = np.random.SeedSequence(seed).spawn(ntraj)
+    batch = max(1, -(-ntraj // 10))
+    runs = {name: [] for name in e_ops}
+    first_jump = []
+    start = _time.perf_counter()
+    done = 0
+    while done < ntraj:
+        n = min(batch, ntraj - done)
+        res = qutip.mcsolve(
+            q.hamiltonian, q.psi0, t, q.collapse_operators, e_ops=e_ops, ntraj=n, seeds=seeds[done:done + n],
+            options={"keep_runs_results": True, "progress_bar": False, "atol": atol, "rtol": rtol, "map": "serial"},
+        )
+        for name in e_ops:
+            runs[name].append(np.asarray(res.runs_e_data[name]).reshape(n, t.size))
+        first_jump += [float(c[0]) if len(c) else np.inf for c in res.col_times]
+        done += n
+        if progress is not None:
+            progress(done / ntraj)
+    p0, nojump = _nojump_branch(problem, t, ops)
+    elapsed = _time.perf_counter() - start
+    runs = {name: np.concatenate(v, axis=0) for name, v in runs.items()}
+    strata = _Strata(
+        jumped=np.asarray(first_jump)[:, None] <= t[None, :], p0=p0, nojump=nojump,
+        bounds={name: _op_bound(op) for name, op in ops.items()},
+    )
+    values, errors = {}, {}
+    for name, v in runs.items():
+        values[name], errors[name] = strata.estimate(v, nojump[name], strata.bounds[name])
+    return Propagation(problem=problem, times=t, values=values, elapsed=elapsed, method="mcsolve",
+                       errors=errors, runs=runs, ntraj=ntraj, strata=strata)
 
 
 # ------------------------------------------------------------------------------------ Fock cutoff
@@ -272,6 +388,31 @@ def _search_fock(problem: QuantumProblem, t, tol, first, run_kwargs, max_dim, ma
         prev, fock = run, nxt
 
 
+def _search_fock_by_indicator(problem, t, tol, first, run_kwargs, max_dim, max_fock, progress) -> _CutoffSearch:
+    """Trajectories: enlarge the cutoff until the top-level population is ≤ tol/10 (no change measured)."""
+    history = []
+    fock = np.asarray(first) if max_fock is None else np.minimum(first, max_fock)
+    while True:
+        p = problem.with_fock(fock)
+        if p.dim > max_dim:
+            raise ValueError(f"Fock cutoff {list(p.fock)} gives dimension {p.dim} > max_dim = {max_dim}; raise max_dim")
+        run = propagate(p, t, progress=progress, **run_kwargs)
+        history.append((tuple(p.fock), run.truncation().tolist(), math.nan, run.elapsed))
+        if np.all(run.truncation() <= tol / 10):
+            return _CutoffSearch(run, tuple(p.fock), math.nan, True, history)
+        nxt = _next_fock(run, tol)
+        if max_fock is not None:
+            nxt = np.minimum(nxt, max_fock)
+            if np.array_equal(nxt, p.fock):
+                warnings.warn(
+                    f"Fock cutoff not converged at max_fock = {max_fock}: the top level holds up to "
+                    f"{run.truncation().max():.3g} of the population (> tol/10 = {tol / 10:g})",
+                    FockCutoffWarning, stacklevel=3,
+                )
+                return _CutoffSearch(run, tuple(p.fock), math.nan, False, history)
+        fock = nxt
+
+
 # ------------------------------------------------------------------------------------ cost function
 def cost_function(run: Propagation, meanfield) -> np.ndarray:
     """E_N(t) of paper Eq. 9 in the paper's normalisation (GUIDE §3), against a mean-field trajectory.
@@ -281,22 +422,26 @@ def cost_function(run: Propagation, meanfield) -> np.ndarray:
     same times, same initial state): its ``bloch`` (time, group, component) and ``alpha`` (per spin).
     Needs a run with ``squares=True``.
     """
-    p = run.problem
+    return _cost(run.values, run.problem, meanfield)
+
+
+def _cost(values: dict, p: QuantumProblem, meanfield) -> np.ndarray:
+    """E_N from expectation values (arrays over time, or (ntraj, T) per trajectory: E_N is linear in them)."""
     sizes = p.grouping.sizes.astype(float)
     N_sp = p.n_spins
     N = N_sp / 2 ** (p.n_modes - 1)
     m_mf = np.asarray(meanfield["bloch"].values)  # (T, K, 3)
     alpha_mf = np.asarray(meanfield["alpha"].values) * math.sqrt(N_sp / N)  # paper normalisation
-    total = np.zeros(run.times.size)
+    total = 0.0
     for k in range(p.n_groups):
         for c, a in enumerate(_COMPONENTS):
-            s1 = np.real(run.values[f"m{a}_{k + 1}"])  # ⟨S⟩/n_k
-            s2 = np.real(run.values[f"S{a}2_{k + 1}"]) / sizes[k] ** 2  # ⟨S²⟩/n_k²
+            s1 = np.real(values[f"m{a}_{k + 1}"])  # ⟨S⟩/n_k
+            s2 = np.real(values[f"S{a}2_{k + 1}"]) / sizes[k] ** 2  # ⟨S²⟩/n_k²
             m = m_mf[:, k, c]
             total += s2 - 2.0 * m * s1 + m**2
     for mu in range(p.n_modes):
-        a_q = run.values[f"alpha_{mu + 1}"] * math.sqrt(N_sp / N)  # ⟨a⟩/√N
-        n_q = np.real(run.values[f"occupation_{mu + 1}"]) * N_sp / N  # ⟨a†a⟩/N
+        a_q = values[f"alpha_{mu + 1}"] * math.sqrt(N_sp / N)  # ⟨a⟩/√N
+        n_q = np.real(values[f"occupation_{mu + 1}"]) * N_sp / N  # ⟨a†a⟩/N
         al = alpha_mf[:, mu]
         # ⟨A†A + AA†⟩ with A = a/√N − α: (2⟨a†a⟩ + 1)/N − 4 Re(ᾱ⟨a⟩/√N) + 2|α|²
         total += 2.0 * n_q + 1.0 / N - 4.0 * np.real(np.conj(al) * a_q) + 2.0 * np.abs(al) ** 2
@@ -324,15 +469,17 @@ def solve(
     times: int | Sequence[float] = 101,
     fock: str | int | Sequence[int] = "auto",
     tol: float = DEFAULT_TOL,
-    method: str = "mesolve",
+    method: str = "auto",
     cost: bool = True,
     atol: float | None = None,
     rtol: float | None = None,
-    max_dim: int = 2500,
+    max_dim: int | None = None,
     max_fock: int | None = None,
+    ntraj: int = 500,
+    seed: int | None = None,
     progress: Callable[[float], None] | None = None,
 ):
-    """Exact finite-N dynamics (Lindblad master equation) in the reduced basis.
+    """Exact finite-N dynamics (Lindblad master equation or quantum trajectories) in the reduced basis.
 
     Parameters
     ----------
@@ -352,14 +499,23 @@ def solve(
     tol:
         Target accuracy of overlaps and occupations (also sets the integrator tolerances).
     method:
-        ``"mesolve"`` (QuTiP, DOP853) or ``"expm"`` (sparse Liouvillian exponential, exact to double precision).
+        ``"auto"`` (default): ``"mesolve"`` if the first cutoff tried gives a dimension ≤
+        :data:`AUTO_MASTER_EQUATION_DIM`, else ``"mcsolve"``; the choice is in ``attrs["method"]``.
+        ``"mesolve"`` (QuTiP, DOP853), ``"expm"`` (sparse Liouvillian exponential, exact to double
+        precision) or ``"mcsolve"`` (``ntraj`` quantum-jump trajectories with QuTiP, seeded by ``seed``;
+        every variable gets a ``<name>_error``, the standard error of the trajectory mean). For trajectories
+        ``fock="auto"`` is judged by the truncation indicator only (top-level population ≤ tol/10;
+        ``fock_change`` is NaN): differences between two cutoffs would be buried in statistical noise.
     cost:
         Also integrate mean field (:func:`opendicke.evolve`) from the same state and compute the paper's cost
         function E_N(t) (Eq. 9, paper normalisation) with the mean-field overlaps and occupations.
     atol, rtol:
         Integrator tolerances (default: min(1e-8, tol/100) and min(1e-6, tol)).
     max_dim, max_fock:
-        Limits on the Hilbert-space dimension and on the cutoff of the automatic search.
+        Limits on the Hilbert-space dimension (default 1500 for the master equation, 200 000 for
+        trajectories) and on the cutoff of the automatic search.
+    ntraj, seed:
+        Number of trajectories and the seed of their random numbers (``"mcsolve"``).
     progress:
         Called with the fraction of the time window done (per run of the cutoff search).
 
@@ -377,15 +533,16 @@ def solve(
         raise ValueError("the exact quantum dynamics needs a finite n_spins (give n_spins or patterns)")
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number, got {tol!r}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in METHODS + ("auto",):
+        raise ValueError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
+    if isinstance(fock, str) and fock != "auto":
+        raise ValueError(f"fock must be 'auto' or a number of Fock levels, got {fock!r}")
     start = as_initial_state(initial)
     t = _output_times(t_final, times)
     if t[0] != 0.0:
         raise ValueError("times must start at 0 (the initial state)")
     atol = min(1e-8, tol / 100) if atol is None else float(atol)
     rtol = min(1e-6, tol) if rtol is None else float(rtol)
-    run_kwargs = dict(method=method, atol=atol, rtol=rtol, squares=cost, tail=3)
 
     meanfield = None
     if cost or isinstance(fock, str):
@@ -393,15 +550,24 @@ def solve(
 
         meanfield = evolve(model, start, times=t, representation="groups")
     problem = build(model, start, fock=2)
+    if isinstance(fock, str):
+        peak = model.n_spins * np.asarray(meanfield["occupation"].values).max(axis=0)
+        first = _initial_fock(peak)
+    else:
+        first = _fock_tuple(fock, model.n_modes)
+    if method == "auto":
+        method = "mesolve" if problem.with_fock(first).dim <= AUTO_MASTER_EQUATION_DIM else "mcsolve"
+    max_dim = _MAX_DIM[method] if max_dim is None else int(max_dim)
+    run_kwargs = dict(method=method, atol=atol, rtol=rtol, squares=cost, tail=3)
+    if method == "mcsolve":
+        run_kwargs.update(ntraj=ntraj, seed=seed)
     wall = _time.perf_counter()
     if isinstance(fock, str):
-        if fock != "auto":
-            raise ValueError(f"fock must be 'auto' or a number of Fock levels, got {fock!r}")
-        peak = model.n_spins * np.asarray(meanfield["occupation"].values).max(axis=0)
-        search = _search_fock(problem, t, tol, _initial_fock(peak), run_kwargs, max_dim, max_fock, progress)
+        finder = _search_fock_by_indicator if method == "mcsolve" else _search_fock
+        search = finder(problem, t, tol, first, run_kwargs, max_dim, max_fock, progress)
         run, change, converged, history = search.run, search.change, search.converged, search.history
     else:
-        p = problem.with_fock(_fock_tuple(fock, model.n_modes))
+        p = problem.with_fock(first)
         if p.dim > max_dim:
             raise ValueError(f"fock = {fock} gives dimension {p.dim} > max_dim = {max_dim}; raise max_dim to run it")
         run = propagate(p, t, progress=progress, **run_kwargs)
@@ -414,10 +580,11 @@ def solve(
                 FockCutoffWarning, stacklevel=2,
             )
     total = _time.perf_counter() - wall
-    return _dataset(model, start, run, meanfield if cost else None, change, converged, history, tol, atol, rtol, total)
+    return _dataset(model, start, run, meanfield if cost else None, change, converged, history, tol, atol, rtol, total,
+                    seed if method == "mcsolve" else None)
 
 
-def _dataset(model, start, run: Propagation, meanfield, change, converged, history, tol, atol, rtol, total):
+def _dataset(model, start, run: Propagation, meanfield, change, converged, history, tol, atol, rtol, total, seed=None):
     import json
 
     import xarray as xr
@@ -441,8 +608,19 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
         "fock_converged": ((), int(bool(converged))),
         "couplings": (("pattern", "group"), p.grouping.f.astype(np.int8)),
     }
+    if run.errors is not None:
+        err = run.errors
+        data["overlap_error"] = (("time", "pattern"), np.real(run.per_pattern("overlap", err)))
+        data["occupation_error"] = (("time", "pattern"), np.real(run.per_pattern("occupation", err)))
+        data["alpha_error"] = (("time", "pattern"), run.per_pattern("alpha", err))
+        data["bloch_error"] = (("time", "group", "component"), np.stack(
+            [np.stack([np.real(err[f"m{a}_{k + 1}"]) for a in _COMPONENTS], axis=-1) for k in range(K)], axis=1))
     if meanfield is not None:
         data["cost"] = (("time",), cost_function(run, meanfield))
+        if run.runs is not None:
+            mean, err = run.strata.estimate(_cost(run.runs, p, meanfield), _cost(run.strata.nojump, p, meanfield))
+            data["cost"] = (("time",), mean)
+            data["cost_error"] = (("time",), err)
         data["cost_initial"] = ((), initial_cost(p))
         data["overlap_meanfield"] = (("time", "pattern"), np.asarray(meanfield["overlap"].values))
         data["occupation_meanfield"] = (("time", "pattern"), np.asarray(meanfield["occupation"].values))
@@ -475,6 +653,8 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
             for f, tr, ch, sec in history
         ]),
         "elapsed_seconds": total,
+        "ntraj": run.ntraj,
+        "seed": -1 if seed is None else int(seed),
         "frame": "gauged (pi rotation about x on spins with G[1,j] = -1) for bloch; overlaps are frame-independent",
         "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp; cost E_N in the paper's normalisation",
         "opendicke_version": __version__,
