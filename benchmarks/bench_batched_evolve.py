@@ -6,7 +6,8 @@ Work: the paper's Fig. 3 model (M = 4, Ω = 0.5, Ω_μ = Ω(μ+2), κ = 1), 100 
 * ours:  ``opendicke.evolve`` — one vectorised batch, per-point DOP853 error control (rtol 1e-10, atol 1e-12).
 * naive: a Python loop of ``scipy.integrate.solve_ivp(method="DOP853")`` with a plain numpy right-hand side
   for one point (the per-spin equations of GUIDE §2 in the group form), at the loosest rtol from a ladder
-  that is at least as accurate as ours on the reference subset (equal accuracy).
+  whose worst error on the reference subset is within a factor 2 of ours (equal accuracy, rounded in the
+  naive loop's favour: the ladder steps by 10×, so it may land up to 5× less accurate than ours).
 * accuracy: max |Δy| at t = 200 over a random subset of points against solve_ivp DOP853 at rtol 1e-13.
   Some starts sit on an invariant subspace that is transversally unstable (e.g. pattern 2 just below its
   threshold, where pattern 1 captures it): there roundoff decides the outcome and no two codes agree at
@@ -111,7 +112,7 @@ def main():
     for rtol in (1e-8, 1e-9, 1e-10, 1e-11, 1e-12):
         err = np.abs(run_naive(model, g0s, starts, subset, rtol, rtol * 1e-2) - reference).max()
         print(f"  naive calibration: rtol {rtol:.0e} → max error {err:.1e}", flush=True)
-        if err <= err_ours:
+        if err <= 2 * err_ours:
             naive_rtol, err_naive = rtol, err
             break
     if naive_rtol is None:
