@@ -389,3 +389,17 @@ def test_method_is_chosen_by_size_and_reported():
     # an explicit method overrides the choice
     ds = solve(small, 1, t_final=1.0, times=5, method="mcsolve", ntraj=10, seed=0, cost=False)
     assert ds.attrs["method"] == "mcsolve"
+
+
+def test_results_round_trip_through_netcdf(tmp_path):
+    from opendicke.io import load_dataset, save_dataset
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.0, n_spins=4, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        for method in ("mesolve", "mcsolve"):
+            ds = solve(model, 1, t_final=1.0, times=5, fock=4, method=method, ntraj=6, seed=1)
+            back = load_dataset(save_dataset(ds, tmp_path / f"{method}.nc"))
+            xr_testing = pytest.importorskip("xarray.testing")
+            xr_testing.assert_allclose(ds, back)
+            assert back.attrs["method"] == method and back.alpha.dtype.kind == "c"
