@@ -92,3 +92,23 @@ def test_bad_input_gives_clear_error(args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_quantum_json_contract_small_model():
+    out = run_json("quantum", "--omega-modes", "1.5", "--n-spins", "3", "--t-final", "1", "--times", "3", "--fock", "12")
+    assert set(out) >= {"t", "overlaps", "occupations", "cost", "method", "fock", "truncation_error"}
+    assert np.array(out["overlaps"]).shape == (1, 3) and len(out["cost"]) == 3
+    assert out["overlaps"][0][0] == pytest.approx(1.0) and out["fock"] == [12]
+    assert out["truncation_error"] < 1e-6
+
+
+def test_quantum_needs_finite_model():
+    result = runner.invoke(app, ["quantum", "--t-final", "1"])
+    assert result.exit_code == 2 and "--n-spins" in result.output
+
+
+def test_convergence_writes_files_and_fits_a_slope(tmp_path):
+    out = run_json("convergence", "--omega-modes", "1.5", "--n-spins", "2,3", "--t-final", "1", "--times", "5",
+                   "--out", str(tmp_path))
+    assert out["n_spins"] == [2, 3] and len(out["deviation"]) == 2 and np.isfinite(out["slope"])
+    assert {"convergence.nc", "convergence.png", "convergence.pdf"} <= {p.name for p in tmp_path.iterdir()}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_evolution", "plot_phase_diagram", "save_figure", "pattern_color", "COLUMN_WIDTH"]
+__all__ = ["plot_evolution", "plot_phase_diagram", "plot_convergence", "save_figure", "pattern_color", "COLUMN_WIDTH"]
 
 COLUMN_WIDTH = 3.4  # inches, one column of Phys. Rev. Lett.
 
@@ -131,6 +131,38 @@ def plot_phase_diagram(ds, path=None, *, theory=None, paper_units: bool = False)
     handles += [Line2D([], [], color="k", lw=1.0), Line2D([], [], ls="", marker="o", color="k", fillstyle="none", ms=3)]
     labels += ["Eq. (12)", "unstable in full space"]
     ax_a.legend(handles, labels, loc="lower right", frameon=False, ncol=2)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_convergence(ds, path=None):
+    """(a) max_t |ξ_N − ξ_MF| vs N on log-log axes with the fitted power law; (b) N·E_N(t) for every N."""
+    plt = _plt()
+    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH, 2.4))
+    n = ds["n_spins"].values
+    d = ds["deviation"].values
+    ax_a.loglog(n, d, "o", color="k", ms=4)
+    slope, pre = ds.attrs.get("slope", np.nan), ds.attrs.get("prefactor", np.nan)
+    if np.isfinite(slope):
+        grid = np.geomspace(n.min(), n.max(), 50)
+        ax_a.loglog(grid, pre * grid**slope, "--", color="C3", lw=1, label=f"fit $\\propto N_{{sp}}^{{{slope:.2f}}}$")
+        ax_a.legend(frameon=False)
+    from matplotlib.ticker import LogFormatter, ScalarFormatter
+
+    ax_a.xaxis.set_major_formatter(ScalarFormatter())
+    ax_a.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax_a.set_xlabel("number of spins $N_{sp}$")
+    ax_a.set_ylabel("$\\max_t |\\xi^N(t) - \\xi^{MF}(t)|$")
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, n.size))
+    for i, size in enumerate(n):
+        ax_b.plot(ds["time"].values, ds["scaled_cost"].isel(n_spins=i).values, color=colors[i], label=f"$N_{{sp}}={size}$")
+    ax_b.set_xlabel("time $t$ (units of $1/\\kappa$)")
+    ax_b.set_ylabel("$N\\,\\mathcal{E}_N(t)$ (Eq. 9)")
+    ax_b.legend(frameon=False, fontsize=6)
+    ax_a.text(0.03, 0.05, "(a)", transform=ax_a.transAxes)
+    ax_b.text(0.03, 0.9, "(b)", transform=ax_b.transAxes)
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)

@@ -174,7 +174,7 @@ def demo(
         fail(str(exc))
 
 
-from . import stationary  # noqa: E402,F401  (registers steady, sweep, figure3)
+from . import quantum, stationary  # noqa: E402,F401  (register their commands)
 
 
 def main():  # console-script entry point

@@ -81,17 +81,24 @@ def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, 
     return model_from_dict(data)
 
 
-def model_command(func):
-    """Give a command all model options and pass it the built model as ``model``; ValueErrors exit cleanly."""
+def model_command(func=None, *, omit: tuple[str, ...] = ()):
+    """Give a command the model options and pass it the built model as ``model``; ValueErrors exit cleanly.
+
+    ``omit`` leaves some model options out (a command that defines its own ``--n-spins``, say); the
+    command then receives those option values itself and the model is built without them.
+    """
+    if func is None:
+        return lambda f: model_command(f, omit=omit)
     sig = inspect.signature(func)
+    names = [name for name in MODEL_OPTION_NAMES if name not in omit]
     extra = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[tp, opt])
-        for name, (tp, opt) in _MODEL_OPTIONS.items()
+        for name, (tp, opt) in _MODEL_OPTIONS.items() if name in names
     ]
 
     @functools.wraps(func)
     def wrapper(**kwargs):
-        options = {name: kwargs.pop(name) for name in MODEL_OPTION_NAMES}
+        options = {name: kwargs.pop(name) for name in names}
         try:
             model = build_model(**options)
             return func(model=model, **kwargs)
