@@ -30,7 +30,7 @@ def pattern_color(mu: int):
     """Colour of pattern μ (1-based), the same in every figure."""
     import matplotlib
 
-    return matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, 8))[(mu - 1) % 8] if mu <= 8 else f"C{mu % 10}"
+    return matplotlib.colormaps["tab10"]((mu - 1) % 10)
 
 
 def save_figure(fig, path: str | Path) -> list[Path]:
@@ -91,8 +91,9 @@ def plot_phase_diagram(ds, path=None, *, theory=None, paper_units: bool = False)
     """Paper Fig. 3: stationary |ξ_ν| (a) and occupation n_ν (b) vs g0, each pattern started from itself.
 
     ``ds`` is a steady-state result with dims (g0, initial, pattern) where initial state i is pattern i+1.
-    Markers are the numerics (filled: stable fixed point; open: marginal or unstable in the full space,
-    i.e. held only because the start lies on an invariant subspace; ×: not converged); lines are Eq. (12)
+    Markers are the numerics (filled: stable against every perturbation; open: stable only on the start's
+    invariant subspace, i.e. ``full_space_stability`` is not "stable"; ×: not stationary or not converged,
+    at the trajectory's final overlap); lines are Eq. (12)
     from ``theory`` = {"g0": grid, "overlap": (pattern, g0), "occupation": (pattern, g0)}.
     """
     plt = _plt()
@@ -104,7 +105,10 @@ def plot_phase_diagram(ds, path=None, *, theory=None, paper_units: bool = False)
         sel = ds.isel(initial=i).sel(pattern=mu)
         xi = np.abs(sel["overlap"].values)
         occ = sel["occupation"].values
-        cls = sel["classification"].values
+        cls = sel["classification"].values.astype(object)
+        if "full_space_stability" in sel:
+            robust = sel["full_space_stability"].values == "stable"
+            cls = np.where((cls == "stable") & ~robust, "unstable", cls)
         if theory is not None:
             ax_a.plot(theory["g0"], theory["overlap"][i], color=c, lw=1.0, zorder=1)
             ax_b.plot(theory["g0"], theory["occupation"][i], color=c, lw=1.0, zorder=1)

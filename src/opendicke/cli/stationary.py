@@ -158,7 +158,7 @@ def _figure3(out: Path, points: int, g0_min: float, g0_max: float, paper_units: 
     ds["overlap_theory"] = (("g0", "initial"), retrieval_overlap(g0[:, None], model.omega, model.omega_modes, model.kappa))
     ds["occupation_theory"] = (("g0", "initial"), retrieval_occupation(g0[:, None], model.omega, model.omega_modes, model.kappa) * factor)
     g_c = critical_coupling(model.omega, model.omega_modes, model.kappa)
-    g_c_num = np.array([find_critical_coupling(model, nu) for nu in range(1, M + 1)])
+    g_c_num = find_critical_coupling(model)["g_crit"].values  # all patterns in the same batches
     ds["g_crit_theory"] = (("initial",), g_c)
     ds["g_crit_numerical"] = (("initial",), g_c_num)
     elapsed = time.perf_counter() - t0
