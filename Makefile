@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/opendicke demo --out results/demo
+	$(BIN)/opendicke figure3 --out results/figure3
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -22,7 +22,8 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_batched_evolve.py
+	$(BIN)/python benchmarks/bench_batched_evolve.py --large
+	$(BIN)/python benchmarks/bench_figure3.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
