@@ -112,3 +112,28 @@ def test_convergence_writes_files_and_fits_a_slope(tmp_path):
                    "--out", str(tmp_path))
     assert out["n_spins"] == [2, 3] and len(out["deviation"]) == 2 and np.isfinite(out["slope"])
     assert {"convergence.nc", "convergence.png", "convergence.pdf"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_steady_json_contract_and_eq12():
+    out = run_json("steady", "--pattern", "2", "--g0", "1.2")
+    assert set(out) >= {"overlaps", "occupations", "converged", "stable", "classification", "residual"}
+    z = np.sqrt(1 - (np.sqrt(0.5 * (0.5 / 2.0) * (4.0 + 0.25)) / 1.2) ** 4)  # Eq. (12) by hand, pattern 2
+    assert abs(abs(out["overlaps"][1]) - z) < 1e-6
+    assert max(abs(out["overlaps"][i]) for i in (0, 2, 3)) < 1e-6
+    assert out["converged"] and out["stable"] and out["classification"] == "stable" and out["residual"] < 1e-10
+
+
+def test_steady_reports_not_converged_on_a_tiny_budget():
+    out = run_json("steady", "--pattern", "1", "--g0", "1.0", "--t-max", "0.5")
+    assert out["converged"] is False and out["classification"] == "not converged"
+    assert out["overlaps"] == [None] * 4  # never a stationary state without convergence
+
+
+def test_figure3_writes_all_outputs(tmp_path):
+    result = runner.invoke(app, ["figure3", "--points", "6", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"figure3.png", "figure3.pdf", "figure3.nc", "figure3.csv"} <= names
+    rows = (tmp_path / "figure3.csv").read_text().splitlines()
+    assert rows[0].startswith("g0,pattern,overlap") and len(rows) == 1 + 6 * 4
+    assert "g_c numerical" in result.output

@@ -62,6 +62,7 @@ def steady(
         "eigenvalues_real": plain(ds["eigenvalues"].values.real),
         "eigenvalues_imag": plain(ds["eigenvalues"].values.imag),
         "final_overlaps": plain(ds["final_overlap"].values),
+        "full_space_stability": str(ds["full_space_stability"].values),
     }
     if as_json:
         print_json(record)
@@ -77,7 +78,8 @@ def steady(
         fmt = lambda v: "—" if v is None else f"{v:+.8f}"  # noqa: E731
         table.add_row(str(mu), fmt(xi), fmt(n), fmt(xf))
     console.print(table)
-    console.print(f"classification: [bold]{record['classification']}[/bold]   residual {record['residual']:.1e}   "
+    console.print(f"classification: [bold]{record['classification']}[/bold] (full space: {record['full_space_stability']})   "
+                  f"residual {record['residual'] if record['residual'] is None else format(record['residual'], '.1e')}   "
                   f"t integrated {record['time_integrated']:g}   Newton iterations {record['newton_iterations']}")
     if record["message"]:
         console.print(record["message"])
