@@ -506,8 +506,8 @@ def _find(rhs: MeanFieldRHS, y0: np.ndarray, lengths: np.ndarray, xi_map, opts: 
     # no mode the trajectory drives is damped: the flow is conservative and has no attractor at all
     lossless = np.all(np.asarray(rhs.kappa) == 0, axis=1) & (rhs.n_modes > 0)
     y = y0.copy()
+    extra = np.zeros(B)  # time integrated in probes on top of the common window schedule (autonomous equations)
     active = np.arange(B)
-    last = None
 
     for t_a, t_b, samples in _windows(opts):
         if active.size == 0:
@@ -521,7 +521,7 @@ def _find(rhs: MeanFieldRHS, y0: np.ndarray, lengths: np.ndarray, xi_map, opts: 
                 p = active[j]
                 good = np.nonzero(np.all(np.isfinite(ys[:, j]), axis=1))[0][-1]
                 res.final[p] = ys[good, j]
-                res.time_integrated[p] = times[good]
+                res.time_integrated[p] = times[good] + extra[p]
                 res.status[p] = _NOT_CONVERGED
                 res.message[p] = (f"integration failed after t = {times[good]:.6g} (step-size underflow, non-finite "
                                   f"values or more than {opts.max_steps} steps)")
@@ -533,11 +533,10 @@ def _find(rhs: MeanFieldRHS, y0: np.ndarray, lengths: np.ndarray, xi_map, opts: 
         S = ys.shape[0]
         y[active] = ys[-1]
         res.final[active] = ys[-1]
-        res.time_integrated[active] = t_b
+        res.time_integrated[active] = t_b + extra[active]
         xi = np.einsum("san,anm->sam", ys, xi_A[active]) + xi_b[active]
         res.overlap_min[active] = xi.min(axis=0)
         res.overlap_max[active] = xi.max(axis=0)
-        last = (active.copy(), ys, times)
         F = sub.take(np.tile(np.arange(A), S))(ys.reshape(S * A, n)).reshape(S, A, n)
         speed = np.max(np.abs(F), axis=(0, 2))
         mean = ys.mean(axis=0)
@@ -681,9 +680,12 @@ def _find(rhs: MeanFieldRHS, y0: np.ndarray, lengths: np.ndarray, xi_map, opts: 
                       & np.all(np.abs(centres - last_centre[active]) <= tol, axis=1) & (spread > 1e-6))
         no_attractor[active] = np.where(good | ~steady_osc, 0, no_attractor[active] + 1)
         last_range[active], last_centre[active] = ranges, centres
-        probe = np.nonzero(((no_attractor[active] >= 3) | lossless[active]) & (res.status[active] == _RUNNING))[0]
-        if probe.size and t_b < opts.t_max:
-            span = min(opts.probe_length, opts.t_max - t_b)
+        room = t_b + extra[active] + opts.probe_length <= opts.t_max  # probes count against the budget
+        pt = yp = None
+        probe = np.nonzero(((no_attractor[active] >= 3) | lossless[active]) & room
+                           & (res.status[active] == _RUNNING))[0]
+        if probe.size:
+            span = opts.probe_length
             pt = np.linspace(t_b, t_b + span, opts.probe_samples + 1)
             yp, sp = integrate(sub.take(probe), ys[-1][probe], pt, rtol=opts.rtol, atol=opts.atol,
                                max_steps=opts.max_steps)
@@ -692,7 +694,8 @@ def _find(rhs: MeanFieldRHS, y0: np.ndarray, lengths: np.ndarray, xi_map, opts: 
                 if not sp.success[k]:
                     continue
                 y[p] = res.final[p] = yp[-1, k]
-                res.time_integrated[p] = pt[-1]
+                extra[p] += span
+                res.time_integrated[p] = t_b + extra[p]
                 _diagnose(res, int(p), pt, yp[:, k], sub.take([probe[k]]), None, xi_A[p], xi_b[p], opts, early=True,
                           conservative=bool(lossless[p]))
                 if res.status[p] != _NOT_STATIONARY:  # not periodic: keep integrating
@@ -702,16 +705,17 @@ def _find(rhs: MeanFieldRHS, y0: np.ndarray, lengths: np.ndarray, xi_map, opts: 
                 else:
                     res.overlap_min[p] = (yp[:, k] @ xi_A[p] + xi_b[p]).min(axis=0)
                     res.overlap_max[p] = (yp[:, k] @ xi_A[p] + xi_b[p]).max(axis=0)
+        # budget spent (probes count too): give the verdict from this window, the densely sampled last one
+        # for points that follow the schedule to the end
+        spent = np.nonzero((res.status[active] == _RUNNING) & (t_b + extra[active] >= opts.t_max * (1 - 1e-12)))[0]
+        for j in spent:
+            p = int(active[j])
+            trajectory = yp[:, list(probe).index(j)] if probe.size and j in probe else ys[:, j]
+            when = pt if probe.size and j in probe else times
+            _diagnose(res, p, when, trajectory, rhs.take([p]), candidate.get(p), xi_A[p], xi_b[p], opts)
         active = active[res.status[active] == _RUNNING]
         if report is not None:
             report(B - active.size)
-
-    if active.size:  # budget spent
-        idx, ys, times = last
-        column = {int(p): j for j, p in enumerate(idx)}
-        for p in active:
-            _diagnose(res, int(p), times, ys[:, column[int(p)]], rhs.take([int(p)]), candidate.get(int(p)), xi_A[p],
-                      xi_b[p], opts)
     return res
 
 
