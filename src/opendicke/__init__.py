@@ -19,8 +19,23 @@ def evolve(*args, **kwargs):
     return _evolve(*args, **kwargs)
 
 
+def steady_state(*args, **kwargs):
+    """Stationary states, verified and classified; see :func:`opendicke.meanfield.steady.steady_state`."""
+    from .meanfield.steady import steady_state as _steady_state
+
+    return _steady_state(*args, **kwargs)
+
+
+def find_critical_coupling(*args, **kwargs):
+    """Critical couplings found numerically; see :func:`opendicke.meanfield.steady.find_critical_coupling`."""
+    from .meanfield.steady import find_critical_coupling as _find
+
+    return _find(*args, **kwargs)
+
+
 __all__ = [
     "DickeModel", "paper_model", "parse_patterns", "Grouping", "reduce", "per_spin",
     "PatternState", "CorruptedPattern", "RandomState", "BlochState",
     "critical_coupling", "retrieval_overlap", "retrieval_occupation", "retrieval_state", "evolve",
+    "steady_state", "find_critical_coupling",
 ]

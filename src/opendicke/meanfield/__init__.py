@@ -3,6 +3,7 @@
 from .equations import MeanFieldRHS, pack, unpack
 from .evolve import DEFAULT_ATOL, DEFAULT_RTOL, choose_grouping, evolve
 from .integrate import IntegrationStats, integrate
+from .steady import SteadyStateOptions, find_critical_coupling, steady_state
 
 __all__ = ["MeanFieldRHS", "pack", "unpack", "evolve", "choose_grouping", "integrate", "IntegrationStats",
-           "DEFAULT_RTOL", "DEFAULT_ATOL"]
+           "DEFAULT_RTOL", "DEFAULT_ATOL", "steady_state", "find_critical_coupling", "SteadyStateOptions"]
