@@ -43,3 +43,12 @@ def test_failed_write_leaves_nothing_behind(tmp_path):
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.nc"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = save_model(od.paper_model(), tmp_path / "m.toml")
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
