@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from .common import Progress, fail, model_command, plain, print_json
+from .common import Progress, fail, model_command, plain, print_json, start_states
 
 app = typer.Typer(
     name="opendicke",
@@ -37,14 +37,6 @@ def _theory_rows(model):
     return rows
 
 
-def _initial_state(model, pattern: int, flip: Optional[float], flip_seed: int, sign: int):
-    from ..states import CorruptedPattern, PatternState
-
-    if flip is None:
-        return PatternState(pattern, sign=sign)
-    return CorruptedPattern(pattern, flip=flip, seed=flip_seed, sign=sign)
-
-
 @app.command()
 @model_command
 def evolve(
@@ -66,7 +58,7 @@ def evolve(
     """Mean-field time evolution (paper Eq. 7) from a pattern or a corrupted pattern."""
     from ..meanfield import evolve as mf_evolve
 
-    start = _initial_state(model, pattern, flip, flip_seed, -1 if mirror else 1)
+    (start,) = start_states(model, pattern, flip, flip_seed, mirror)
     with Progress("evolving", enabled=not as_json) as progress:
         ds = mf_evolve(model, start, t_final=t_final, times=times, representation=representation, rtol=rtol, atol=atol,
                        paper_units=paper_units, progress=progress)

@@ -159,3 +159,20 @@ class Progress:
         if self.enabled:
             self._bar.__exit__(*exc)
         return False
+
+
+def start_states(model, pattern, flip=None, flip_seed: int = 0, mirror: bool = False) -> list:
+    """Initial states from the start options: ``pattern`` is a number (1..M) or "all"; ``flip`` corrupts them."""
+    from ..states import CorruptedPattern, PatternState
+
+    if str(pattern) == "all":
+        numbers = list(range(1, model.n_modes + 1))
+    else:
+        try:
+            numbers = [int(pattern)]
+        except ValueError:
+            raise ValueError(f"--pattern must be 'all' or a pattern number 1..{model.n_modes}, got {pattern!r}") from None
+    sign = -1 if mirror else 1
+    if flip is None:
+        return [PatternState(n, sign=sign) for n in numbers]
+    return [CorruptedPattern(n, flip=flip, seed=flip_seed, sign=sign) for n in numbers]

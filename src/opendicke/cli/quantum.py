@@ -8,14 +8,7 @@ import numpy as np
 import typer
 
 from . import app
-from .common import Progress, fail, model_command, plain, print_json
-
-
-def _start(pattern: int, flip: Optional[float], flip_seed: int, mirror: bool):
-    from ..states import CorruptedPattern, PatternState
-
-    sign = -1 if mirror else 1
-    return PatternState(pattern, sign=sign) if flip is None else CorruptedPattern(pattern, flip=flip, seed=flip_seed, sign=sign)
+from .common import Progress, fail, model_command, plain, print_json, start_states
 
 
 def _fock(fock: Optional[str]):
@@ -52,7 +45,7 @@ def quantum(
 
     if model.thermodynamic_limit:
         fail("the exact quantum dynamics needs a finite number of spins: give --n-spins N (or --patterns)")
-    start = _start(pattern, flip, flip_seed, mirror)
+    (start,) = start_states(model, pattern, flip, flip_seed, mirror)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FockCutoffWarning)
         with Progress("quantum dynamics", enabled=not as_json) as progress:

@@ -1020,17 +1020,11 @@ def steady_state(
 
 
 def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
-    import xarray as xr
-
-    from ..results import UNITS_OURS, UNITS_PAPER, _model_attrs, paper_factor
+    from ..results import BatchLayout, paper_factor
 
     K, M = grouping.n_groups, grouping.n_modes
-    lead_dims = params.dims + (("initial",) if many else ())
-    lead_shape = params.shape + ((len(starts),) if many else ())
-
-    def shaped(arr, trailing=()):
-        arr = np.asarray(arr)
-        return (lead_dims + trailing, arr.reshape(lead_shape + arr.shape[1:]))
+    layout = BatchLayout(model, grouping, params, starts, many)
+    shaped = layout.var
 
     out = lambda name: getattr(solved["out"], name)  # noqa: E731
     part = lambda name: out(name) if name in ("fixed", "final") else solved[name]  # noqa: E731
@@ -1071,31 +1065,10 @@ def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
         "overlap_min": shaped(out("overlap_min"), ("pattern",)),
         "overlap_max": shaped(out("overlap_max"), ("pattern",)),
         "period": shaped(out("period")),
-        "couplings": (("pattern", "group"), grouping.f.astype(np.int8)),
     }
-    coords = {
-        "pattern": ("pattern", np.arange(1, M + 1)),
-        "group": ("group", np.arange(1, K + 1)),
-        "component": ("component", ["x", "y", "z"]),
-        "eigenvalue": ("eigenvalue", np.arange(1, opts.n_eigenvalues + 1)),
-        "group_weight": ("group", grouping.weights),
-    }
-    if grouping.sizes is not None:
-        coords["group_size"] = ("group", grouping.sizes)
-    for name in params.dims:
-        coords[name] = (name, params.coords[name])
-    if many:
-        coords["initial"] = ("initial", [s.label() for s in starts])
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update(_model_attrs(model, params))
-    ds.attrs.update({
-        "kind": "meanfield_steady_state",
-        "representation": grouping.representation,
-        "frame": "gauged (pi rotation about x on spins with G[1,j] = -1)" if grouping.gauge is not None else "original",
-        "units": UNITS_PAPER if paper_units else UNITS_OURS,
-        "initial_state": "see coordinate 'initial'" if many else starts[0].label(),
-        "classifications": ", ".join(CLASSIFICATIONS),
-    })
+    ds = layout.dataset(data, kind="meanfield_steady_state", paper_units=paper_units,
+                        extra_coords={"eigenvalue": ("eigenvalue", np.arange(1, opts.n_eigenvalues + 1))})
+    ds.attrs["classifications"] = ", ".join(CLASSIFICATIONS)
     ds.attrs.update(opts.as_attrs())
     long_names = {
         "classification": "stable / marginal / unstable fixed point (on the invariant subspace of the trajectory), "
