@@ -186,7 +186,12 @@ def _figure3(out: Path, points: int, g0_min: float, g0_max: float, paper_units: 
     ds["overlap_theory"] = (("g0", "initial"), retrieval_overlap(g0[:, None], model.omega, model.omega_modes, model.kappa))
     ds["occupation_theory"] = (("g0", "initial"), retrieval_occupation(g0[:, None], model.omega, model.omega_modes, model.kappa) * factor)
     g_c = critical_coupling(model.omega, model.omega_modes, model.kappa)
-    g_c_num = find_critical_coupling(model)["g_crit"].values  # all patterns in the same batches
+    # numerical thresholds (no Eq. 12): multisection inside the bracket that the computed grid already gives
+    own = np.abs(np.stack([ds["overlap"].values[:, i, i] for i in range(M)], axis=1))
+    retrieving = np.stack([ds["classification"].values[:, i] == "stable" for i in range(M)], axis=1) & (own > 1e-3)
+    upper = np.array([g0[r].min() if r.any() else 3 * g0_max for r in retrieving.T])
+    lower = np.array([g0[~r & (g0 < u)].max() if (~r & (g0 < u)).any() else 0.0 for r, u in zip(retrieving.T, upper)])
+    g_c_num = find_critical_coupling(model, bracket=(lower, upper))["g_crit"].values
     ds["g_crit_theory"] = (("initial",), g_c)
     ds["g_crit_numerical"] = (("initial",), g_c_num)
     elapsed = time.perf_counter() - t0
@@ -196,10 +201,8 @@ def _figure3(out: Path, points: int, g0_min: float, g0_max: float, paper_units: 
     _write_csv(ds, out / "figure3.csv")
     plot_phase_diagram(ds, out / "figure3", theory=theory, paper_units=paper_units)
 
-    own = np.array([[abs(ds["overlap"].values[i, j, j]) for j in range(M)] for i in range(g0.size)])
-    own_th = ds["overlap_theory"].values
     ok = np.abs(g0[:, None] - g_c[None, :]) >= 0.01
-    worst = np.nanmax(np.where(ok, np.abs(own - own_th), 0.0))
+    worst = np.nanmax(np.where(ok, np.abs(own - ds["overlap_theory"].values), 0.0))
     classes = {str(k): int(v) for k, v in zip(*np.unique(ds["classification"].values, return_counts=True))}
 
     from rich.console import Console
@@ -220,14 +223,12 @@ def _figure3(out: Path, points: int, g0_min: float, g0_max: float, paper_units: 
 def _write_csv(ds, path: Path):
     from ..io import atomic_path
 
-    M = ds.sizes["pattern"]
+    M, G = ds.sizes["pattern"], ds.sizes["g0"]
+    own = lambda name: np.stack([ds[name].values[:, i, i] for i in range(M)], axis=1).ravel()  # noqa: E731
+    columns = [np.repeat(ds["g0"].values, M), np.tile(np.arange(1, M + 1), G), np.abs(own("overlap")),
+               own("occupation"), ds["classification"].values.ravel(), ds["overlap_theory"].values.ravel(),
+               ds["occupation_theory"].values.ravel()]
     lines = ["g0,pattern,overlap,occupation,classification,overlap_theory,occupation_theory"]
-    for i, g in enumerate(ds["g0"].values):
-        for j in range(M):
-            sel = ds.isel(g0=i, initial=j)
-            lines.append(
-                f"{g:.10g},{j + 1},{abs(float(sel['overlap'][j])):.12g},{float(sel['occupation'][j]):.12g},"
-                f"{sel['classification'].item()},{float(sel['overlap_theory']):.12g},{float(sel['occupation_theory']):.12g}"
-            )
+    lines += [f"{g:.10g},{p},{x:.12g},{n:.12g},{c},{xt:.12g},{nt:.12g}" for g, p, x, n, c, xt, nt in zip(*columns)]
     with atomic_path(path) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")

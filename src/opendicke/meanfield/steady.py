@@ -1114,7 +1114,7 @@ def find_critical_coupling(
     patterns: int | Sequence[int] | None = None,
     *,
     initial: Sequence[InitialState] | None = None,
-    bracket: tuple[float, float] | None = None,
+    bracket=None,
     tol: float = 1e-4,
     threshold: float = 1e-3,
     probes: int = 7,
@@ -1136,8 +1136,9 @@ def find_critical_coupling(
     patterns:
         Pattern numbers (1-based); all by default.
     bracket:
-        (g_low, g_high) with g_low non-retrieving and g_high retrieving; by default
-        (0.1, 3)·√(|Ω|(|Ω_ν| + κ_ν)), a dimensional estimate.
+        (g_low, g_high) with g_low non-retrieving and g_high retrieving, each a number or one value per
+        searched pattern; by default (0.1, 3)·√(|Ω|(|Ω_ν| + κ_ν)), a dimensional estimate. A bracket
+        that does not hold the transition is reported (NaN), never silently widened.
 
     Returns
     -------
@@ -1170,7 +1171,7 @@ def find_critical_coupling(
             s = np.sqrt(abs(model.omega) * (abs(model.omega_modes[nu]) + model.kappa[nu]))
             lower[i], upper[i] = 0.1 * s, 3.0 * s
         else:
-            lower[i], upper[i] = bracket
+            lower[i], upper[i] = (float(np.broadcast_to(b, (len(pats),))[i]) for b in bracket)
     if np.any(lower >= upper) or np.any(lower < 0):
         raise ValueError(f"bracket must be 0 ≤ g_low < g_high, got {bracket}")
     y_start = [pack(s.group_vectors(model, grouping), s.initial_alpha(model)) for s in starts]
