@@ -380,6 +380,7 @@ class FramePropagation(Propagation):
 
     spin_levels: tuple = ()
     nfev: int = 0
+    final_state: np.ndarray | None = None  # ρ̃ at the last time, in the frame (d × d)
 
     def spin_truncation(self) -> np.ndarray:
         """Largest population of the last kept Dicke state of each block over the window, (R,)."""
@@ -395,6 +396,7 @@ def propagate_comoving(
     squares: bool = False,
     tail: int = 3,
     progress: Callable[[float], None] | None = None,
+    engine: str = "tensor",
 ):
     """Master equation for ρ̃ in the co-moving frame (DOP853 on the dense matrix), observables in the lab.
 
@@ -420,25 +422,36 @@ def propagate_comoving(
     jumps = [(kap, b) for kap, b in zip(kappas, cp.destroy_ops) if kap > 0]
     obs = _FrameObservables(cp, squares, tail)
 
+    tensor_rhs = _TensorRHS(cp)
+
     def rhs(time, y):
+        W, _ = frame.state(time)
+        # Y + Y† is Hermitian to the last bit, so ρ̃ stays exactly Hermitian (a non-Hermitian rounding part
+        # would evolve under Kρ + (Kρ)†, which is not the Lindbladian for it, and grows)
+        return tensor_rhs(W, y.reshape(d, d)).ravel()
+
+    def rhs_sparse(time, y):  # the same with scipy's sparse products (kept as a cross-check)
         W, _ = frame.state(time)
         K.data[:] = d0 + cp.coefficients(W) @ dterms
         rho = y.reshape(d, d)
         X = K @ rho
         for kap, b in jumps:
-            B = b @ rho
-            X += (0.5 * kap) * (b @ B.conj().T)
-        # X + X† is Hermitian to the last bit, so ρ̃ stays exactly Hermitian (a non-Hermitian rounding part
-        # would evolve under Kρ + (Kρ)†, which is not the Lindbladian for it, and grows)
-        return (X + X.conj().T).ravel()
+            X += (0.5 * kap) * (b @ (b @ rho).conj().T)
+        return _add_adjoint(X).ravel()
+
+    if engine == "sparse":
+        rhs = rhs_sparse  # noqa: F811
 
     rho0 = np.outer(cp.initial_ket, cp.initial_ket.conj())
     span = t[-1] - t[0] if t.size > 1 else 1.0
     records: list = [None] * t.size
+    final = [None]
 
     def on_output(i, time, y):
         W, beta = frame.state(time)
         records[i] = obs.measure(y.reshape(d, d), W, beta)
+        if i == t.size - 1:
+            final[0] = y.reshape(d, d).copy()
         if progress is not None and i > 0:
             progress((time - t[0]) / span)
 
@@ -447,4 +460,231 @@ def propagate_comoving(
     elapsed = _time.perf_counter() - start
     values = {name: np.array([r[name] for r in records]) for name in records[0]}
     return FramePropagation(problem=cp.problem.with_fock(cp.fock), times=t, values=values, elapsed=elapsed,
-                            method="comoving", spin_levels=cp.spin_levels, nfev=nfev)
+                            method="comoving", spin_levels=cp.spin_levels, nfev=nfev,
+                            final_state=final[0])
+
+
+# ------------------------------------------------------------------------------------ truncation search
+#: Largest dimension of the truncated frame space for the master equation (ρ̃ is dense: d² complex entries,
+#: 17 copies inside DOP853; d = 2500 is ~1.7 GB).
+MAX_COMOVING_DIM = 2500
+
+
+@dataclass(frozen=True)
+class TruncationSearch:
+    """Result of :func:`search_truncation`: the last run, its truncation, the measured change against the
+    previous truncation, whether it met the tolerance, and the history
+    ``[(spin_levels, fock, spin_truncation, fock_truncation, change, seconds)]``."""
+
+    run: FramePropagation
+    spin_levels: tuple
+    fock: tuple
+    change: float
+    converged: bool
+    history: list
+
+
+def _grow(levels: int, top: float, tol: float, cap: int | None) -> int:
+    """Next number of levels of one factor: ×1.4 while its last level holds more than tol/100, else +2."""
+    nxt = int(math.ceil(1.4 * levels)) if top > tol / 100 else levels + 2
+    return nxt if cap is None else min(nxt, cap)
+
+
+def first_truncation(problem: QuantumProblem) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Starting truncation of the automatic search: 16 rotated Dicke states per block (all of them for
+    blocks of ≤ 15 spins) and 16 displaced Fock levels per mode."""
+    return tuple(int(min(16, n + 1)) for n in problem.block_sizes), (16,) * problem.n_modes
+
+
+def search_truncation(
+    problem: QuantumProblem,
+    times: np.ndarray,
+    tol: float,
+    *,
+    first=None,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    squares: bool = False,
+    max_dim: int = MAX_COMOVING_DIM,
+    progress: Callable[[float], None] | None = None,
+) -> TruncationSearch:
+    """Enlarge (spin levels, displaced Fock levels) until the largest change of any overlap or occupation
+    over the window between two successive truncations is ≤ ``tol``; the larger truncation's run is
+    returned. Blocks already complete (n_r + 1 levels) are not enlarged."""
+    import warnings
+
+    from .solve import FockCutoffWarning
+
+    spin, fock = first_truncation(problem) if first is None else first
+    frame = mean_field_frame(problem, float(times[-1]))
+    caps = [int(n) + 1 for n in problem.block_sizes]
+    history: list = []
+    prev: FramePropagation | None = None
+    while True:
+        cp = comoving(problem, spin, fock)
+        if cp.dim > max_dim:
+            if prev is None:
+                raise ValueError(f"the first truncation {list(spin)} × {list(fock)} already gives dimension {cp.dim} > "
+                                 f"max_dim = {max_dim}")
+            last = history[-1][4]
+            warnings.warn(
+                f"co-moving truncation not converged: growing to spin levels {list(spin)}, Fock {list(fock)} would "
+                f"exceed max_dim = {max_dim}; the last measured change was {last:.3g} (tol = {tol:g})",
+                FockCutoffWarning, stacklevel=3,
+            )
+            return TruncationSearch(prev, prev.spin_levels, tuple(prev.problem.fock), last, False, history)
+        run = propagate_comoving(cp, times, frame=frame, rtol=rtol, atol=atol, squares=squares, progress=progress)
+        change = run.change_from(prev) if prev is not None else math.nan
+        history.append((cp.spin_levels, cp.fock, run.spin_truncation().tolist(), run.truncation().tolist(), change,
+                        run.elapsed))
+        if prev is not None and change <= tol:
+            return TruncationSearch(run, cp.spin_levels, cp.fock, change, True, history)
+        spin = tuple(_grow(c, top, tol, cap) for c, top, cap in zip(cp.spin_levels, run.spin_truncation(), caps))
+        fock = tuple(_grow(c, top, tol, None) for c, top in zip(cp.fock, run.truncation()))
+        prev = run
+
+
+# ------------------------------------------------------------------------------------ plain basis, same integrator
+def propagate_plain(
+    problem: QuantumProblem,
+    times: Sequence[float],
+    *,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    squares: bool = False,
+    tail: int = 3,
+    progress: Callable[[float], None] | None = None,
+):
+    """The plain-basis master equation of :func:`~opendicke.quantum.propagate` with this module's DOP853
+    on the dense ρ (dρ/dt = Y + Y†, Y = Kρ + ½Σ c ρ c†, K = −iH − ½Σ c†c): ``method = "dop853"``."""
+    from ._rk import dop853
+    from .solve import Propagation, _expectations, _split_observables
+
+    t = np.asarray(times, dtype=float)
+    if t.ndim != 1 or t.size < 1 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
+        raise ValueError("times must be a strictly increasing list of finite times")
+    start = _time.perf_counter()
+    d = problem.dim
+    K = -1j * problem.hamiltonian
+    for c in problem.collapse_operators:
+        K = K - 0.5 * (c.getH() @ c)
+    K = K.tocsr()
+    jumps = [c.tocsr() for c in problem.collapse_operators]
+    diag_ops, full_ops = _split_observables(problem, squares, tail)
+
+    def rhs(_time_, y):
+        rho = y.reshape(d, d)
+        X = K @ rho
+        for c in jumps:
+            X += 0.5 * (c @ (c @ rho).conj().T)
+        return (X + X.conj().T).ravel()
+
+    records: list = [None] * t.size
+    span = t[-1] - t[0] if t.size > 1 else 1.0
+
+    def on_output(i, time, y):
+        records[i] = _expectations(y.reshape(d, d), diag_ops, full_ops)
+        if progress is not None and i > 0:
+            progress((time - t[0]) / span)
+
+    psi = problem.initial_ket
+    dop853(rhs, np.outer(psi, psi.conj()).ravel(), t, on_output, rtol=rtol, atol=atol)
+    values = {name: np.array([r[name] for r in records]) for name in records[0]}
+    return Propagation(problem=problem, times=t, values=values, elapsed=_time.perf_counter() - start, method="dop853")
+
+
+# ------------------------------------------------------------------------------------ structured right-hand side
+def _shape(n: int, axis: int, ndim: int) -> tuple:
+    s = [1] * ndim
+    s[axis] = n
+    return tuple(s)
+
+
+def _sl(axis: int, ndim: int, part: slice) -> tuple:
+    idx = [slice(None)] * ndim
+    idx[axis] = part
+    return tuple(idx)
+
+
+class _TensorRHS:
+    """dρ̃/dt for a :class:`ComovingProblem` by slicing the tensor ρ̃[left factors..., right factors...]:
+    every operator acts on one factor and is (tri)diagonal there, so the generator costs a dozen
+    memory passes over ρ̃ instead of scipy's sparse-times-dense products (3-5× slower here).
+
+    Y = Kρ̃ + ½ Σ_μ κ_μ b_μ ρ̃ b_μ†, dρ̃/dt = Y + Y† (Hermitian to the last bit), with
+    K = Σ_μ (−iΩ_μ − κ_μ/2) b_μ†b_μ − i Σ_r [Σ_μ f[μ,r] (b_μ + b_μ†)] Q_r(t),
+    Q_r(t) = (g0/√N)(W^r_zx S'_x + W^r_zy S'_y + W^r_zz (S'_z − n_r)) tridiagonal in k_r.
+    """
+
+    def __init__(self, cp: ComovingProblem):
+        m = cp.problem.model
+        self.cp = cp
+        self.dims = cp.dims
+        self.R, self.M = cp.n_blocks, cp.n_modes
+        self.nd = len(self.dims)
+        self.d = cp.dim
+        ndim2 = 2 * self.nd
+        from .problem import _diag_embed
+
+        diag = np.zeros(self.d, dtype=complex)
+        for mu, c in enumerate(cp.fock):
+            diag += (-1j * m.omega_modes[mu] - 0.5 * m.kappa[mu]) * _diag_embed(np.arange(c, dtype=float), self.R + mu, self.dims)
+        self.diag = diag.reshape(self.dims + (1,) * self.nd)
+        self.f = cp.problem.block_f
+        self.spin = []
+        for r, (n, c) in enumerate(zip(cp.problem.block_sizes, cp.spin_levels)):
+            k = np.arange(c, dtype=float)
+            up = 2.0 * np.sqrt(k[1:] * (n - k[1:] + 1.0))  # ⟨k−1|S'_+|k⟩
+            self.spin.append((k, up))
+        self.sqrt_n = [np.sqrt(np.arange(1, c, dtype=float)) for c in cp.fock]
+        self.scale = m.g0 / math.sqrt(cp.problem.n_spins)
+        self.kappa = np.asarray(m.kappa, dtype=float)
+        self.ndim2 = ndim2
+
+    def _tridiag(self, A, axis, diag, up, low):
+        """T A along ``axis`` with T[k,k] = diag[k], T[k,k+1] = up[k], T[k+1,k] = low[k]."""
+        nd = A.ndim
+        n = A.shape[axis]
+        out = A * diag.reshape(_shape(n, axis, nd))
+        if n > 1:
+            out[_sl(axis, nd, slice(0, n - 1))] += up.reshape(_shape(n - 1, axis, nd)) * A[_sl(axis, nd, slice(1, n))]
+            out[_sl(axis, nd, slice(1, n))] += low.reshape(_shape(n - 1, axis, nd)) * A[_sl(axis, nd, slice(0, n - 1))]
+        return out
+
+    def __call__(self, W: np.ndarray, rho: np.ndarray) -> np.ndarray:
+        dims, nd, R = self.dims, self.nd, self.R
+        A = rho.reshape(dims + dims)
+        Y = self.diag * A
+        for r in range(R):
+            cx, cy, cz = self.scale * W[r, 2, :]
+            k, up = self.spin[r]
+            # Q = cx S'_x + cy S'_y + cz (S'_z − n): S'_x = (S+ + S−)/2, S'_y = (S+ − S−)/(2i)
+            upper = (0.5 * cx - 0.5j * cy) * up
+            lower = (0.5 * cx + 0.5j * cy) * up
+            QA = self._tridiag(A, r, (-2.0 * cz) * k.astype(complex), upper, lower)
+            for mu, sq in enumerate(self.sqrt_n):
+                fr = self.f[mu, r]
+                if fr == 0:
+                    continue
+                w = (-1j * fr) * sq
+                Y += self._tridiag(QA, R + mu, np.zeros(sq.size + 1, dtype=complex), w, w)
+        for mu, sq in enumerate(self.sqrt_n):
+            if self.kappa[mu] <= 0:
+                continue
+            ax_l, ax_r = R + mu, nd + R + mu
+            n = sq.size + 1
+            w = (0.5 * self.kappa[mu]) * sq.reshape(_shape(n - 1, ax_l, 2 * nd)) * sq.reshape(_shape(n - 1, ax_r, 2 * nd))
+            src = A[_sl(ax_r, 2 * nd, slice(1, n))][_sl(ax_l, 2 * nd, slice(1, n))]
+            Y[_sl(ax_r, 2 * nd, slice(0, n - 1))][_sl(ax_l, 2 * nd, slice(0, n - 1))] += w * src
+        Y = Y.reshape(self.d, self.d)
+        return _add_adjoint(Y)
+
+
+def _add_adjoint(Y: np.ndarray, block: int = 64) -> np.ndarray:
+    """Y + Y† with a blocked transpose (a plain ``Y.conj().T`` walks memory with a stride of d)."""
+    d = Y.shape[0]
+    out = np.empty_like(Y)
+    for i in range(0, d, block):
+        np.conjugate(Y[:, i:i + block].T, out=out[i:i + block])
+    out += Y
+    return out

@@ -44,6 +44,9 @@ METHODS = ("mesolve", "expm", "mcsolve")
 #: tried), trajectories above. Measured (2 shared cores): d = 544 (N_sp = 16, n_c = 32) takes 26 s for
 #: t ≤ 10; the cost grows ≈ d² × n_c, so d = 1000 is a few minutes.
 AUTO_MASTER_EQUATION_DIM = 1000
+FRAMES = ("auto", "plain", "comoving")
+#: ``frame="auto"`` takes the co-moving frame from this many spins on (see :func:`solve`).
+AUTO_COMOVING_SPINS = 24
 _MAX_DIM = {"mesolve": 1500, "expm": 1500, "mcsolve": 200_000}
 _COMPONENTS = ("x", "y", "z")
 
@@ -484,6 +487,8 @@ def solve(
     ntraj: int = 500,
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
+    frame: str = "auto",
+    spin_levels: int | Sequence[int] | None = None,
 ):
     """Exact finite-N dynamics (Lindblad master equation or quantum trajectories) in the reduced basis.
 
@@ -524,6 +529,18 @@ def solve(
         Number of trajectories and the seed of their random numbers (``"mcsolve"``).
     progress:
         Called with the fraction of the time window done (per run of the cutoff search).
+    frame:
+        ``"plain"``: the Dicke ⊗ Fock basis above. ``"comoving"``: the exact problem in the frame that
+        follows the mean-field solution (each block rotated with its mean-field Bloch vector, each mode
+        displaced by √N_sp α_MF(t); :mod:`opendicke.quantum.frame`), truncated in the fluctuations: ``fock``
+        is then the number of *displaced* Fock levels and ``spin_levels`` the number of rotated Dicke states
+        |j, j − k⟩ per block (``None``: searched with ``fock="auto"``, else all n_r + 1); the master equation is
+        integrated with the package's DOP853 (``method`` must be ``"auto"``), and the search enlarges both
+        truncations until overlaps and occupations change by ≤ ``tol``. ``"auto"`` (default) takes the
+        co-moving frame when ``fock`` and ``method`` are automatic and N_sp ≥ :data:`AUTO_COMOVING_SPINS`
+        (measured: below it the plain basis needs fewer levels), else the plain basis. The choice is in
+        ``attrs["solver_frame"]``; co-moving results also carry ``spin_levels`` and ``spin_truncation``
+        (block; the largest population of the last kept Dicke state over the window).
 
     Returns
     -------
@@ -543,6 +560,14 @@ def solve(
         raise ValueError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
     if isinstance(fock, str) and fock != "auto":
         raise ValueError(f"fock must be 'auto' or a number of Fock levels, got {fock!r}")
+    if frame not in FRAMES:
+        raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
+    if frame == "comoving" and method != "auto":
+        raise ValueError(f"frame='comoving' integrates the master equation with its own DOP853: leave method='auto' (got {method!r})")
+    if frame == "auto":
+        frame = "comoving" if (method == "auto" and isinstance(fock, str) and model.n_spins >= AUTO_COMOVING_SPINS) else "plain"
+    if spin_levels is not None and frame != "comoving":
+        raise ValueError("spin_levels applies to frame='comoving' only")
     start = as_initial_state(initial)
     t = _output_times(t_final, times)
     if t[0] != 0.0:
@@ -561,6 +586,9 @@ def solve(
         first = _initial_fock(peak)
     else:
         first = _fock_tuple(fock, model.n_modes)
+    if frame == "comoving":
+        return _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol, cost, meanfield,
+                               max_dim, progress)
     if method == "auto":
         method = "mesolve" if problem.with_fock(first).dim <= AUTO_MASTER_EQUATION_DIM else "mcsolve"
     max_dim = _MAX_DIM[method] if max_dim is None else int(max_dim)
@@ -588,6 +616,57 @@ def solve(
     total = _time.perf_counter() - wall
     return _dataset(model, start, run, meanfield if cost else None, change, converged, history, tol, atol, rtol, total,
                     seed if method == "mcsolve" else None)
+
+
+def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol, cost, meanfield, max_dim, progress):
+    """``solve(frame="comoving")``: fixed truncation, or the search of :func:`.frame.search_truncation`."""
+    from .frame import MAX_COMOVING_DIM, comoving, first_truncation, propagate_comoving, search_truncation
+
+    max_dim = MAX_COMOVING_DIM if max_dim is None else int(max_dim)
+    wall = _time.perf_counter()
+    if isinstance(fock, str):
+        first = first_truncation(problem)
+        if spin_levels is not None:
+            first = (comoving(problem, spin_levels, first[1]).spin_levels, first[1])
+        search = search_truncation(problem, t, tol, first=first, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim,
+                                   progress=progress)
+        run, change, converged, history = search.run, search.change, search.converged, search.history
+    else:
+        cp = comoving(problem, spin_levels, fock)
+        if cp.dim > max_dim:
+            raise ValueError(f"spin_levels × fock give dimension {cp.dim} > max_dim = {max_dim}; raise max_dim to run it")
+        run = propagate_comoving(cp, t, rtol=rtol, atol=atol, squares=cost, progress=progress)
+        change = math.nan
+        history = [(cp.spin_levels, cp.fock, run.spin_truncation().tolist(), run.truncation().tolist(), math.nan,
+                    run.elapsed)]
+        top = max(run.truncation().max(), 0.0 if cp.spin_exact else run.spin_truncation().max())
+        converged = bool(top <= tol / 10)
+        if not converged:
+            warnings.warn(
+                f"co-moving truncation (spin levels {list(cp.spin_levels)}, Fock {list(cp.fock)}) may be too small: "
+                f"the last kept level holds up to {top:.3g} of the population (> tol/10 = {tol / 10:g}); "
+                "use fock='auto' to measure the error", FockCutoffWarning, stacklevel=3,
+            )
+    total = _time.perf_counter() - wall
+    plain_history = [(f, tr, ch, sec) for _s, f, _st, tr, ch, sec in history]
+    ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
+    import json
+
+    ds["spin_levels"] = (("block",), np.asarray(run.spin_levels, dtype=np.int64))
+    ds["spin_truncation"] = (("block",), run.spin_truncation())
+    ds["spin_levels"].attrs["long_name"] = "rotated Dicke states |j, j-k> kept per block (k = 0 .. levels-1)"
+    ds["spin_truncation"].attrs["long_name"] = "largest population of the last kept Dicke state over the window"
+    ds["fock"].attrs["long_name"] = "displaced Fock levels kept per mode (0 .. fock-1), co-moving frame"
+    ds.attrs.update({
+        "solver_frame": "comoving",
+        "dimension": int(np.prod(run.spin_levels) * np.prod(run.problem.fock)),
+        "truncation_history": json.dumps([
+            {"spin_levels": list(s_), "fock": list(f), "spin_truncation": st, "truncation": tr,
+             "change": None if math.isnan(ch) else ch, "seconds": sec}
+            for s_, f, st, tr, ch, sec in history
+        ]),
+    })
+    return ds
 
 
 def _dataset(model, start, run: Propagation, meanfield, change, converged, history, tol, atol, rtol, total, seed=None):
@@ -662,6 +741,7 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
         "ntraj": run.ntraj,
         "seed": -1 if seed is None else int(seed),
         "frame": "gauged (pi rotation about x on spins with G[1,j] = -1) for bloch; overlaps are frame-independent",
+        "solver_frame": "plain",
         "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp; cost E_N in the paper's normalisation",
         "opendicke_version": __version__,
     })
