@@ -89,7 +89,7 @@ def main():
     print(f"naive: {pick.size} points in {t_naive:.1f} s" + (f" (×{scale:.2f} → {t_naive * scale:.0f} s for all 644)" if scale > 1 else "")
           + f"; worst error |ξ| {err_naive[0]:.1e}, n {err_naive[1]:.1e}")
     print()
-    print("| work | naive loop (t = 2000) | opendicke steady_state | speed-up | worst | \\|ξ_ν\\| − Eq. 12 | naive / ours | worst n_ν error naive / ours |")
+    print("| work | naive loop (t = 2000) | opendicke steady_state | speed-up | worst error in \\|ξ_ν\\|, naive / ours | worst error in n_ν, naive / ours |")
     print("|---|---|---|---|---|---|")
     print(f"| Fig. 3, 161 g0 × 4 patterns | {t_naive * scale:.0f} s | {statistics.median(times):.2f} s | "
           f"**{t_naive * scale / statistics.median(times):.0f}×** | {err_naive[0]:.1e} / {err_ours[0]:.1e} "
