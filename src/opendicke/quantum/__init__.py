@@ -7,14 +7,23 @@
 * :func:`solve`: master-equation dynamics with an automatic Fock cutoff, as an ``xarray.Dataset``
   (overlaps, occupations, α, group Bloch vectors, truncation indicators, cost function E_N(t)).
 * :func:`propagate`: one run at a fixed cutoff (raw expectation values).
+* :mod:`.frame`: the same exact problem in the frame co-moving with the mean-field solution (rotated large
+  spins, displaced modes), truncated in the fluctuations (:func:`comoving`, :func:`propagate_comoving`,
+  :func:`search_truncation`); ``solve(frame="comoving")`` uses it, ``frame="auto"`` picks it for large N_sp.
 """
 
 from .problem import QuantumProblem, QutipProblem, build
+from .frame import (
+    ComovingProblem, FramePropagation, MeanFieldFrame, comoving, mean_field_frame, propagate_comoving, propagate_plain,
+    search_truncation,
+)
 from .solve import (
-    AUTO_MASTER_EQUATION_DIM, DEFAULT_TOL, METHODS, FockCutoffWarning, Propagation, cost_function, initial_cost, propagate, solve,
+    AUTO_COMOVING_SPINS, AUTO_MASTER_EQUATION_DIM, FRAMES, DEFAULT_TOL, METHODS, FockCutoffWarning, Propagation, cost_function, initial_cost, propagate, solve,
 )
 
 __all__ = [
     "QuantumProblem", "QutipProblem", "build", "solve", "propagate", "Propagation", "FockCutoffWarning",
     "cost_function", "initial_cost", "DEFAULT_TOL", "METHODS", "AUTO_MASTER_EQUATION_DIM",
+    "FRAMES", "AUTO_COMOVING_SPINS", "ComovingProblem", "FramePropagation", "MeanFieldFrame", "comoving",
+    "mean_field_frame", "propagate_comoving", "propagate_plain", "search_truncation",
 ]

@@ -51,7 +51,10 @@ import scipy.sparse as sp
 
 from .problem import QuantumProblem, _embed, _fock_tuple
 
-__all__ = ["MeanFieldFrame", "ComovingProblem", "comoving", "propagate_comoving", "mean_field_frame"]
+__all__ = [
+    "MeanFieldFrame", "ComovingProblem", "FramePropagation", "TruncationSearch", "comoving", "mean_field_frame",
+    "propagate_comoving", "propagate_plain", "search_truncation", "first_truncation", "MAX_COMOVING_DIM",
+]
 
 _COMPONENTS = ("x", "y", "z")
 
