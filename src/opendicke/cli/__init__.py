@@ -167,6 +167,7 @@ def demo(
 
 
 from . import quantum, stationary  # noqa: E402,F401  (register their commands)
+from . import memory  # noqa: E402,F401  (the "memory" sub-app)
 
 
 def main():  # console-script entry point

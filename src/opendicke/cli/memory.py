@@ -1,0 +1,364 @@
+"""Commands for associative-memory experiments: ``opendicke memory map | which | stability | census | crosstalk``.
+
+Definitions (see :mod:`opendicke.memory`): in the thermodynamic limit a pattern is *retrievable* when its
+(corrupted) start relaxes to a finite-overlap state that is stable on the start's invariant subspace and in
+the full phase space; ``retrievable_on_subspace`` drops the second condition. At finite N_sp a sample
+*recognises* the pattern when its dynamics, crosstalk included, ends with the largest overlap on it.
+"""
+
+import time
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import numpy as np
+import typer
+
+from . import app
+from .common import Progress, fail, model_command, plain, print_json
+
+memory_app = typer.Typer(
+    name="memory",
+    help="Associative memory: recognition maps over (g0, p), the pattern-selective regime, attractor census, "
+         "crosstalk at finite N_sp.",
+    no_args_is_help=True,
+)
+app.add_typer(memory_app, name="memory")
+
+
+def _grid(vary: List[str]) -> np.ndarray:
+    from ..grid import parse_range
+
+    values = None
+    for text in vary:
+        name, v = parse_range(text)
+        if name != "g0":
+            raise ValueError(f"--vary {text!r}: memory commands scan the coupling only (g0=START:STOP:COUNT)")
+        values = v
+    if values is None:
+        raise ValueError("give --vary g0=START:STOP:COUNT")
+    return values
+
+
+def _flips(text: str) -> np.ndarray:
+    from ..grid import parse_range
+
+    _, values = parse_range(f"flip={text}")
+    return values
+
+
+def _patterns(text: str, M: int):
+    if text == "all":
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--pattern must be 'all' or comma-separated pattern numbers 1..{M}, got {text!r}") from None
+
+
+def _default_plot(out: Path, plot: Optional[Path], no_plot: bool) -> Optional[Path]:
+    if no_plot:
+        return None
+    return plot if plot is not None else out.with_suffix(".png")
+
+
+@memory_app.command("map")
+@model_command
+def map_command(
+    model,
+    vary: Annotated[List[str], typer.Option("--vary", help="The coupling grid, g0=START:STOP:COUNT (or g0=V1,V2,...).")],
+    out: Annotated[Path, typer.Option("--out", help="NetCDF file for the labelled map; the figure goes beside it.")],
+    flips: Annotated[str, typer.Option("--flips", help="Flipped fractions p, START:STOP:COUNT or V1,V2,...")] = "0:0.5:26",
+    pattern: Annotated[str, typer.Option("--pattern", help="'all' or comma-separated pattern numbers to map.")] = "all",
+    samples: Annotated[int, typer.Option("--samples", help="Pattern realisations (model seeds seed, seed+1, ...), finite N_sp only.")] = 1,
+    draws: Annotated[int, typer.Option("--draws", help="Corruption draws per realisation, finite N_sp only.")] = 1,
+    threshold: Annotated[float, typer.Option("--threshold", help="|ξ_ν| above this is a finite overlap.")] = 1e-3,
+    t_max: Annotated[float, typer.Option("--t-max", help="Time budget per point.")] = 2000.0,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Figure path (default: OUT with .png).")] = None,
+    no_plot: Annotated[bool, typer.Option("--no-plot", help="Skip the figure.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+):
+    """Recognition map over (g0, p) per pattern, with the analytic boundary g_c/√(1 − 2p) on the heat map."""
+    from ..io import save_dataset
+    from ..memory import recognition_map
+
+    g0 = _grid(vary)
+    t0 = time.perf_counter()
+    with Progress("recognition map", enabled=not as_json) as progress:
+        ds = recognition_map(model, g0, _flips(flips), _patterns(pattern, model.n_modes), samples=samples, draws=draws,
+                             threshold=threshold, t_max=t_max, progress=progress)
+    elapsed = time.perf_counter() - t0
+    save_dataset(ds, out)
+    figure = _default_plot(out, plot, no_plot)
+    if figure is not None:
+        from ..plotting_memory import plot_recognition_map
+
+        size = "thermodynamic limit" if model.thermodynamic_limit else f"$N_{{sp}}={model.n_spins}$"
+        plot_recognition_map(ds, figure, title=f"recognition map, {size}")
+    summary = _map_summary(ds)
+    summary.update({"elapsed_s": elapsed, "out": str(out), "figure": None if figure is None else str(figure)})
+    if as_json:
+        print_json(summary)
+        return
+    for line in summary["lines"]:
+        typer.echo(line)
+    typer.echo(f"{ds['g0'].size} × {ds['flip'].size} × {ds['pattern'].size} points in {elapsed:.1f} s; wrote {out}"
+               + (f" and {figure}" if figure is not None else ""))
+
+
+def _map_summary(ds) -> dict:
+    lines = []
+    out = {}
+    if "retrievable" in ds and "sample" not in ds.dims:
+        away = np.abs(ds["g0"] - ds["boundary_theory"]) >= 0.01
+        worst = float(np.abs(ds["deviation"].where(away)).max())
+        out["worst_overlap_error"] = worst
+        lines.append(f"worst | |ξ_ν| − √((1−2p)² − (g_c/g0)^4) | where |g0 − g_c/√(1−2p)| ≥ 0.01: {worst:.1e}")
+        if "boundary" in ds:
+            diff = np.abs(ds["boundary"] - ds["boundary_theory"]).values
+            worst_b = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
+            out["worst_boundary_error"] = worst_b
+            lines.append(f"numerical boundary vs g_c/√(1−2p): max |Δ| = {worst_b:.1e} over "
+                         f"{int(np.isfinite(diff).sum())} (pattern, p) pairs")
+        sub_only = int((ds["retrievable_on_subspace"] & ~ds["retrievable"]).sum())
+        out["subspace_only_points"] = sub_only
+        lines.append(f"{sub_only} grid points hold the pattern only on its invariant subspace (full-space saddles)")
+    else:
+        prob = ds["success_probability"]
+        out["mean_success_probability"] = float(prob.mean())
+        dev = ds["deviation"].where(ds["success_probability"] > 0.5)
+        worst = float(np.abs(dev).max()) if np.isfinite(dev).any() else float("nan")
+        out["worst_overlap_deviation"] = worst
+        lines.append(f"{ds.sizes['sample']} samples; mean success probability {float(prob.mean()):.3f}; largest "
+                     f"|mean |ξ_ν| − formula| where recognised: {worst:.2e}")
+    out["lines"] = lines
+    return out
+
+
+@memory_app.command("which")
+@model_command
+def which_command(
+    model,
+    flip: Annotated[float, typer.Option("--flip", help="Flip this fraction of every start.")] = 0.0,
+    samples: Annotated[int, typer.Option("--samples", help="Pattern realisations (finite N_sp).")] = 1,
+    draws: Annotated[int, typer.Option("--draws", help="Corruption draws per realisation (finite N_sp).")] = 1,
+    perturbation: Annotated[float, typer.Option("--perturbation", help="Size of the symmetry-breaking kick of the "
+                                                 "robustness check (thermodynamic limit; 0: none).")] = 1e-6,
+    numerical: Annotated[bool, typer.Option("--numerical", help="Also find both thresholds numerically (slower).")] = False,
+    t_max: Annotated[float, typer.Option("--t-max", help="Time budget per start.")] = 3000.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"patterns\": [{pattern, g_crit, retrievable, overlap, ...}]}.")] = False,
+):
+    """Which patterns the model holds at its g0: the pattern-selective regime (retrievable from the dynamics)."""
+    from ..memory import retrievable_patterns
+
+    ds = retrievable_patterns(model, flip, samples=samples, draws=draws, perturbation=perturbation, t_max=t_max,
+                              numerical_thresholds=numerical)
+    rows = []
+    for i, mu in enumerate(ds["pattern"].values):
+        row = {
+            "pattern": int(mu),
+            "g_crit": plain(ds["g_crit"].values[i]),
+            "retrievable": bool(ds["retrievable"].values[i]),
+            "overlap": plain(ds["overlap"].values[i]),
+            "threshold": plain(ds["boundary_theory"].values[i]),
+            "robust_threshold": plain(ds["robust_theory"].values[i]),
+            "retrievable_on_subspace": bool(ds["retrievable_on_subspace"].values[i]),
+            "overlap_on_subspace": plain(ds["overlap_on_subspace"].values[i]),
+            "overlap_theory": plain(ds["overlap_theory"].values[i]),
+            "success_probability": plain(ds["success_probability"].values[i]),
+            "ends_on": int(ds["ends_on"].values[i]),
+        }
+        if "perturbed_ends_on" in ds:
+            row["perturbed_ends_on"] = int(ds["perturbed_ends_on"].values[i])
+        if numerical:
+            row["threshold_numerical"] = plain(ds["boundary"].values[i])
+            row["robust_threshold_numerical"] = plain(ds["robust_threshold"].values[i])
+        rows.append(row)
+    if as_json:
+        print_json({"patterns": rows, "g0": model.g0, "flip": flip, "n_spins": model.n_spins,
+                    "definition": ds.attrs["definition"]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    size = "thermodynamic limit" if model.thermodynamic_limit else f"N_sp = {model.n_spins}, {int(ds['n_samples'])} samples"
+    table = Table(title=f"patterns held at g0 = {model.g0:g}, flip {flip:g} ({size})")
+    cols = ["ν", "g_c", "g_c/√(1−2p)", "g_stab", "retrievable", "|ξ_ν|", "subspace", "|ξ_ν| subsp."]
+    if not model.thermodynamic_limit:
+        cols += ["P(success)"]
+    if numerical:
+        cols += ["boundary num.", "g_stab num."]
+    for name in cols:
+        table.add_column(name, justify="right")
+    fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
+    for r in rows:
+        cells = [str(r["pattern"]), fmt(r["g_crit"]), fmt(r["threshold"]), fmt(r["robust_threshold"]),
+                 "[green]yes[/green]" if r["retrievable"] else "[red]no[/red]", fmt(r["overlap"]),
+                 "yes" if r["retrievable_on_subspace"] else "no", fmt(r["overlap_on_subspace"])]
+        if not model.thermodynamic_limit:
+            cells.append(f"{r['success_probability']:.2f}")
+        if numerical:
+            cells += [fmt(r["threshold_numerical"]), fmt(r["robust_threshold_numerical"])]
+        table.add_row(*cells)
+    console = Console()
+    console.print(table)
+    console.print(ds.attrs["definition"])
+
+
+@memory_app.command("stability")
+@model_command
+def stability_command(
+    model,
+    flip: Annotated[float, typer.Option("--flip", help="Flipped fraction of the starts.")] = 0.0,
+    tol: Annotated[float, typer.Option("--tol", help="Width of the final brackets.")] = 1e-4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print lists over patterns 1..M.")] = False,
+):
+    """Existence threshold and full-space stability threshold g_stab per pattern, numerically and in closed form."""
+    from ..memory import recognition_boundary, robust_threshold, stability_threshold
+
+    ds = stability_threshold(model, flip=flip, tol=tol)
+    try:
+        robust = robust_threshold(model, flip)
+        from ..memory import critical_couplings
+
+        boundary = recognition_boundary(critical_couplings(model), flip)
+    except ValueError:
+        robust = boundary = np.full(model.n_modes, np.nan)
+    record = {
+        "pattern": plain(ds["pattern"].values),
+        "boundary": plain(ds["boundary"].values), "boundary_theory": plain(boundary),
+        "robust_threshold": plain(ds["robust_threshold"].values), "robust_theory": plain(robust),
+        "message": [str(m) for m in ds["message"].values], "flip": flip,
+    }
+    if as_json:
+        print_json(record)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"thresholds, flip {flip:g}   ({model!r})")
+    for name in ("pattern", "g_c/√(1−2p) num.", "formula", "g_stab num.", "formula", "note"):
+        table.add_column(name, justify="right")
+    fmt = lambda v: "—" if v is None else f"{v:.6f}"  # noqa: E731
+    for i in range(len(record["pattern"])):
+        table.add_row(str(record["pattern"][i]), fmt(record["boundary"][i]), fmt(record["boundary_theory"][i]),
+                      fmt(record["robust_threshold"][i]), fmt(record["robust_theory"][i]), record["message"][i])
+    Console().print(table)
+
+
+@memory_app.command("census")
+@model_command
+def census_command(
+    model,
+    vary: Annotated[List[str], typer.Option("--vary", help="Couplings, g0=START:STOP:COUNT or g0=V1,V2,...")],
+    random: Annotated[int, typer.Option("--random", help="Number of random starts.")] = 32,
+    mixtures: Annotated[int, typer.Option("--mixtures", help="Number of random mixtures of 2-3 patterns.")] = 32,
+    census_seed: Annotated[int, typer.Option("--census-seed", help="Seed of the starts and their perturbations.")] = 0,
+    perturbation: Annotated[float, typer.Option("--perturbation", help="Random rotation of every start (0: none).")] = 1e-6,
+    t_max: Annotated[float, typer.Option("--t-max", help="Time budget per start.")] = 3000.0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file for the census.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Figure: fractions vs g0 and one example of each outcome.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fractions: {g0, outcomes, fraction[kind][g0][outcome]}.")] = False,
+):
+    """Attractor census: fractions of recognition / mixture / paramagnetic / non-stationary outcomes."""
+    from ..memory import attractor_census, census_examples
+
+    g0 = _grid(vary)
+    t0 = time.perf_counter()
+    with Progress("census", enabled=not as_json) as progress:
+        ds, run = attractor_census(model, g0, n_random=random, n_mixtures=mixtures, seed=census_seed, perturbation=perturbation,
+                                   t_max=t_max, progress=progress)
+    elapsed = time.perf_counter() - t0
+    if out is not None:
+        from ..io import save_dataset
+
+        save_dataset(ds, out)
+    if plot is not None:
+        from ..plotting_memory import plot_census
+
+        plot_census(ds, plot, examples=census_examples(model, ds, run))
+    record = {
+        "g0": plain(ds["g0"].values),
+        "outcomes": [str(o) for o in ds["outcome_name"].values],
+        "kinds": [str(k) for k in ds["kind"].values],
+        "fraction": {str(k): plain(ds["fraction"].sel(kind=k).values) for k in ds["kind"].values},
+        "precessing_paramagnetic": plain(((ds["outcome"] == "paramagnetic") & ds["precessing"]).mean("start").values),
+        "elapsed_s": elapsed,
+    }
+    if as_json:
+        print_json(record)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"attractor census, {ds.sizes['start']} starts ({model!r})")
+    table.add_column("g0", justify="right")
+    for name in record["outcomes"]:
+        table.add_column(name, justify="right")
+    table.add_column("paramagnetic & precessing", justify="right")
+    for i, g in enumerate(record["g0"]):
+        row = [f"{g:g}"] + [f"{v:.2f}" for v in record["fraction"]["all"][i]] + [f"{record['precessing_paramagnetic'][i]:.2f}"]
+        table.add_row(*row)
+    Console().print(table)
+    typer.echo(f"{ds['outcome'].size} solves in {elapsed:.1f} s" + (f"; wrote {out}" if out else "")
+               + (f", {plot}" if plot else ""))
+
+
+def _ints(name: str, text: str) -> list[int]:
+    try:
+        return [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name}: expected comma-separated integers, got {text!r}") from None
+
+
+@memory_app.command("crosstalk")
+def crosstalk_command(
+    n_spins: Annotated[str, typer.Option("--n-spins", help="Numbers of spins, comma separated (1e4 allowed).")] = "10000,30000",
+    n_modes: Annotated[str, typer.Option("--n-modes", help="Numbers of patterns M, comma separated.")] = "4,10,20",
+    seeds: Annotated[int, typer.Option("--seeds", help="Pattern realisations per (M, N_sp).")] = 2,
+    g0: Annotated[float, typer.Option("--g0", help="Coupling of the recognised-overlap measurement.")] = 1.0,
+    pattern: Annotated[int, typer.Option("--pattern", help="Start pattern.")] = 1,
+    t_final: Annotated[float, typer.Option("--t-final", help="Length of the trajectories.")] = 300.0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Figure path.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON lists over (M, N_sp, seed).")] = False,
+):
+    """Crosstalk and load at finite N_sp (paper's family Ω_μ = Ω(μ+2)): recognised overlap and threshold vs N_sp, M/N_sp."""
+    from ..memory import crosstalk
+
+    try:
+        Ns, Ms = _ints("--n-spins", n_spins), _ints("--n-modes", n_modes)
+        with Progress("crosstalk", enabled=not as_json) as progress:
+            ds = crosstalk(Ns, Ms, g0=g0, pattern=pattern, seeds=range(seeds), t_final=t_final, progress=progress)
+    except ValueError as exc:
+        fail(str(exc))
+    if out is not None:
+        from ..io import save_dataset
+
+        save_dataset(ds, out)
+    if plot is not None:
+        from ..plotting_memory import plot_crosstalk
+
+        plot_crosstalk(ds, plot)
+    sel = ds.isel(g0=0)
+    record = {name: plain(sel[name].values) for name in ("overlap_dynamics", "overlap_centre", "overlap_static", "overlap_tl",
+                                                         "shift", "threshold", "threshold_tl", "threshold_shift",
+                                                         "crosstalk_rms", "elapsed_s")}
+    record.update({"n_modes": Ms, "n_spins": Ns, "seeds": seeds, "g0": g0, "pattern": pattern})
+    if as_json:
+        print_json(record)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"crosstalk: pattern {pattern} at g0 = {g0:g} (mean over {seeds} seeds)")
+    for name in ("M", "N_sp", "M/N_sp", "|ξ| dynamics", "shift vs Eq. 12", "shift fully polarised", "g_c(N) − g_c",
+                 "crosstalk rms", "time (s)"):
+        table.add_column(name, justify="right")
+    for a, M in enumerate(Ms):
+        for b, N in enumerate(Ns):
+            s = sel.isel(n_modes=a, n_spins=b)
+            table.add_row(str(M), str(N), f"{M / N:.1e}", f"{float(s['overlap_dynamics'].mean()):.6f}",
+                          f"{float(s['shift'].mean()):+.2e}", f"{float(s['shift_static'].mean()):+.2e}",
+                          f"{float(s['threshold_shift'].mean()):+.2e}", f"{float(s['crosstalk_rms'].mean()):.2e}",
+                          f"{float(s['elapsed_s'].sum()):.1f}")
+    Console().print(table)
