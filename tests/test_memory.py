@@ -101,7 +101,7 @@ def test_stability_threshold_found_numerically_agrees_with_the_closed_form():
     st = mem.stability_threshold(paper_model(), [1, 2, 4], tol=2e-3)
     np.testing.assert_allclose(st["boundary"].values, G_C[[0, 1, 3]], atol=2e-3)
     np.testing.assert_allclose(st["robust_threshold"].values, G_STAB[[0, 1, 3]], atol=2e-3)
-    assert "boundary" in str(st["message"].values[0])  # pattern 1 is robust as soon as it exists
+    assert "as soon as it exists" in str(st["message"].values[0])  # pattern 1 is robust as soon as it exists
 
 
 # ------------------------------------------------------------------------------------ selective regime

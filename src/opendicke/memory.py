@@ -669,7 +669,7 @@ def stability_threshold(
         for k, i in enumerate(found):
             if ends[2 * k] == 1:
                 result_lower[i], result_upper[i] = crit["g_lower"].values[i], crit["g_upper"].values[i]
-                messages[i] = "robust right above the existence boundary: g_stab is the boundary"
+                messages[i] = "g_stab = boundary (robust as soon as it exists)"
             elif ends[2 * k + 1] != 1:
                 messages[i] = f"not robust at g_max = {g_max:.6g} (verdict {ends[2 * k + 1]}); give a larger g_max"
             else:

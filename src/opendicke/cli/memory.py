@@ -182,9 +182,9 @@ def which_command(
 
     size = "thermodynamic limit" if model.thermodynamic_limit else f"N_sp = {model.n_spins}, {int(ds['n_samples'])} samples"
     table = Table(title=f"patterns held at g0 = {model.g0:g}, flip {flip:g} ({size})")
-    cols = ["ν", "g_c", "g_c/√(1−2p)", "g_stab", "retrievable", "|ξ_ν|", "subspace", "|ξ_ν| subsp."]
-    if not model.thermodynamic_limit:
-        cols += ["P(success)"]
+    tl = model.thermodynamic_limit
+    cols = ["ν", "g_c", "g_c/√(1−2p)", "g_stab", "retrievable", "|ξ_ν|"]
+    cols += ["subspace", "|ξ_ν| subsp."] if tl else ["P"]
     if numerical:
         cols += ["boundary num.", "g_stab num."]
     for name in cols:
@@ -192,9 +192,10 @@ def which_command(
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
     for r in rows:
         cells = [str(r["pattern"]), fmt(r["g_crit"]), fmt(r["threshold"]), fmt(r["robust_threshold"]),
-                 "[green]yes[/green]" if r["retrievable"] else "[red]no[/red]", fmt(r["overlap"]),
-                 "yes" if r["retrievable_on_subspace"] else "no", fmt(r["overlap_on_subspace"])]
-        if not model.thermodynamic_limit:
+                 "[green]yes[/green]" if r["retrievable"] else "[red]no[/red]", fmt(r["overlap"])]
+        if tl:
+            cells += ["yes" if r["retrievable_on_subspace"] else "no", fmt(r["overlap_on_subspace"])]
+        else:
             cells.append(f"{r['success_probability']:.2f}")
         if numerical:
             cells += [fmt(r["threshold_numerical"]), fmt(r["robust_threshold_numerical"])]
