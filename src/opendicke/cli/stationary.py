@@ -8,23 +8,7 @@ import numpy as np
 import typer
 
 from . import app
-from .common import Progress, fail, model_command, plain, print_json
-
-
-def _starts(model, pattern: str, flip: Optional[float], flip_seed: int, mirror: bool):
-    from ..states import CorruptedPattern, PatternState
-
-    if pattern == "all":
-        numbers = list(range(1, model.n_modes + 1))
-    else:
-        try:
-            numbers = [int(pattern)]
-        except ValueError:
-            raise ValueError(f"--pattern must be 'all' or a pattern number 1..{model.n_modes}, got {pattern!r}") from None
-    sign = -1 if mirror else 1
-    if flip is None:
-        return [PatternState(n, sign=sign) for n in numbers]
-    return [CorruptedPattern(n, flip=flip, seed=flip_seed, sign=sign) for n in numbers]
+from .common import Progress, fail, model_command, plain, print_json, start_states
 
 
 @app.command()
@@ -43,7 +27,7 @@ def steady(
     """One stationary state of the mean-field dynamics, found, verified and classified."""
     from ..meanfield.steady import steady_state
 
-    (start,) = _starts(model, str(pattern), flip, flip_seed, mirror)
+    (start,) = start_states(model, str(pattern), flip, flip_seed, mirror)
     ds = steady_state(model, start, t_max=t_max, paper_units=paper_units)
     if out is not None:
         from ..io import save_dataset
@@ -118,7 +102,7 @@ def sweep(
     from ..sweep import parts_directory, run_sweep
 
     grid = dict(parse_range(v) for v in vary)
-    starts = _starts(model, pattern, flip, flip_seed, False)
+    starts = start_states(model, pattern, flip, flip_seed, False)
     if resume and out is None:
         raise ValueError("--resume needs --out (the finished chunks live beside the output file)")
     t0 = time.perf_counter()
