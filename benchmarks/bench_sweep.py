@@ -9,10 +9,16 @@ per task, 20 tasks.
 * cluster:    ``run_sweep(..., scheduler="local", workers=2)``: a LocalCluster of 2 single-threaded worker
   processes on 127.0.0.1, started and stopped inside the timed call (start-up included).
 
-Printed: both wall times, the speed-up, the cluster start-up (measured separately), the overhead (cluster time
-minus the ideal in-process time / workers) and whether both results agree point for point (they should be
+Printed: both wall times and the speed-up; the cluster start-up; CPU times (in-process; each worker and the
+driver, which hosts the scheduler, receives the chunks and writes the files), whose difference is the
+overhead independent of how busy the machine is; an estimate of the speed-up on an idle machine (in-process
+CPU / (start-up + busiest worker's CPU)); and whether both results agree point for point (they should be
 bit-identical: same chunk layout, same arithmetic). The machine's load average is printed too: on a shared
-machine the numbers move with it.
+machine the wall times move with it, the CPU times much less.
+
+Measured while building it: with Dask's default worker environment (MALLOC_TRIM_THRESHOLD_=65536) the same
+chunk cost 25 % more CPU in a worker than in-process; ``opendicke.sweep`` starts its local workers without it
+(and without the statistical profiler), which brings a worker within a few per cent of in-process.
 
 Usage: python benchmarks/bench_sweep.py [--points 161] [--seeds 20] [--n-spins 200] [--workers 2] [--out DIR]
 """

@@ -266,6 +266,27 @@ def test_combine_reports_missing_chunks():
         combine_chunks(plan, {0: evolve(paper_model(), STARTS, vary={"g0": [0.5]}, **EVOLVE_OPTIONS)})
 
 
+def test_cli_sweep_options_are_checked(tmp_path):
+    from typer.testing import CliRunner
+
+    from opendicke.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["sweep", "--vary", "g0=0.5,1.0", "--resume"])
+    assert result.exit_code == 2 and "--resume needs --out" in result.output
+    result = runner.invoke(app, ["sweep", "--vary", "g0=0.5,1.0", "--scheduler", "cluster"])
+    assert result.exit_code == 2 and "scheduler must be" in result.output
+    result = runner.invoke(app, ["sweep", "--vary", "g0=0.5,1.0", "--vary", "seed=0,1"])
+    assert result.exit_code == 2 and "n_spins" in result.output
+    result = runner.invoke(app, ["sweep", "--vary", "g0=0.5,1.0", "--scheduler", "in-process", "--workers", "2"])
+    assert result.exit_code == 2 and "local cluster only" in result.output
+    result = runner.invoke(app, ["sweep", "--vary", "g0=0.6,1.2", "--pattern", "1", "--t-max", "300",
+                                 "--scheduler", "in-process", "--out", str(tmp_path / "c.nc")])
+    assert result.exit_code == 0, result.output
+    assert "2 points" in result.output and "1 chunks (0 reused, 1 computed) on in-process" in result.output
+    assert load_dataset(tmp_path / "c.nc")["classification"].dims == ("g0", "initial")
+
+
 # --------------------------------------------------------------------------------------------------
 # A local cluster: loopback only, same numbers as in-process
 
