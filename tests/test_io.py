@@ -52,3 +52,13 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_strings_longer_than_those_in_a_loaded_file_are_not_truncated(tmp_path):
+    short = xr.Dataset({"message": (("x",), np.array(["ok", "no"]))})
+    loaded = load_dataset(save_dataset(short, tmp_path / "a.nc"))
+    longer = loaded.copy()
+    longer["message"] = (("x",), np.array(["a much longer message than before", "no"]))
+    longer["message"].encoding = loaded["message"].encoding
+    back = load_dataset(save_dataset(longer, tmp_path / "b.nc"))
+    assert back["message"].values[0] == "a much longer message than before"

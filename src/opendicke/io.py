@@ -104,7 +104,9 @@ def atomic_path(path: str | os.PathLike):
 
 
 def _split_complex(ds: xr.Dataset) -> xr.Dataset:
-    out = ds.copy()
+    # Encodings carried over from a file this data was read from (e.g. a fixed string width) must not
+    # truncate the new, possibly longer values.
+    out = ds.drop_encoding()
     for name in list(out.data_vars) + [c for c in out.coords if c not in out.dims]:
         var = out[name]
         if np.iscomplexobj(var.values):
