@@ -34,6 +34,7 @@ def quantum(
     fock: Annotated[Optional[str], typer.Option("--fock", help="Fock levels per mode (one value or M); default: chosen automatically to meet --tol.")] = None,
     tol: Annotated[float, typer.Option("--tol", help="Target accuracy of overlaps and occupations.")] = 1e-6,
     method: Annotated[str, typer.Option("--method", help="auto | mesolve | expm | mcsolve")] = "auto",
+    frame: Annotated[str, typer.Option("--frame", help="auto | plain | comoving (displaced and rotated with the mean-field solution, truncated in the fluctuations)")] = "auto",
     ntraj: Annotated[int, typer.Option("--ntraj", help="Trajectories (mcsolve).")] = 500,
     traj_seed: Annotated[Optional[int], typer.Option("--traj-seed", help="Seed of the trajectories' random numbers.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the labelled result as NetCDF.")] = None,
@@ -50,7 +51,7 @@ def quantum(
         warnings.simplefilter("always", FockCutoffWarning)
         with Progress("quantum dynamics", enabled=not as_json) as progress:
             ds = solve(model, start, t_final=t_final, times=times, fock=_fock(fock), tol=tol, method=method,
-                       ntraj=ntraj, seed=traj_seed, progress=progress)
+                       frame=frame, ntraj=ntraj, seed=traj_seed, progress=progress)
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)
     if out is not None:
@@ -72,6 +73,7 @@ def quantum(
         "fock_change": plain(ds["fock_change"].values),
         "fock_converged": bool(ds["fock_converged"]),
         "dimension": int(ds.attrs["dimension"]),
+        "frame": ds.attrs.get("solver_frame", "plain"),
         "overlaps_meanfield": plain(ds["overlap_meanfield"].transpose("pattern", "time").values),
     }
     if "overlap_error" in ds:
