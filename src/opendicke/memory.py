@@ -71,6 +71,7 @@ __all__ = [
     "recognition_boundary",
     "robust_threshold",
     "recognition_map",
+    "recognition_map_task",
     "retrievable_patterns",
     "stability_threshold",
     "attractor_census",
@@ -435,6 +436,33 @@ def recognition_map(
     ds.attrs["definition"] = _RETRIEVABLE_DOC if model.thermodynamic_limit else _RECOGNISED_DOC
     _long_names(ds)
     return ds
+
+
+def recognition_map_task(model: DickeModel, initial, *, vary, g0, progress=None, **options):
+    """:func:`recognition_map` as a sweep solver (:func:`~opendicke.sweep.run_sweep`): one chunk of flips.
+
+    ``initial``: the pattern numbers (as states: a list of :class:`~opendicke.states.PatternState`);
+    ``vary={"flip": ...}``: the chunk's flipped fractions; ``g0``: the whole coupling grid (never split, so the
+    numerical boundary sees the grid's own bracket); ``options``: the rest of :func:`recognition_map`'s
+    keywords. Chunks along ``flip`` are independent: each (pattern, flip) is solved over the whole g0 grid.
+    """
+    if set(vary) != {"flip"}:
+        raise ValueError(f"recognition_map_task varies the flipped fraction only (vary={{'flip': ...}}), got {sorted(vary)}")
+    starts = initial if isinstance(initial, (list, tuple)) else [initial]
+    if not all(isinstance(s, PatternState) and s.sign == 1 for s in starts):
+        raise ValueError("recognition_map_task: the initial states are the patterns to map (pattern numbers)")
+    return recognition_map(model, g0, vary["flip"], [s.pattern for s in starts], progress=progress, **options)
+
+
+def _map_solves_per_point(model, initial, options):
+    """Steady-state solves of one flip value: couplings × patterns × samples × draws."""
+    n_patterns = len(initial) if isinstance(initial, (list, tuple)) else 1
+    return (np.size(options.get("g0", 1)) * n_patterns * int(options.get("samples", 1))
+            * int(options.get("draws", 1)))
+
+
+recognition_map_task.sweep_axes = ("flip",)
+recognition_map_task.sweep_solves_per_point = _map_solves_per_point
 
 
 def _safe_gc(model):

@@ -5,7 +5,10 @@ dimension each, as in :func:`~opendicke.grid.parameter_batch`), optionally times
 draws the model's random patterns anew: a different model per seed), solved from one or more initial
 states by a batched solver (default :func:`~opendicke.meanfield.steady.steady_state`; any function
 ``solver(model, initial, vary=..., **options) -> xarray.Dataset`` with the varied names as leading
-dimensions will do, e.g. :func:`~opendicke.meanfield.evolve`).
+dimensions will do, e.g. :func:`~opendicke.meanfield.evolve`). A solver may declare its own axes, not model
+parameters, in an attribute ``sweep_axes`` (names it accepts in ``vary``, e.g. the flipped fraction of
+:func:`~opendicke.memory.recognition_map_task`), and the solves one grid point costs in
+``sweep_solves_per_point(model, initial, options)`` (chunk sizes and the ``auto`` choice use it).
 
 **Chunks.** The grid is cut into blocks (:class:`Chunk`): one seed × a slice of every varied dimension
 (inner dimensions whole, the outermost split one evenly, like C-order blocks). Each chunk is *one*
@@ -111,6 +114,7 @@ class SweepPlan:
     seeds: np.ndarray | None  # pattern seeds, or None
     dims: tuple[str, ...]  # leading dimensions of the result (grid names and "seed", in the order given)
     options: dict  # keyword arguments of the solver
+    solves_per_point: int  # solves of one grid point (the initial states, or what the solver declares)
     block_shape: tuple[int, ...]  # chunk extent along each grid dimension
     chunks: tuple[Chunk, ...]
     spec: dict  # canonical, JSON-ready description (hashed)
@@ -132,7 +136,7 @@ class SweepPlan:
 
     @property
     def n_solves(self) -> int:
-        return self.n_points * self.n_starts
+        return self.n_points * self.solves_per_point
 
     def chunk_model(self, chunk: Chunk) -> DickeModel:
         return self.model if chunk.seed is None else self.model.replace(seed=int(chunk.seed))
@@ -242,14 +246,21 @@ def plan_sweep(
     if seeds is not None and model.thermodynamic_limit:
         raise ValueError("vary seed: pattern seeds need a finite number of spins (random patterns); give n_spins")
     grid = {name: np.atleast_1d(np.asarray(values, dtype=float)) for name, values in vary.items() if name != SEED}
-    parameter_batch(model, {name: values[:1] for name, values in grid.items()})  # names and values checked
-    for name, values in grid.items():
+    own_axes = tuple(getattr(solver, "sweep_axes", ()))
+    for name in own_axes:
+        if name in grid and (grid[name].ndim != 1 or grid[name].size == 0 or not np.all(np.isfinite(grid[name]))):
+            raise ValueError(f"vary {name}: give a non-empty list of finite numbers")
+    params = {name: values for name, values in grid.items() if name not in own_axes}
+    parameter_batch(model, {name: values[:1] for name, values in params.items()})  # names and values checked
+    for name, values in params.items():
         parameter_batch(model, {name: values})
     options = {k: options[k] for k in sorted(options)} if options else {}
 
+    per_point = getattr(solver, "sweep_solves_per_point", None)
     n_starts = len(starts)
+    solves_per_point = max(1, int(per_point(model, starts if many else starts[0], options))) if per_point else n_starts
     if chunk_size is None:
-        chunk_size = max(1, SOLVES_PER_CHUNK // n_starts)
+        chunk_size = max(1, SOLVES_PER_CHUNK // solves_per_point)
     if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive whole number of parameter points, got {chunk_size!r}")
     shape = tuple(v.size for v in grid.values())
@@ -277,8 +288,8 @@ def plan_sweep(
         "opendicke_version": __version__,
     }
     key = hashlib.sha256(_json(spec).encode()).hexdigest()[:16]
-    return SweepPlan(solver, model, starts if many else starts[0], grid, seeds, tuple(vary), options, block,
-                     tuple(chunks), spec, key)
+    return SweepPlan(solver, model, starts if many else starts[0], grid, seeds, tuple(vary), options, solves_per_point,
+                     block, tuple(chunks), spec, key)
 
 
 # ------------------------------------------------------------------------------------------------

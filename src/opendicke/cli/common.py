@@ -176,3 +176,49 @@ def start_states(model, pattern, flip=None, flip_seed: int = 0, mirror: bool = F
     if flip is None:
         return [PatternState(n, sign=sign) for n in numbers]
     return [CorruptedPattern(n, flip=flip, seed=flip_seed, sign=sign) for n in numbers]
+
+
+# Execution options of the chunked sweeps (``sweep``, ``memory map``): one definition, shared.
+SchedulerOption = Annotated[Optional[str], typer.Option(
+    "--scheduler", help="auto | in-process | local | tcp://HOST:PORT (an existing Dask cluster). Default auto: "
+    "$DASK_SCHEDULER_ADDRESS if set, else in-process for small work and a local cluster (loopback only) for large work.",
+    rich_help_panel="Execution")]
+WorkersOption = Annotated[Optional[int], typer.Option(
+    "--workers", help="Worker processes of a local cluster (default: the usable cores).", rich_help_panel="Execution")]
+ChunkSizeOption = Annotated[Optional[int], typer.Option(
+    "--chunk-size", help="Grid points per task (default: about 1024 solves per task).", rich_help_panel="Execution")]
+ResumeOption = Annotated[bool, typer.Option(
+    "--resume", help="Continue a killed run with the same options and --out: finished chunks are reused, not "
+    "recomputed.", rich_help_panel="Execution")]
+KeepChunksOption = Annotated[bool, typer.Option(
+    "--keep-chunks", help="Keep OUT.parts/ after writing OUT.", rich_help_panel="Execution")]
+
+
+def run_chunked(description: str, *, out, resume: bool, scheduler, workers, chunk_size, keep_chunks: bool,
+                progress: bool = True, **work):
+    """:func:`opendicke.sweep.run_sweep` with the execution options above, a progress bar and the CLI's errors.
+
+    ``work``: the sweep (model, initial, vary, solver, options). A failure or Ctrl-C after chunks finished
+    exits 1 and says how many chunk files are kept for ``--resume``; bad options are ValueErrors (exit 2).
+    """
+    from ..sweep import parts_directory, run_sweep
+
+    if resume and out is None:
+        raise ValueError("--resume needs --out (the finished chunks live beside the output file)")
+    try:
+        with Progress(description, enabled=progress) as bar:
+            return run_sweep(out=out, scheduler=scheduler, workers=workers, chunk_size=chunk_size, resume=resume,
+                             keep_chunks=keep_chunks, progress=bar, **work)
+    except (Exception, KeyboardInterrupt) as exc:
+        if isinstance(exc, ValueError) or out is None:
+            raise
+        parts = parts_directory(out)
+        kept = len(list(parts.glob("chunk-*.nc"))) if parts.is_dir() else 0
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        fail(f"{message}; {kept} finished chunk file(s) kept in {parts}: rerun with --resume to continue", code=1)
+
+
+def chunk_summary(ds) -> str:
+    """"N chunks (R reused, C computed) on EXECUTOR" from a sweep result's attributes."""
+    n_chunks, reused = ds.attrs["sweep_chunks"], ds.attrs["sweep_chunks_reused"]
+    return f"{n_chunks} chunks ({reused} reused, {n_chunks - reused} computed) on {ds.attrs['sweep_executor']}"

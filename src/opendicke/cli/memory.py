@@ -14,7 +14,19 @@ import numpy as np
 import typer
 
 from . import app
-from .common import Progress, fail, model_command, plain, print_json
+from .common import (
+    KeepChunksOption,
+    Progress,
+    ResumeOption,
+    SchedulerOption,
+    WorkersOption,
+    chunk_summary,
+    fail,
+    model_command,
+    plain,
+    print_json,
+    run_chunked,
+)
 
 memory_app = typer.Typer(
     name="memory",
@@ -76,18 +88,34 @@ def map_command(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Figure path (default: OUT with .png).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Skip the figure.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    chunk_size: Annotated[Optional[int], typer.Option("--chunk-size", help="Flipped fractions per task, each over the "
+                                                      "whole g0 grid, every pattern and sample (default: about 1024 "
+                                                      "solves per task).", rich_help_panel="Execution")] = None,
+    resume: ResumeOption = False,
+    keep_chunks: KeepChunksOption = False,
 ):
-    """Recognition map over (g0, p) per pattern, with the analytic boundary g_c/√(1 − 2p) on the heat map."""
-    from ..io import save_dataset
-    from ..memory import recognition_map
+    """Recognition map over (g0, p) per pattern, with the analytic boundary g_c/√(1 − 2p) on the heat map.
+
+    Runs as a sweep over the flipped fractions (chunks of p, each over the whole g0 grid): finished chunks land
+    in OUT.parts/, --resume continues a killed run, --scheduler sends the chunks to Dask.
+    """
+    from ..memory import _seeds, recognition_map_task
 
     g0 = _grid(vary)
+    pats = _patterns(pattern, model.n_modes)
+    pats = list(range(1, model.n_modes + 1)) if pats is None else pats
+    _seeds(model, samples, draws, None)  # samples/draws and flips checked before any work (or chunk directory) starts
+    flip_values = _flips(flips)
+    if np.any(~np.isfinite(flip_values)) or np.any((flip_values < 0) | (flip_values > 1)):
+        raise ValueError(f"flips must be fractions in [0, 1], got {flip_values.tolist()}")
     t0 = time.perf_counter()
-    with Progress("recognition map", enabled=not as_json) as progress:
-        ds = recognition_map(model, g0, _flips(flips), _patterns(pattern, model.n_modes), samples=samples, draws=draws,
-                             threshold=threshold, t_max=t_max, progress=progress)
+    ds = run_chunked("recognition map", out=out, resume=resume, scheduler=scheduler, workers=workers,
+                     chunk_size=chunk_size, keep_chunks=keep_chunks, progress=not as_json, model=model, initial=pats,
+                     vary={"flip": flip_values}, solver=recognition_map_task,
+                     options={"g0": g0, "samples": samples, "draws": draws, "threshold": threshold, "t_max": t_max})
     elapsed = time.perf_counter() - t0
-    save_dataset(ds, out)
     figure = _default_plot(out, plot, no_plot)
     if figure is not None:
         from ..plotting_memory import plot_recognition_map
@@ -95,13 +123,16 @@ def map_command(
         size = "thermodynamic limit" if model.thermodynamic_limit else f"$N_{{sp}}={model.n_spins}$"
         plot_recognition_map(ds, figure, title=f"recognition map, {size}")
     summary = _map_summary(ds)
-    summary.update({"elapsed_s": elapsed, "out": str(out), "figure": None if figure is None else str(figure)})
+    summary.update({"elapsed_s": elapsed, "out": str(out), "figure": None if figure is None else str(figure),
+                    "chunks": int(ds.attrs["sweep_chunks"]), "chunks_reused": int(ds.attrs["sweep_chunks_reused"]),
+                    "executor": str(ds.attrs["sweep_executor"])})
     if as_json:
         print_json(summary)
         return
     for line in summary["lines"]:
         typer.echo(line)
-    typer.echo(f"{ds['g0'].size} × {ds['flip'].size} × {ds['pattern'].size} points in {elapsed:.1f} s; wrote {out}"
+    typer.echo(f"{ds['g0'].size} × {ds['flip'].size} × {ds['pattern'].size} points in {elapsed:.1f} s; "
+               f"{chunk_summary(ds)}; wrote {out}"
                + (f" and {figure}" if figure is not None else ""))
 
 

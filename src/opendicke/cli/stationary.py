@@ -8,7 +8,21 @@ import numpy as np
 import typer
 
 from . import app
-from .common import Progress, fail, model_command, plain, print_json, start_states
+from .common import (
+    ChunkSizeOption,
+    KeepChunksOption,
+    Progress,
+    ResumeOption,
+    SchedulerOption,
+    WorkersOption,
+    chunk_summary,
+    fail,
+    model_command,
+    plain,
+    print_json,
+    run_chunked,
+    start_states,
+)
 
 
 @app.command()
@@ -83,47 +97,26 @@ def sweep(
     paper_units: Annotated[bool, typer.Option("--paper-units")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file for the labelled result; finished chunks "
                                                 "land in OUT.parts/ as they finish.")] = None,
-    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="auto | in-process | local | tcp://HOST:PORT "
-                                                     "(an existing Dask cluster). Default auto: $DASK_SCHEDULER_ADDRESS "
-                                                     "if set, else in-process for small work and a local cluster "
-                                                     "(loopback only) for large work.", rich_help_panel="Execution")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes of a local cluster (default: "
-                                                   "the usable cores).", rich_help_panel="Execution")] = None,
-    chunk_size: Annotated[Optional[int], typer.Option("--chunk-size", help="Parameter points per task, each solved "
-                                                      "from every start (default: about 1024 solves per task).",
-                                                      rich_help_panel="Execution")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed sweep with the same options and --out: "
-                                         "finished chunks are reused, not recomputed.", rich_help_panel="Execution")] = False,
-    keep_chunks: Annotated[bool, typer.Option("--keep-chunks", help="Keep OUT.parts/ after writing OUT.",
-                                              rich_help_panel="Execution")] = False,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    chunk_size: ChunkSizeOption = None,
+    resume: ResumeOption = False,
+    keep_chunks: KeepChunksOption = False,
 ):
     """Stationary states over a grid of model parameters (one labelled dimension per --vary), in chunks."""
     from ..grid import parse_range
-    from ..sweep import parts_directory, run_sweep
 
     grid = dict(parse_range(v) for v in vary)
     starts = start_states(model, pattern, flip, flip_seed, False)
-    if resume and out is None:
-        raise ValueError("--resume needs --out (the finished chunks live beside the output file)")
     t0 = time.perf_counter()
-    try:
-        with Progress("sweeping") as progress:
-            ds = run_sweep(model, starts, vary=grid, options={"t_max": t_max, "paper_units": paper_units}, out=out,
-                           scheduler=scheduler, workers=workers, chunk_size=chunk_size, resume=resume,
-                           keep_chunks=keep_chunks, progress=progress)
-    except (Exception, KeyboardInterrupt) as exc:
-        if isinstance(exc, ValueError) or out is None:
-            raise
-        parts = parts_directory(out)
-        kept = len(list(parts.glob("chunk-*.nc"))) if parts.is_dir() else 0
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        fail(f"{message}; {kept} finished chunk file(s) kept in {parts}: rerun with --resume to continue", code=1)
+    ds = run_chunked("sweeping", out=out, resume=resume, scheduler=scheduler, workers=workers, chunk_size=chunk_size,
+                     keep_chunks=keep_chunks, model=model, initial=starts, vary=grid,
+                     options={"t_max": t_max, "paper_units": paper_units})
     elapsed = time.perf_counter() - t0
     counts = {str(k): int(v) for k, v in zip(*np.unique(ds["classification"].values, return_counts=True))}
-    n_chunks, reused = ds.attrs["sweep_chunks"], ds.attrs["sweep_chunks_reused"]
     typer.echo(f"{ds['classification'].size} points in {elapsed:.1f} s: "
                + ", ".join(f"{v} {k}" for k, v in counts.items())
-               + f"; {n_chunks} chunks ({reused} reused, {n_chunks - reused} computed) on {ds.attrs['sweep_executor']}"
+               + f"; {chunk_summary(ds)}"
                + (f"; wrote {out}" if out else ""))
 
 
