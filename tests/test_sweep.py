@@ -610,3 +610,55 @@ def test_cli_memory_map_runs_in_chunks_and_resumes(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["chunks"] == 2 and summary["chunks_reused"] == 2
     assert load_dataset(out)["overlap"].dims == ("pattern", "flip", "g0")
+
+
+# --------------------------------------------------------------------------------------------------
+# Finite-N convergence studies as sweeps: one task per N_sp, the power-law fit over all of them
+
+
+def test_convergence_study_through_run_sweep_equals_the_direct_call_and_resumes(tmp_path):
+    from opendicke.quantum.convergence import convergence_study
+    from opendicke.sweep import convergence_task
+
+    model = paper_model().replace(omega_modes=[1.5], kappa=[1.0])
+    options = {"t_final": 1.0, "times": 5, "seed": 0}
+    ref = convergence_study(model, [2, 3, 4], 1, **options)
+    out = tmp_path / "c.nc"
+    kwargs = dict(vary={"n_spins": [2, 3, 4]}, solver=convergence_task, options=options, scheduler="in-process", out=out)
+    first = run_sweep(model, 1, keep_chunks=True, **kwargs)
+    assert first.attrs["sweep_chunks"] == 3  # one task per N_sp
+    for ds in (first, load_dataset(out)):
+        for name in ref.variables:
+            if name != "elapsed_seconds":
+                assert ref[name].equals(ds[name]), name
+        assert ds.attrs["slope"] == ref.attrs["slope"] and ds.attrs["methods"] == ref.attrs["methods"]
+    files = sorted(parts_directory(out).glob("chunk-*.nc"))
+    out.unlink()
+    files[0].unlink()
+    before = _stats(files[1:])
+    again = run_sweep(model, 1, resume=True, keep_chunks=True, **kwargs)
+    assert again.attrs["sweep_chunks_reused"] == 2 and _stats(files[1:]) == before
+    assert again["n_spins"].values.tolist() == [2, 3, 4] and again.attrs["slope"] == ref.attrs["slope"]
+    strip = dict(sweep_chunks_reused=0, sweep_seconds=0, sweep_executor="")
+    xr.testing.assert_identical(again.drop_vars("elapsed_seconds").assign_attrs(strip),
+                                first.drop_vars("elapsed_seconds").assign_attrs(strip))
+
+
+def test_cli_convergence_runs_one_task_per_size_and_resumes(tmp_path):
+    from typer.testing import CliRunner
+
+    from opendicke.cli import app
+
+    runner = CliRunner()
+    args = ["convergence", "--omega-modes", "1.5", "--kappa", "1", "--n-spins", "2,3", "--t-final", "1", "--times", "5",
+            "--out", str(tmp_path), "--scheduler", "in-process", "--json"]
+    result = runner.invoke(app, args + ["--keep-chunks"])
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.stdout)
+    ds = load_dataset(tmp_path / "convergence.nc")
+    assert ds.attrs["sweep_chunks"] == 2 and len(list((tmp_path / "convergence.nc.parts").glob("chunk-*.nc"))) == 2
+    (tmp_path / "convergence.nc").unlink()
+    result = runner.invoke(app, args + ["--resume"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == first
+    assert load_dataset(tmp_path / "convergence.nc").attrs["sweep_chunks_reused"] == 2

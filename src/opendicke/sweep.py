@@ -8,7 +8,9 @@ states by a batched solver (default :func:`~opendicke.meanfield.steady.steady_st
 dimensions will do, e.g. :func:`~opendicke.meanfield.evolve`). A solver may declare its own axes, not model
 parameters, in an attribute ``sweep_axes`` (names it accepts in ``vary``, e.g. the flipped fraction of
 :func:`~opendicke.memory.recognition_map_task`), and the solves one grid point costs in
-``sweep_solves_per_point(model, initial, options)`` (chunk sizes and the ``auto`` choice use it).
+``sweep_solves_per_point(model, initial, options)`` (chunk sizes and the ``auto`` choice use it), and
+``sweep_finish(ds) -> ds`` computes what needs the whole grid from the combined chunks (see
+:func:`convergence_task`: one task per N_sp, the power-law fit over all of them).
 
 **Chunks.** The grid is cut into blocks (:class:`Chunk`): one seed × a slice of every varied dimension
 (inner dimensions whole, the outermost split one evenly, like C-order blocks). Each chunk is *one*
@@ -58,6 +60,7 @@ from .states import InitialState, as_initial_state
 
 __all__ = [
     "run_sweep",
+    "convergence_task",
     "plan_sweep",
     "SweepPlan",
     "Chunk",
@@ -508,9 +511,10 @@ def _merge_attrs(attr_list: list[dict]) -> dict:
     keys = dict.fromkeys(k for attrs in attr_list for k in attrs)
     for key in keys:
         values = [_plain(a[key]) for a in attr_list if key in a]
-        texts = list(dict.fromkeys(_json(v) for v in values))
+        # a one-element list attribute reads back from NetCDF as a scalar: the same value
+        texts = list(dict.fromkeys(_json(v[0] if isinstance(v, list) and len(v) == 1 else v) for v in values))
         if len(texts) == 1:
-            out[key] = values[0]
+            out[key] = next((v for v in values if isinstance(v, list)), values[0])
         elif key == "all_succeeded":
             out[key] = int(min(values))
         else:
@@ -732,6 +736,9 @@ def _execute(plan, todo, target, workers, on_result, progress, done) -> str:
 
 def _finish(plan, results, description, n_reused, t0):
     ds = combine_chunks(plan, results)
+    finish = getattr(plan.solver, "sweep_finish", None)
+    if finish is not None:  # quantities of the whole grid (e.g. a fit over all chunks), before anything is written
+        ds = finish(ds)
     ds.attrs.update({
         "sweep_spec": _json(plan.spec),
         "sweep_spec_hash": plan.key,
@@ -741,3 +748,47 @@ def _finish(plan, results, description, n_reused, t0):
         "sweep_seconds": round(time.perf_counter() - t0, 3),
     })
     return ds
+
+
+# ------------------------------------------------------------------------------------------------
+# Adapters: studies that are not a solver over model parameters
+
+
+def convergence_task(model: DickeModel, initial, *, vary, progress=None, **options):
+    """:func:`~opendicke.quantum.convergence.convergence_study` as a sweep solver: ``vary={"n_spins": [...]}``.
+
+    Each N_sp is worth a task of its own (:func:`_convergence_solves`); ``options`` are the study's keywords
+    (``seed``, ``t_final``, ``times``, solver options). The per-size method is kept as a variable until
+    :func:`_convergence_finish` fits the power law over all sizes and restores the study's attributes.
+    """
+    from .quantum.convergence import convergence_study
+
+    if set(vary) != {"n_spins"}:
+        raise ValueError(f"convergence_task varies the number of spins only (vary={{'n_spins': ...}}), got {sorted(vary)}")
+    sizes = np.asarray(vary["n_spins"], dtype=float)
+    if np.any(sizes != np.round(sizes)) or np.any(sizes < 1):
+        raise ValueError(f"n_spins must be positive whole numbers, got {sizes.tolist()}")
+    ds = convergence_study(model, sizes.astype(int).tolist(), initial, progress=progress, **options)
+    ds["method"] = (("n_spins",), np.array(ds.attrs.pop("methods").split(","), dtype=str))
+    for key in ("slope", "prefactor"):
+        ds.attrs.pop(key)
+    return ds
+
+
+def _convergence_solves(model, initial, options) -> int:
+    return SOLVES_PER_CHUNK  # one exact finite-N run outweighs a task's overhead: one task per N_sp by default
+
+
+def _convergence_finish(ds):
+    from .quantum.convergence import fit_power_law
+
+    slope, prefactor = fit_power_law(ds["n_spins"].values, ds["deviation"].values)
+    methods = ",".join(str(m) for m in ds["method"].values)
+    ds = ds.drop_vars("method")
+    ds.attrs.update({"slope": slope, "prefactor": prefactor, "methods": methods})
+    return ds
+
+
+convergence_task.sweep_axes = ("n_spins",)
+convergence_task.sweep_solves_per_point = _convergence_solves
+convergence_task.sweep_finish = _convergence_finish
