@@ -153,10 +153,10 @@ def plot_convergence(ds, path=None):
         grid = np.geomspace(n.min(), n.max(), 50)
         ax_a.loglog(grid, pre * grid**slope, "--", color="C3", lw=1, label=f"fit $\\propto N_{{sp}}^{{{slope:.2f}}}$")
         ax_a.legend(frameon=False)
-    from matplotlib.ticker import LogFormatter, ScalarFormatter
+    from matplotlib.ticker import NullFormatter
 
-    ax_a.xaxis.set_major_formatter(ScalarFormatter())
-    ax_a.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax_a.set_xticks(n, [str(v) for v in n])  # label the sizes actually computed
+    ax_a.xaxis.set_minor_formatter(NullFormatter())
     ax_a.set_xlabel("number of spins $N_{sp}$")
     ax_a.set_ylabel("$\\max_t |\\xi^N(t) - \\xi^{MF}(t)|$")
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, n.size))
