@@ -12,7 +12,9 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from .common import Progress, fail, model_command, plain, print_json, start_states
+from .common import (
+    FlipOption, FlipSeedOption, MirrorOption, PatternOption, Progress, fail, model_command, plain, print_json, start_states,
+)
 
 app = typer.Typer(
     name="opendicke",
@@ -41,10 +43,10 @@ def _theory_rows(model):
 @model_command
 def evolve(
     model,
-    pattern: Annotated[int, typer.Option("--pattern", help="Start from pattern NU (1..M).")] = 1,
-    flip: Annotated[Optional[float], typer.Option("--flip", help="Corrupt the start: flip this fraction of the spins (evenly per group in the thermodynamic limit).")] = None,
-    flip_seed: Annotated[int, typer.Option("--flip-seed", help="Seed choosing the flipped spins (finite N_sp).")] = 0,
-    mirror: Annotated[bool, typer.Option("--mirror", help="Start from the mirror pattern (all spins reversed).")] = False,
+    pattern: PatternOption = 1,
+    flip: FlipOption = None,
+    flip_seed: FlipSeedOption = 0,
+    mirror: MirrorOption = False,
     t_final: Annotated[float, typer.Option("--t-final", help="Final time (units of 1/κ when κ = 1).")] = 100.0,
     times: Annotated[int, typer.Option("--times", help="Number of equally spaced output times, start and end included.")] = 101,
     representation: Annotated[str, typer.Option("--representation", help="auto | groups | spins")] = "auto",

@@ -161,6 +161,14 @@ class Progress:
         return False
 
 
+# Start options shared by evolve, steady and quantum (the start is pattern NU, possibly corrupted or mirrored).
+PatternOption = Annotated[int, typer.Option("--pattern", help="Start from pattern NU (1..M).")]
+FlipOption = Annotated[Optional[float], typer.Option(
+    "--flip", help="Corrupt the start: flip this fraction of the spins (evenly per group in the thermodynamic limit).")]
+FlipSeedOption = Annotated[int, typer.Option("--flip-seed", help="Seed choosing the flipped spins (finite N_sp).")]
+MirrorOption = Annotated[bool, typer.Option("--mirror", help="Start from the mirror pattern (all spins reversed).")]
+
+
 def start_states(model, pattern, flip=None, flip_seed: int = 0, mirror: bool = False) -> list:
     """Initial states from the start options: ``pattern`` is a number (1..M) or "all"; ``flip`` corrupts them."""
     from ..states import CorruptedPattern, PatternState

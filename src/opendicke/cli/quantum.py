@@ -9,6 +9,10 @@ import typer
 
 from . import app
 from .common import (
+    FlipOption,
+    FlipSeedOption,
+    MirrorOption,
+    PatternOption,
     KeepChunksOption,
     Progress,
     ResumeOption,
@@ -37,10 +41,10 @@ def _fock(fock: Optional[str]):
 @model_command
 def quantum(
     model,
-    pattern: Annotated[int, typer.Option("--pattern", help="Start from pattern NU (1..M).")] = 1,
-    flip: Annotated[Optional[float], typer.Option("--flip", help="Flip this fraction of the spins in the start.")] = None,
-    flip_seed: Annotated[int, typer.Option("--flip-seed", help="Seed choosing the flipped spins.")] = 0,
-    mirror: Annotated[bool, typer.Option("--mirror", help="Start from the mirror pattern.")] = False,
+    pattern: PatternOption = 1,
+    flip: FlipOption = None,
+    flip_seed: FlipSeedOption = 0,
+    mirror: MirrorOption = False,
     t_final: Annotated[float, typer.Option("--t-final", help="Final time.")] = 10.0,
     times: Annotated[int, typer.Option("--times", help="Number of equally spaced output times.")] = 101,
     fock: Annotated[Optional[str], typer.Option("--fock", help="Fock levels per mode (one value or M); default: chosen automatically to meet --tol.")] = None,

@@ -9,6 +9,10 @@ import typer
 
 from . import app
 from .common import (
+    FlipOption,
+    FlipSeedOption,
+    MirrorOption,
+    PatternOption,
     ChunkSizeOption,
     KeepChunksOption,
     Progress,
@@ -29,10 +33,10 @@ from .common import (
 @model_command
 def steady(
     model,
-    pattern: Annotated[int, typer.Option("--pattern", help="Start from pattern NU (1..M).")] = 1,
-    flip: Annotated[Optional[float], typer.Option("--flip", help="Flip this fraction of the spins in the start.")] = None,
-    flip_seed: Annotated[int, typer.Option("--flip-seed", help="Seed choosing the flipped spins (finite N_sp).")] = 0,
-    mirror: Annotated[bool, typer.Option("--mirror", help="Start from the mirror pattern.")] = False,
+    pattern: PatternOption = 1,
+    flip: FlipOption = None,
+    flip_seed: FlipSeedOption = 0,
+    mirror: MirrorOption = False,
     t_max: Annotated[float, typer.Option("--t-max", help="Time budget of the trajectory before giving up.")] = 2000.0,
     paper_units: Annotated[bool, typer.Option("--paper-units", help="Occupations in the paper's normalisation.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the labelled result (with its evidence) as NetCDF.")] = None,
