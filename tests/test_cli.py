@@ -137,3 +137,13 @@ def test_figure3_writes_all_outputs(tmp_path):
     rows = (tmp_path / "figure3.csv").read_text().splitlines()
     assert rows[0].startswith("g0,pattern,overlap") and len(rows) == 1 + 6 * 4
     assert "g_c numerical" in result.output
+
+
+@pytest.mark.parametrize("name", ["fig3.toml", "finite.toml"])
+def test_example_model_files_load(name):
+    from pathlib import Path
+
+    from opendicke.io import load_model
+
+    model = load_model(Path(__file__).resolve().parents[1] / "examples" / name)
+    assert model.n_modes in (2, 4)
