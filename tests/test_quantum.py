@@ -14,7 +14,7 @@ import pytest
 import qutip
 
 from opendicke import BlochState, CorruptedPattern, DickeModel, PatternState
-from opendicke.quantum import FockCutoffWarning, build, initial_cost, propagate, solve
+from opendicke.quantum import FockCutoffWarning, build, propagate, solve
 
 TIGHT = {"atol": 1e-12, "rtol": 1e-10}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -166,7 +165,7 @@ def test_seed_axis_matches_one_call_per_seed():
 
 def test_provenance_is_recorded(tmp_path):
     model = paper_model(n_spins=20, seed=5)
-    ds = run_sweep(model, [PatternState(1), PatternState(2)], vary={"g0": [0.6, 1.2]},
+    run_sweep(model, [PatternState(1), PatternState(2)], vary={"g0": [0.6, 1.2]},
                    options={"t_max": 300.0}, chunk_size=1, scheduler="in-process", out=tmp_path / "p.nc")
     back = load_dataset(tmp_path / "p.nc")
     spec = json.loads(back.attrs["sweep_spec"])
