@@ -51,6 +51,7 @@ def quantum(
     tol: Annotated[float, typer.Option("--tol", help="Target accuracy of overlaps and occupations.")] = 1e-6,
     method: Annotated[str, typer.Option("--method", help="auto | mesolve | expm | mcsolve")] = "auto",
     frame: Annotated[str, typer.Option("--frame", help="auto | plain | comoving (displaced and rotated with the mean-field solution, truncated in the fluctuations)")] = "auto",
+    max_dim: Annotated[Optional[int], typer.Option("--max-dim", help="Largest Hilbert-space dimension the cutoff search may use (default 1500 for the master equation).")] = None,
     ntraj: Annotated[int, typer.Option("--ntraj", help="Trajectories (mcsolve).")] = 500,
     traj_seed: Annotated[Optional[int], typer.Option("--traj-seed", help="Seed of the trajectories' random numbers.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the labelled result as NetCDF.")] = None,
@@ -67,7 +68,7 @@ def quantum(
         warnings.simplefilter("always", FockCutoffWarning)
         with Progress("quantum dynamics", enabled=not as_json) as progress:
             ds = solve(model, start, t_final=t_final, times=times, fock=_fock(fock), tol=tol, method=method,
-                       frame=frame, ntraj=ntraj, seed=traj_seed, progress=progress)
+                       frame=frame, max_dim=max_dim, ntraj=ntraj, seed=traj_seed, progress=progress)
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)
     if out is not None:
