@@ -20,9 +20,9 @@ TIGHT = {"atol": 1e-12, "rtol": 1e-10}
 
 
 # ----------------------------------------------------------------------------- brute-force reference
-def brute_force(G, omega, omega_modes, kappa, g0, sz0, fock, times):
-    """Individual spins: ⟨ξ_μ⟩, ⟨a_μ†a_μ⟩/N_sp, ⟨a_μ⟩/√N_sp, and per-spin ⟨σ_x⟩, ⟨σ_y⟩, ⟨σ_z⟩ (original frame),
-    and ⟨(Σ_{j∈J} g_j σ_a^j)²⟩ for requested spin sets."""
+def per_spin_system(G, omega, omega_modes, kappa, g0, fock):
+    """The model on individual, ungauged spins from qutip primitives: per-spin Pauli operators sig[a][j],
+    mode operators a[μ], the Hamiltonian (GUIDE §2) and the collapse operators."""
     G = np.asarray(G)
     M, N = G.shape
     I2, Ic = qutip.qeye(2), qutip.qeye(fock)
@@ -38,6 +38,14 @@ def brute_force(G, omega, omega_modes, kappa, g0, sz0, fock, times):
     H = omega * sum(sig["x"]) + sum(omega_modes[mu] * a[mu].dag() * a[mu] for mu in range(M))
     H += g0 / np.sqrt(N) * sum(G[mu, j] * (a[mu] + a[mu].dag()) * sig["z"][j] for mu in range(M) for j in range(N))
     c_ops = [np.sqrt(kappa[mu]) * a[mu] for mu in range(M)]
+    return sig, a, H, c_ops
+
+
+def brute_force(G, omega, omega_modes, kappa, g0, sz0, fock, times):
+    """Individual spins: ⟨ξ_μ⟩, ⟨a_μ†a_μ⟩/N_sp, ⟨a_μ⟩/√N_sp, and per-spin ⟨σ_x⟩, ⟨σ_y⟩, ⟨σ_z⟩ (original frame)."""
+    G = np.asarray(G)
+    M, N = G.shape
+    sig, a, H, c_ops = per_spin_system(G, omega, omega_modes, kappa, g0, fock)
     # σ_z = +1 is qutip.basis(2, 0)
     psi0 = qutip.tensor([qutip.basis(2, 0 if s > 0 else 1) for s in sz0] + [qutip.basis(fock, 0)] * M)
     e_ops = {}
@@ -167,18 +175,14 @@ def test_random_product_state_matches_individual_spins():
     fock = 6
     # reference
     N = 3
-    I2, Ic = qutip.qeye(2), qutip.qeye(fock)
-    spin = lambda op, j: qutip.tensor([op if i == j else I2 for i in range(N)] + [Ic])  # noqa: E731
-    a = qutip.tensor([I2] * N + [qutip.destroy(fock)])
-    H = 0.5 * sum(spin(qutip.sigmax(), j) for j in range(N)) + 1.5 * a.dag() * a
-    H += 1.0 / np.sqrt(N) * sum(G[0, j] * (a + a.dag()) * spin(qutip.sigmaz(), j) for j in range(N))
+    sig, (a,), H, c_ops = per_spin_system(G, model.omega, model.omega_modes, model.kappa, model.g0, fock)
     kets = []
     for x, y, z in v:
         th, ph = np.arccos(z), np.arctan2(y, x)
         kets.append(np.cos(th / 2) * qutip.basis(2, 0) + np.exp(1j * ph) * np.sin(th / 2) * qutip.basis(2, 1))
     psi0 = qutip.tensor(kets + [qutip.basis(fock, 0)])
-    xi = sum(G[0, j] * spin(qutip.sigmaz(), j) for j in range(N)) / N
-    ref = qutip.mesolve(H, psi0, times, [a], e_ops=[xi, a.dag() * a / N], options={"method": "dop853", **TIGHT})
+    xi = sum(G[0, j] * sig["z"][j] for j in range(N)) / N
+    ref = qutip.mesolve(H, psi0, times, c_ops, e_ops=[xi, a.dag() * a / N], options={"method": "dop853", **TIGHT})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FockCutoffWarning)
         ds = solve(model, BlochState(v), times=times, fock=fock, cost=False, **TIGHT)
@@ -287,20 +291,16 @@ def test_cost_function_against_individual_spins():
     ds = solve(model, 1, times=times, fock=fock, **TIGHT)
     # brute force: one group (M = 1), gauged collective spin S_a = Σ_j g_a,j σ_a^j, g = (1, G1j, G1j)
     N = 4
-    I2, Ic = qutip.qeye(2), qutip.qeye(fock)
-    spin = lambda op, j: qutip.tensor([op if i == j else I2 for i in range(N)] + [Ic])  # noqa: E731
-    a = qutip.tensor([I2] * N + [qutip.destroy(fock)])
-    H = 0.5 * sum(spin(qutip.sigmax(), j) for j in range(N)) + 1.5 * a.dag() * a
-    H += 1.0 / np.sqrt(N) * sum(G[0, j] * (a + a.dag()) * spin(qutip.sigmaz(), j) for j in range(N))
+    sig, (a,), H, c_ops = per_spin_system(G, model.omega, model.omega_modes, model.kappa, model.g0, fock)
     S = {
-        "x": sum(spin(qutip.sigmax(), j) for j in range(N)),
-        "y": sum(G[0, j] * spin(qutip.sigmay(), j) for j in range(N)),
-        "z": sum(G[0, j] * spin(qutip.sigmaz(), j) for j in range(N)),
+        "x": sum(sig["x"][j] for j in range(N)),
+        "y": sum(G[0, j] * sig["y"][j] for j in range(N)),
+        "z": sum(G[0, j] * sig["z"][j] for j in range(N)),
     }
     psi0 = qutip.tensor([qutip.basis(2, 0 if G[0, j] > 0 else 1) for j in range(N)] + [qutip.basis(fock, 0)])
     e_ops = {f"{c}{p}": S[c] ** p for c in "xyz" for p in (1, 2)}
     e_ops.update({"a": a, "n": a.dag() * a})
-    r = qutip.mesolve(H, psi0, times, [a], e_ops=e_ops, options={"method": "dop853", **TIGHT})
+    r = qutip.mesolve(H, psi0, times, c_ops, e_ops=e_ops, options={"method": "dop853", **TIGHT})
     e = {k: np.asarray(v) for k, v in r.e_data.items()}
     # mean field from the package (the same trajectory the cost is measured against), per-spin α → paper α (M = 1: same)
     from opendicke import evolve
