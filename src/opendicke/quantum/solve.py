@@ -464,12 +464,6 @@ def initial_cost(problem: QuantumProblem) -> float:
 
 
 # ------------------------------------------------------------------------------------ entry point
-def _output_times(t_final, times) -> np.ndarray:
-    from ..meanfield.evolve import output_times
-
-    return output_times(t_final, times)
-
-
 def solve(
     model: DickeModel,
     initial: InitialState | int = 1,
@@ -569,7 +563,9 @@ def solve(
     if spin_levels is not None and frame != "comoving":
         raise ValueError("spin_levels applies to frame='comoving' only")
     start = as_initial_state(initial)
-    t = _output_times(t_final, times)
+    from ..meanfield.evolve import output_times
+
+    t = output_times(t_final, times)
     if t[0] != 0.0:
         raise ValueError("times must start at 0 (the initial state)")
     atol = min(1e-8, tol / 100) if atol is None else float(atol)
