@@ -44,7 +44,7 @@ METHODS = ("mesolve", "expm", "mcsolve")
 #: tried), trajectories above. Measured (2 shared cores): d = 544 (N_sp = 16, n_c = 32) takes 26 s for
 #: t ≤ 10; the cost grows ≈ d² × n_c, so d = 1000 is a few minutes.
 AUTO_MASTER_EQUATION_DIM = 1000
-FRAMES = ("auto", "plain", "comoving")
+FRAMES = ("auto", "plain", "comoving", "gaussian")
 #: ``frame="auto"`` takes the co-moving frame from this many spins on (see :func:`solve`).
 AUTO_COMOVING_SPINS = 24
 _MAX_DIM = {"mesolve": 1500, "expm": 1500, "mcsolve": 200_000}
@@ -556,8 +556,8 @@ def solve(
         raise ValueError(f"fock must be 'auto' or a number of Fock levels, got {fock!r}")
     if frame not in FRAMES:
         raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
-    if frame == "comoving" and method != "auto":
-        raise ValueError(f"frame='comoving' integrates the master equation with its own DOP853: leave method='auto' (got {method!r})")
+    if frame in ("comoving", "gaussian") and method != "auto":
+        raise ValueError(f"frame={frame!r} integrates the master equation with its own DOP853: leave method='auto' (got {method!r})")
     if frame == "auto":
         frame = "comoving" if (method == "auto" and isinstance(fock, str) and model.n_spins >= AUTO_COMOVING_SPINS) else "plain"
     if spin_levels is not None and frame != "comoving":
@@ -582,6 +582,8 @@ def solve(
         first = _initial_fock(peak)
     else:
         first = _fock_tuple(fock, model.n_modes)
+    if frame == "gaussian":
+        return _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanfield, max_dim, progress)
     if frame == "comoving":
         return _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol, cost, meanfield,
                                max_dim, progress)
@@ -660,6 +662,50 @@ def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol
             {"spin_levels": list(s_), "fock": list(f), "spin_truncation": st, "truncation": tr,
              "change": None if math.isnan(ch) else ch, "seconds": sec}
             for s_, f, st, tr, ch, sec in history
+        ]),
+    })
+    return ds
+
+
+def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanfield, max_dim, progress):
+    """``solve(frame="gaussian")``: a given total-quanta truncation, or the search of :func:`.gaussian.search_levels`."""
+    import json
+
+    from .gaussian import MAX_GAUSSIAN_DIM, frame_dimension, propagate_gaussian, search_levels
+
+    max_dim = MAX_GAUSSIAN_DIM if max_dim is None else int(max_dim)
+    wall = _time.perf_counter()
+    if isinstance(fock, str):
+        search = search_levels(problem, t, tol, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim, progress=progress)
+        run, change, converged, history = search.run, search.change, search.converged, search.history
+    else:
+        levels = np.atleast_1d(np.asarray(fock))
+        if levels.size != 1 or not float(levels[0]).is_integer() or levels[0] < 1:
+            raise ValueError(f"frame='gaussian' keeps the states with total quanta ≤ fock: give one integer ≥ 1, got {fock!r}")
+        levels = int(levels[0])
+        if frame_dimension(problem, levels) > max_dim:
+            raise ValueError(f"fock = {levels} keeps {frame_dimension(problem, levels)} states > max_dim = {max_dim}; "
+                             "raise max_dim to run it")
+        run = propagate_gaussian(problem, t, levels, rtol=rtol, atol=atol, squares=cost, progress=progress)
+        change = math.nan
+        history = [(levels, frame_dimension(problem, levels), float(run.truncation().max()), math.nan, run.elapsed)]
+        converged = bool(run.truncation().max() <= tol / 10)
+        if not converged:
+            warnings.warn(
+                f"Gaussian-frame truncation (total quanta ≤ {levels}) may be too small: the last kept shell holds up to "
+                f"{run.truncation().max():.3g} of the population (> tol/10 = {tol / 10:g}); use fock='auto' to measure "
+                "the error", FockCutoffWarning, stacklevel=3)
+    total = _time.perf_counter() - wall
+    plain_history = [((lv,) * model.n_modes, [top] * model.n_modes, ch, sec) for lv, _d, top, ch, sec in history]
+    ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
+    ds["fock"].attrs["long_name"] = "total quanta kept in the Gaussian frame (the same number for every mode)"
+    ds["truncation"].attrs["long_name"] = "largest population of the last kept shell (total quanta = fock) over the window"
+    ds.attrs.update({
+        "solver_frame": "gaussian",
+        "dimension": frame_dimension(problem, int(run.problem.fock[0])),
+        "truncation_history": json.dumps([
+            {"levels": lv, "dimension": dim, "truncation": top, "change": None if math.isnan(ch) else ch, "seconds": sec}
+            for lv, dim, top, ch, sec in history
         ]),
     })
     return ds
