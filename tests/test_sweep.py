@@ -643,6 +643,22 @@ def test_convergence_study_through_run_sweep_equals_the_direct_call_and_resumes(
                                 first.drop_vars("elapsed_seconds").assign_attrs(strip))
 
 
+def test_convergence_fit_from_restricts_the_power_law():
+    from opendicke.quantum.convergence import convergence_study, fit_deviation, fit_power_law
+    from opendicke.sweep import convergence_task
+
+    n, d = np.array([4, 8, 1000, 2000, 4000]), np.array([0.75, 0.68, 0.015, 0.0075, 0.00375])
+    assert fit_deviation(n, d, 1000)[0] == pytest.approx(-1.0, abs=1e-12)
+    assert fit_deviation(n, d)[0] == pytest.approx(fit_power_law(n, d)[0]) and fit_deviation(n, d)[0] > -0.95
+    model = paper_model().replace(omega_modes=[1.5], kappa=[1.0])
+    options = {"t_final": 1.0, "times": 5, "seed": 0, "fit_from": 3}
+    ref = convergence_study(model, [2, 3, 4], 1, **options)
+    assert ref.attrs["slope"] == pytest.approx(fit_power_law([3, 4], ref["deviation"].values[1:])[0])
+    swept = run_sweep(model, 1, vary={"n_spins": [2, 3, 4]}, solver=convergence_task, options=options,
+                      scheduler="in-process")
+    assert swept.attrs["slope"] == ref.attrs["slope"] and swept.attrs["fit_from"] == 3
+
+
 def test_cli_convergence_runs_one_task_per_size_and_resumes(tmp_path):
     from typer.testing import CliRunner
 

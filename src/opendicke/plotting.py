@@ -150,8 +150,12 @@ def plot_convergence(ds, path=None):
     ax_a.loglog(n, d, "o", color="k", ms=4)
     slope, pre = ds.attrs.get("slope", np.nan), ds.attrs.get("prefactor", np.nan)
     if np.isfinite(slope):
-        grid = np.geomspace(n.min(), n.max(), 50)
-        ax_a.loglog(grid, pre * grid**slope, "--", color="C3", lw=1, label=f"fit $\\propto N_{{sp}}^{{{slope:.2f}}}$")
+        fitted = n[n >= ds.attrs.get("fit_from", 0)]
+        grid = np.geomspace(fitted.min(), fitted.max(), 50)
+        label = f"fit $\\propto N_{{sp}}^{{{slope:.2f}}}$"
+        if fitted.size < n.size:
+            label += f" ($N_{{sp}} \\geq {fitted.min()}$)"
+        ax_a.loglog(grid, pre * grid**slope, "--", color="C3", lw=1, label=label)
         ax_a.legend(frameon=False)
     from matplotlib.ticker import NullFormatter
 

@@ -780,9 +780,9 @@ def _convergence_solves(model, initial, options) -> int:
 
 
 def _convergence_finish(ds):
-    from .quantum.convergence import fit_power_law
+    from .quantum.convergence import fit_deviation
 
-    slope, prefactor = fit_power_law(ds["n_spins"].values, ds["deviation"].values)
+    slope, prefactor = fit_deviation(ds["n_spins"].values, ds["deviation"].values, ds.attrs.get("fit_from", 0))
     methods = ",".join(str(m) for m in ds["method"].values)
     ds = ds.drop_vars("method")
     ds.attrs.update({"slope": slope, "prefactor": prefactor, "methods": methods})

@@ -52,6 +52,8 @@ Measured (M = 1, Ω = 0.5, Ω_1 = 1.5, κ = 1, g0 = 1, pattern 1, t ≤ 10; 2 co
   (spin levels, Fock levels) were: (24, 20) → (40, 20) 1.1e-3, (40, 20) → (56, 20) 1.1e-3,
   (40, 20) → (40, 28) 3.1e-3, with d = 1120 runs taking ≈ 500 s: 1e-3 at N_sp = 1000 was *not* reached
   within 10 minutes with this box truncation (it would take d ≳ 2500, beyond :data:`MAX_COMOVING_DIM`).
+  The stretching is a squeezing of the fluctuations; :mod:`.gaussian` follows it with a Gaussian unitary
+  and reaches a change of 9e-4 at N_sp = 1000 with 325 states in about a minute.
 """
 
 from __future__ import annotations
