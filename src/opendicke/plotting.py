@@ -159,7 +159,7 @@ def plot_convergence(ds, path=None):
         ax_a.legend(frameon=False)
     from matplotlib.ticker import NullFormatter
 
-    ax_a.set_xticks(n, [str(v) for v in n])  # label the sizes actually computed
+    ax_a.set_xticks(n, [str(v) for v in n], rotation=45 if n.size > 4 else 0)  # label the sizes computed
     ax_a.xaxis.set_minor_formatter(NullFormatter())
     ax_a.set_xlabel("number of spins $N_{sp}$")
     ax_a.set_ylabel("$\\max_t |\\xi^N(t) - \\xi^{MF}(t)|$")
@@ -170,7 +170,7 @@ def plot_convergence(ds, path=None):
     ax_b.set_ylabel("$N\\,\\mathcal{E}_N(t)$ (Eq. 9)")
     ax_b.legend(frameon=False, fontsize=6)
     ax_a.text(0.03, 0.05, "(a)", transform=ax_a.transAxes)
-    ax_b.text(0.03, 0.9, "(b)", transform=ax_b.transAxes)
+    ax_b.text(0.97, 0.05, "(b)", transform=ax_b.transAxes, ha="right")
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)

@@ -31,7 +31,7 @@ def fit_power_law(n: np.ndarray, d: np.ndarray) -> tuple[float, float]:
 
 def fit_deviation(n_spins, deviation, fit_from: int = 0) -> tuple[float, float]:
     """The power law D ∝ N_sp^slope fitted over the sizes N_sp ≥ ``fit_from`` only (small N_sp are
-    pre-asymptotic: M = 1 gives −0.33 over N_sp = 4 … 16 and −0.88 over 1000 … 16000)."""
+    pre-asymptotic: M = 1 gives −0.33 over N_sp = 4 … 16 and −0.87 over 1000 … 16000)."""
     n, d = np.asarray(n_spins, float), np.asarray(deviation, float)
     keep = n >= fit_from
     return fit_power_law(n[keep], d[keep])
