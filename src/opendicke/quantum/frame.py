@@ -71,7 +71,7 @@ from .problem import QuantumProblem, _embed, _fock_tuple
 
 __all__ = [
     "MeanFieldFrame", "ComovingProblem", "FramePropagation", "TruncationSearch", "comoving", "mean_field_frame",
-    "propagate_comoving", "propagate_plain", "search_truncation", "first_truncation", "MAX_COMOVING_DIM",
+    "propagate_comoving", "propagate_plain", "search_truncation", "first_truncation", "lab_moments", "MAX_COMOVING_DIM",
 ]
 
 _COMPONENTS = ("x", "y", "z")
@@ -311,6 +311,28 @@ def _trace_with(op: sp.coo_matrix, rho: np.ndarray) -> complex:
     return complex(np.sum(op.data * rho[op.col, op.row]))
 
 
+def lab_moments(problem: QuantumProblem, s_frame: np.ndarray, b_mean: np.ndarray, n_mean: np.ndarray,
+                W: np.ndarray, beta: np.ndarray) -> dict[str, complex]:
+    """Lab observables from the co-moving-frame moments: s_frame (R, 3) = ⟨S'_{x,y,z}⟩ per block,
+    b_mean and n_mean = ⟨b_μ⟩, ⟨b_μ†b_μ⟩ (the displaced bosons), W and β of the mean-field frame."""
+    N = problem.n_spins
+    out = {}
+    s_lab = np.einsum("rad,rd->ra", W, s_frame)
+    f = problem.block_f
+    for mu in range(problem.n_modes):
+        out[f"overlap_{mu + 1}"] = complex(np.sum(f[mu] * s_lab[:, 2]) / N)
+        out[f"alpha_{mu + 1}"] = (beta[mu] + b_mean[mu]) / math.sqrt(N)
+        out[f"occupation_{mu + 1}"] = complex((abs(beta[mu]) ** 2 + 2 * np.real(np.conj(beta[mu]) * b_mean[mu])
+                                               + n_mean[mu]) / N)
+        out[f"fluct_occupation_{mu + 1}"] = complex(n_mean[mu] - abs(b_mean[mu]) ** 2)
+    gsizes = problem.grouping.sizes.astype(float)
+    for k in range(problem.n_groups):
+        blocks = np.flatnonzero(problem.block_group == k)
+        for i, a in enumerate("xyz"):
+            out[f"m{a}_{k + 1}"] = complex(s_lab[blocks, i].sum() / gsizes[k])
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class _FrameObservables:
     """Frame-side operators measured at every output time, and their map back to the lab."""
@@ -342,31 +364,14 @@ class _FrameObservables:
 
     def measure(self, rho: np.ndarray, W: np.ndarray, beta: np.ndarray) -> dict[str, complex]:
         cp = self.cp
-        p = cp.problem
-        N = p.n_spins
         pop = np.real(np.diagonal(rho))
         out = {name: complex(d @ pop) for name, d in self.diagonals.items()}
-        # frame moments
-        sizes = p.block_sizes.astype(float)
-        s_frame = np.zeros((cp.n_blocks, 3))
-        for r in range(cp.n_blocks):
-            for i, a in enumerate(_COMPONENTS):
-                s_frame[r, i] = np.real(_trace_with(self.spin[r][a], rho))
-            s_frame[r, 2] += sizes[r]  # S'_z = (S'_z − n) + n
-        s_lab = np.einsum("rad,rd->ra", W, s_frame)  # ⟨S_{a,r}⟩
-        f = p.block_f
-        for mu, (b, nb) in enumerate(self.modes):
-            b_mean = _trace_with(b, rho)
-            n_mean = float(nb @ pop)
-            out[f"overlap_{mu + 1}"] = complex(np.sum(f[mu] * s_lab[:, 2]) / N)
-            out[f"alpha_{mu + 1}"] = (beta[mu] + b_mean) / math.sqrt(N)
-            out[f"occupation_{mu + 1}"] = complex((abs(beta[mu]) ** 2 + 2 * np.real(np.conj(beta[mu]) * b_mean) + n_mean) / N)
-            out[f"fluct_occupation_{mu + 1}"] = complex(n_mean - abs(b_mean) ** 2)
-        gsizes = p.grouping.sizes.astype(float)
-        for k in range(p.n_groups):
-            blocks = np.flatnonzero(p.block_group == k)
-            for i, a in enumerate(_COMPONENTS):
-                out[f"m{a}_{k + 1}"] = complex(s_lab[blocks, i].sum() / gsizes[k])
+        s_frame = np.array([[np.real(_trace_with(self.spin[r][a], rho)) for a in _COMPONENTS]
+                            for r in range(cp.n_blocks)])
+        s_frame[:, 2] += cp.problem.block_sizes  # S'_z = (S'_z − n) + n
+        b_mean = np.array([_trace_with(b, rho) for b, _ in self.modes])
+        n_mean = np.array([float(nb @ pop) for _, nb in self.modes])
+        out.update(lab_moments(cp.problem, s_frame, b_mean, n_mean, W, beta))
         if self.squares:
             out.update(self._squares(rho, W))
         return out
