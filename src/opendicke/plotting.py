@@ -46,7 +46,8 @@ def save_figure(fig, path: str | Path) -> list[Path]:
 
 
 def plot_evolution(ds, path=None, *, theory: dict | None = None, title: str | None = None):
-    """ξ_μ(t) and occupations n_μ(t) of one mean-field (or quantum) evolution.
+    """ξ_μ(t) and occupations n_μ(t) of one mean-field (or quantum) evolution; an exact run's mean-field
+    reference (``overlap_meanfield``) is drawn dotted.
 
     ``ds`` has dims (time, pattern), optionally a leading ``initial`` dim (one column of panels per
     initial state). ``theory`` maps an initial-state label to its Eq. (12) overlap and occupation, drawn
@@ -57,7 +58,9 @@ def plot_evolution(ds, path=None, *, theory: dict | None = None, title: str | No
     ncols = len(starts)
     fig, axes = plt.subplots(2, ncols, figsize=(COLUMN_WIDTH * max(1, ncols / 2), 3.2), sharex=True, squeeze=False)
     t = ds["time"].values
-    units = "paper" if "paper" in ds.attrs.get("units", "") else "per spin"
+    from .results import UNITS_PAPER
+
+    units = "paper" if ds.attrs.get("units") == UNITS_PAPER else "per spin"
     for col, start in enumerate(starts):
         sel = ds if start is None else ds.sel(initial=start)
         ax_xi, ax_n = axes[0, col], axes[1, col]
@@ -65,6 +68,10 @@ def plot_evolution(ds, path=None, *, theory: dict | None = None, title: str | No
             c = pattern_color(int(mu))
             ax_xi.plot(t, sel["overlap"].sel(pattern=mu).values, color=c, label=f"$\\mu={int(mu)}$")
             ax_n.plot(t, sel["occupation"].sel(pattern=mu).values, color=c)
+            if "overlap_meanfield" in sel:  # an exact run carries its mean-field reference
+                mf_label = "mean field" if mu == ds["pattern"].values[0] else None
+                ax_xi.plot(t, sel["overlap_meanfield"].sel(pattern=mu).values, color=c, ls=":", lw=1, label=mf_label)
+                ax_n.plot(t, sel["occupation_meanfield"].sel(pattern=mu).values, color=c, ls=":", lw=1)
         if theory and start in theory:
             th = theory[start]
             ax_xi.axhline(th["overlap"], color="k", ls="--", lw=0.8, label="Eq. (12)")

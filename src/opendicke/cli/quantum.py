@@ -110,7 +110,8 @@ def quantum(
                       f"{record['occupations'][j][-1]:.6f}", f"{float(ds['occupation_meanfield'][-1, j]):.6f}")
     console = Console()
     console.print(table)
-    console.print(f"method {record['method']}, frame {record['frame']}, dimension {record['dimension']}, Fock levels {record['fock']}, "
+    levels = (f"total quanta ≤ {record['fock'][0]}" if record["frame"] == "gaussian" else f"Fock levels {record['fock']}")
+    console.print(f"method {record['method']}, frame {record['frame']}, dimension {record['dimension']}, {levels}, "
                   f"top-level population ≤ {record['truncation_error']:.1e}, change on enlarging {record['fock_change']}, "
                   f"E_N(t_final) = {record['cost'][-1]:.4g}")
 
