@@ -144,6 +144,22 @@ def test_search_converges_and_small_limit_warns():
     assert not s.converged and s.levels == 8
 
 
+def test_search_stops_early_when_the_tolerance_is_out_of_reach():
+    from opendicke.quantum.gaussian import _levels_needed
+
+    # changes 1.7e-3, 1.2e-3 (rate 0.71): 1e-3 needs one more step, 1e-6 another 21
+    history = [(12, 91, 0.0, np.nan, 1.0), (16, 153, 0.0, 1.7e-3, 1.0), (20, 231, 0.0, 1.2e-3, 1.0)]
+    assert _levels_needed(history, 1e-3, 4) == 24
+    assert _levels_needed(history, 1e-6, 4) == 20 + 4 * 21
+    assert _levels_needed(history[:2], 1e-6, 4) == 20  # one change: no rate yet
+    growing = history[:2] + [(20, 231, 0.0, 2e-3, 1.0)]
+    assert _levels_needed(growing, 1e-3, 4) == 10**6
+    p = build(one_mode(10_000), 1, fock=2)
+    with pytest.warns(FockCutoffWarning, match="measured rate"):
+        s = search_levels(p, np.linspace(0, 2.0, 11), 1e-12, first=4, step=2, max_dim=frame_dimension(p, 14))
+    assert not s.converged and len(s.history) == 3  # stopped once the rate was known, before 10 and 12 quanta
+
+
 def test_solve_gaussian_dataset_and_cost():
     model = one_mode(2000)
     ds = solve(model, 1, t_final=1.0, times=11, frame="gaussian", fock=10, tol=1e-4)

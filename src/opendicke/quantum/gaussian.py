@@ -507,6 +507,20 @@ def _check_blocks(problem: QuantumProblem) -> None:
             f"{small} (use frame='plain' or 'comoving')")
 
 
+def _levels_needed(history: list, tol: float, step: int) -> int:
+    """Total quanta at which the changes would reach ``tol`` if they keep falling geometrically at the rate of
+    the last two steps (the current levels + step while fewer than two changes are known; 10^6 if they do
+    not fall). Lets the search stop early instead of running to ``max_dim`` for a tolerance it cannot reach."""
+    changes = [h[3] for h in history if not math.isnan(h[3])]
+    levels = history[-1][0]
+    if len(changes) < 2:
+        return levels + step
+    rate = changes[-1] / changes[-2]
+    if not 0 < rate < 1:
+        return 10**6
+    return levels + step * max(1, math.ceil(math.log(tol / changes[-1]) / math.log(rate)))
+
+
 @dataclass(frozen=True)
 class LevelSearch:
     """Result of :func:`search_levels`: the last run, its levels, the change against the previous run, whether
@@ -556,11 +570,15 @@ def search_levels(
         history.append((levels, frame_dimension(problem, levels), float(run.truncation().max()), change, run.elapsed))
         if prev is not None and change <= tol:
             return LevelSearch(run, levels, change, True, history)
-        if frame_dimension(problem, levels + step) > max_dim:
+        needed = _levels_needed(history, tol, step)
+        if frame_dimension(problem, max(levels + step, needed)) > max_dim:
+            reason = (f"total quanta ≤ {levels + step} would keep {frame_dimension(problem, levels + step)} states"
+                      if needed <= levels + step else
+                      f"at the measured rate the changes would reach tol only near {needed} total quanta"
+                      if needed < 10**6 else "the changes are not decreasing")
             warnings.warn(
-                f"Gaussian-frame truncation not converged: total quanta ≤ {levels + step} would keep "
-                f"{frame_dimension(problem, levels + step)} states > max_dim = {max_dim}; the last measured change "
-                f"was {change:.3g} (tol = {tol:g})", FockCutoffWarning, stacklevel=3)
+                f"Gaussian-frame truncation not converged: {reason} (max_dim = {max_dim} states); the last measured "
+                f"change was {change:.3g} (tol = {tol:g})", FockCutoffWarning, stacklevel=3)
             return LevelSearch(run, levels, change, False, history)
         prev = run
         levels += step
