@@ -24,6 +24,8 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_batched_evolve.py --large
 	$(BIN)/python benchmarks/bench_figure3.py
+	$(BIN)/python benchmarks/bench_quantum.py
+	$(BIN)/python benchmarks/bench_quantum_scale.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -22,7 +22,7 @@ an exact rewriting (no approximation): the spins only move through their couplin
 fluctuations b_μ. In the frame the initial state is |k = 0⟩ per block ⊗ the vacuum per mode. Near mean
 field the state stays close to that: block r is truncated to the Dicke states |j, j − k⟩ of the rotated
 spin with k < ``spin_levels[r]`` (S'_z = n_r − 2k, S'_+|k⟩ = 2√(k(n_r − k + 1))|k − 1⟩) and mode μ to
-``fock[μ]`` levels of b_μ. The Holstein-Primakoff scaling S'_x ≈ 2√n_r (c + c†) makes the first two terms
+``fock[μ]`` levels of b_μ. The Holstein-Primakoff scaling S'_x ≈ √n_r (c + c†) makes the first two terms
 O(1) at any N and the W_zz term O(1/√N): the truncation needed is set by the fluctuations, not by N.
 With ``spin_levels[r] = n_r + 1`` the spin part is exact (only the displaced bosons are truncated).
 
