@@ -10,6 +10,9 @@
 * :mod:`.frame`: the same exact problem in the frame co-moving with the mean-field solution (rotated large
   spins, displaced modes), truncated in the fluctuations (:func:`comoving`, :func:`propagate_comoving`,
   :func:`search_truncation`); ``solve(frame="comoving")`` uses it, ``frame="auto"`` picks it for large N_sp.
+* :func:`steady_state`, :func:`lifetime` (:mod:`.lifetime`, :mod:`.liouville`): the exact stationary state, the
+  low Liouvillian spectrum per Z2 parity sector, the gap (lifetime of a retrieved pattern) and the extreme
+  metastable states.
 """
 
 from .problem import QuantumProblem, QutipProblem, build
@@ -21,7 +24,10 @@ from .solve import (
     AUTO_COMOVING_SPINS, AUTO_MASTER_EQUATION_DIM, FRAMES, DEFAULT_TOL, METHODS, FockCutoffWarning, Propagation, cost_function, initial_cost, propagate, solve,
 )
 
+from .lifetime import lifetime, stationary_density_matrix, steady_state
+
 __all__ = [
+    "lifetime", "steady_state", "stationary_density_matrix",
     "QuantumProblem", "QutipProblem", "build", "solve", "propagate", "Propagation", "FockCutoffWarning",
     "cost_function", "initial_cost", "DEFAULT_TOL", "METHODS", "AUTO_MASTER_EQUATION_DIM",
     "FRAMES", "AUTO_COMOVING_SPINS", "ComovingProblem", "FramePropagation", "MeanFieldFrame", "comoving",

@@ -1,0 +1,544 @@
+"""How long a finite quantum memory remembers: exact steady state, low Liouvillian spectrum, metastable states.
+
+At finite N_sp the exact stationary state of the model is Z2 symmetric (⟨ξ⟩ = 0): a retrieved pattern is only
+metastable. This module computes, for the reduced problem (:func:`opendicke.quantum.build`, one large spin per
+reduction group in its maximal-spin sector, M truncated modes):
+
+* :func:`steady_state`: the stationary state, certified by its residual ‖Lρ‖ and trace, with the Fock cutoff
+  enlarged until occupations, second moments and the overlap distribution change by ≤ ``tol``;
+* :func:`lifetime`: the few eigenvalues of L with the largest real parts per parity sector (0, the gap λ₁, …),
+  each with its residual, ``lifetime = 1/|Re λ₁|``, and the extreme metastable states of Macieszczak et al.,
+  PRL 116, 240404 (2016) (their overlaps and occupations: the exact finite-N retrieval states).
+
+Both work on the parity sectors of :mod:`.liouville` (real representation, half of ρ each): the even sector
+holds the stationary state, the odd sector holds the tunnelling between ±ξ, whose leading eigenvalue is the gap.
+
+Which blocks. A stationary state does not depend on the initial state, but the reduced space does: we use the
+reduction's groups (``build(model, 1)``: every group is one block in its maximal-spin sector, the sector a
+pattern or its mirror starts in). Initial states that split groups into several blocks live in a larger space
+with its own stationary states; they are not covered here.
+
+Eigen-solvers (``method``), both per sector, both returning residuals ‖Lv − λv‖/‖v‖ of every eigenpair:
+
+``"shift-invert"``
+    ARPACK on (L − σ)⁻¹ with a sparse LU (SuperLU) of the sector Liouvillian, σ slightly right of 0. Exact to
+    round-off, but the Liouvillian is a four-index (m, m', n, n') lattice and its LU fills in badly: measured
+    fill 165× at N_sp = 8, n_c = 16 (sector size 10⁴); usable to sector sizes of a few 10⁴ only. Returns the
+    eigenvalues *nearest* σ.
+``"propagator"``
+    ARPACK on the propagator e^{Lτ} of the sector (a fixed Taylor polynomial with scaling, the scheme of
+    ``scipy.sparse.linalg.expm_multiply`` with its parameters computed once), then the Rayleigh quotient of L
+    on every Ritz vector (so λ is not taken from a logarithm). Memory is a few vectors; the cost is set by
+    ‖L‖τ. Returns the eigenvalues with the largest real parts: |e^{λτ}| orders them by Re λ.
+``"auto"``
+    shift-invert up to :data:`AUTO_DIRECT_SIZE` sector entries, the propagator above.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
+import xarray as xr
+
+from ..model import DickeModel
+from .liouville import ParityBasis, liouville_memory_estimate, parity_basis, sector_liouvillian
+from .problem import QuantumProblem, build
+
+__all__ = [
+    "steady_state", "lifetime", "sector_eigenpairs", "SectorEigenpairs", "METHODS", "AUTO_DIRECT_SIZE",
+    "FockCutoffWarning", "metastable_states", "DEFAULT_TOL", "first_cutoff", "stationary_density_matrix",
+]
+
+METHODS = ("auto", "shift-invert", "propagator")
+#: ``method="auto"`` factorises sectors up to this many entries (measured: SuperLU takes 5.6 s and 190 MB for
+#: the odd sector of N_sp = 8, n_c = 16, 10 368 entries, fill 165×; the complex full Liouvillian of the same
+#: problem, 20 736 entries, took 99 s).
+AUTO_DIRECT_SIZE = 12_000
+DEFAULT_TOL = 1e-6
+#: Default memory budget (bytes) for one sector solve; larger problems fail before allocating.
+DEFAULT_MAX_MEMORY = 6 * 2**30
+
+
+class FockCutoffWarning(UserWarning):
+    """The Fock cutoff could not be shown to meet the tolerance (given too small, or the search stopped)."""
+
+
+# --------------------------------------------------------------------------------------------- propagator
+class _TaylorPropagator:
+    """v ↦ e^{Lτ} v as one fixed polynomial: (e^{μh} T_m((L − μ)h))^s v, h = τ/s, truncated Taylor of degree m.
+
+    (m, s) from the bound of Al-Mohy & Higham (as ``expm_multiply``) computed once; no early termination, so the
+    map is the same linear operator for every vector (ARPACK needs that)."""
+
+    def __init__(self, L: sp.csr_matrix, tau: float, block: int = 1):
+        n = L.shape[0]
+        self.mu = float(L.diagonal().sum()) / n
+        self.A = (L - self.mu * sp.identity(n, format="csr")).tocsr()
+        self.tau = float(tau)
+        norm1 = float(abs(self.A).sum(axis=0).max())
+        try:
+            from scipy.sparse.linalg._expm_multiply import LazyOperatorNormInfo, _fragment_3_1
+
+            info = LazyOperatorNormInfo(self.tau * self.A, A_1_norm=self.tau * norm1, ell=2)
+            self.m, self.s = _fragment_3_1(info, block, 2.0**-53, ell=2)
+        except Exception:  # pragma: no cover - private scipy API changed: a safe fixed choice
+            self.m = 40
+            self.s = max(1, int(math.ceil(self.tau * norm1 / 6.0)))
+        self.applications = 0
+
+    @property
+    def matvecs_per_call(self) -> int:
+        return int(self.m * self.s)
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        h = self.tau / self.s
+        eta = math.exp(self.mu * h)
+        F = np.array(v, dtype=float, copy=True)
+        for _ in range(self.s):
+            B = F.copy()
+            for j in range(self.m):
+                B = (h / (j + 1)) * (self.A @ B)
+                F += B
+            F *= eta
+        self.applications += 1
+        return F
+
+
+# --------------------------------------------------------------------------------------------- eigenpairs
+@dataclass(frozen=True)
+class SectorEigenpairs:
+    """Eigenpairs of one sector Liouvillian: ``values`` (k,), right ``vectors`` (n, k) (complex), ``residuals``
+    ‖Lv − λv‖/‖v‖ (k,), the ``method`` and its statistics (``matvecs``, ``seconds``)."""
+
+    sector: str
+    values: np.ndarray
+    vectors: np.ndarray
+    residuals: np.ndarray
+    method: str
+    matvecs: int
+    seconds: float
+
+
+def _rayleigh(L, vecs: np.ndarray):
+    values, residuals, out = [], [], []
+    for i in range(vecs.shape[1]):
+        v = vecs[:, i]
+        v = v / np.linalg.norm(v)
+        Lv = L @ v
+        lam = np.vdot(v, Lv)
+        values.append(lam)
+        residuals.append(np.linalg.norm(Lv - lam * v))
+        out.append(v)
+    return np.array(values), np.stack(out, axis=1), np.array(residuals)
+
+
+def _resolve_method(method: str, size: int) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "auto":
+        return "shift-invert" if size <= AUTO_DIRECT_SIZE else "propagator"
+    return method
+
+
+def sector_eigenpairs(L: sp.csr_matrix, k: int, *, sector: str = "", method: str = "auto", sigma: float = 1e-2,
+                      tau: float | None = None, tol: float = 1e-12, transpose: bool = False,
+                      v0: np.ndarray | None = None) -> SectorEigenpairs:
+    """The ``k`` eigenpairs of a (real) sector Liouvillian with the largest real parts (propagator) or nearest
+    ``sigma`` (shift-invert), as :class:`SectorEigenpairs`. ``transpose``: of Lᵀ (left eigenvectors of L).
+    ``tau`` (propagator): the time step of e^{Lτ} (default 8, about 3/(fastest non-slow decay) in the Fig. 3
+    models measured)."""
+    n = L.shape[0]
+    A = (L.T if transpose else L).tocsr()
+    method = _resolve_method(method, n)
+    k = int(min(k, n - 2))
+    ncv = min(n, max(2 * k + 1, k + 12))
+    start = _time.perf_counter()
+    if method == "shift-invert":
+        lu = sla.splu((A - sigma * sp.identity(n, format="csc")).tocsc(), permc_spec="COLAMD")
+        op = sla.LinearOperator((n, n), matvec=lu.solve, dtype=float)
+        mu, vecs = sla.eigs(op, k=k, which="LM", ncv=ncv, tol=tol, v0=v0)
+        matvecs = 0
+    else:
+        prop = _TaylorPropagator(A, 8.0 if tau is None else tau)
+        op = sla.LinearOperator((n, n), matvec=prop, dtype=float)
+        mu, vecs = sla.eigs(op, k=k, which="LM", ncv=ncv, tol=tol, v0=v0)
+        matvecs = prop.applications * prop.matvecs_per_call
+    values, vecs, residuals = _rayleigh(A, vecs)
+    order = np.argsort(-values.real, kind="stable")
+    return SectorEigenpairs(sector=sector, values=values[order], vectors=vecs[:, order], residuals=residuals[order],
+                            method=method, matvecs=int(matvecs), seconds=_time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------------------------- observables
+def _hermitian_from_real(X: np.ndarray) -> np.ndarray:
+    """ρ = sym(X) + i antisym(X) (the inverse of X = Re ρ + Im ρ)."""
+    return 0.5 * (X + X.T) + 0.5j * (X - X.T)
+
+
+class _Observables:
+    """Steady-state observables of a problem, evaluated on d × d matrices of the problem's basis."""
+
+    def __init__(self, problem: QuantumProblem):
+        self.problem = problem
+        N = problem.n_spins
+        self.occupation = [problem.number_diagonal(mu) / N for mu in range(problem.n_modes)]
+        self.overlap = [problem.overlap_diagonal(mu) for mu in range(problem.n_modes)]
+        self.top = [problem.top_level_diagonal(mu) for mu in range(problem.n_modes)]
+        # S_z of every group is diagonal; S_x is not
+        self.group_sz = [sum((problem.sz_diagonal(int(r)) for r in np.flatnonzero(problem.block_group == k)),
+                             np.zeros(problem.dim)) for k in range(problem.n_groups)]
+        self.group_sx = [problem.group_spin("x", k).real.tocsr() for k in range(problem.n_groups)]
+
+    def evaluate(self, rho: np.ndarray) -> dict:
+        p = self.problem
+        pop = np.real(np.diagonal(rho))
+        sizes = p.grouping.sizes.astype(float)
+        N = p.n_spins
+        values = np.round(np.array(self.overlap) * N).astype(int)  # N ξ_μ, integers of the parity of N
+        grid = np.arange(-N, N + 1, 2)
+        dist = np.zeros((p.n_modes, grid.size))
+        for mu in range(p.n_modes):
+            dist[mu] = np.bincount((values[mu] + N) // 2, weights=pop, minlength=grid.size)[: grid.size]
+        return {
+            "trace": float(np.real(np.trace(rho))),
+            "occupation": np.array([o @ pop for o in self.occupation]),
+            "overlap": np.array([o @ pop for o in self.overlap]),
+            "overlap_second_moment": np.array([(o**2) @ pop for o in self.overlap]),
+            "top_population": np.array([t @ pop for t in self.top]),
+            "sz2": np.array([(s**2) @ pop for s in self.group_sz]) / sizes**2,
+            "mx": np.array([float(np.real(np.sum(sx.multiply(rho.T)))) for sx in self.group_sx]) / sizes,
+            "overlap_distribution": dist,
+            "overlap_values": grid / N,
+        }
+
+
+# --------------------------------------------------------------------------------------------- one cutoff
+def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: float) -> dict:
+    est = liouville_memory_estimate(problem)
+    size = est["sector_size"]
+    m = _resolve_method(method, size)
+    need = est["liouvillian_bytes"] * 3 + 8 * size * (2 * k + 16) * 2
+    if m == "shift-invert":
+        need += est["lu_bytes"]
+    if need > max_memory:
+        raise MemoryError(
+            f"the problem needs about {need / 2**30:.1f} GiB ({m}: dimension {est['dimension']}, parity sector of "
+            f"{size} real entries), more than the allowed {max_memory / 2**30:.1f} GiB (max_memory); use a smaller "
+            "Fock cutoff or N_sp, or raise max_memory"
+        )
+    return {"method": m, "bytes": need, **est}
+
+
+def _steady_from_even(basis: ParityBasis, pairs: SectorEigenpairs, L_even) -> tuple[np.ndarray, float]:
+    """The stationary X (real, parity basis, d × d) from the even-sector eigenpair nearest 0, trace 1."""
+    i = int(np.argmin(np.abs(pairs.values)))
+    v = pairs.vectors[:, i]
+    v = np.real(v * np.exp(-1j * np.angle(v[np.argmax(np.abs(v))])))
+    X = basis.full_matrix(v, "even")
+    X = X / np.trace(X)
+    x = basis.sector_vector(X, "even")
+    residual = float(np.linalg.norm(L_even @ x) / np.linalg.norm(x))
+    return X, residual
+
+
+def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: bool, max_memory: float,
+               observables: _Observables | None = None) -> dict:
+    start = _time.perf_counter()
+    mem = _check_memory(problem, method, k, max_memory)
+    basis = parity_basis(problem)
+    L = {s: sector_liouvillian(basis, s) for s in ("even", "odd")}
+    pairs = {s: sector_eigenpairs(L[s], k, sector=s, method=method, tau=tau) for s in ("even", "odd")}
+    X_ss, residual = _steady_from_even(basis, pairs["even"], L["even"])
+    obs = (observables or _Observables(problem)).evaluate(basis.to_problem_basis(X_ss))
+    out = {"problem": problem, "basis": basis, "L": L, "pairs": pairs, "X_ss": X_ss, "residual": residual,
+           "observables": obs, "method": mem["method"], "memory": mem}
+    out["elapsed"] = _time.perf_counter() - start
+    return out
+
+
+def first_cutoff(model: DickeModel) -> int:
+    """First Fock cutoff of the search: the mean-field retrieval occupation N_sp n_ν (Eq. 12, largest over the
+    modes; 0 below threshold) plus six standard deviations of a Poisson distribution, at least 8."""
+    from ..theory import retrieval_occupation
+
+    try:
+        n = float(np.max(retrieval_occupation(model.g0, model.omega, model.omega_modes, model.kappa))) * model.n_spins
+    except ValueError:
+        n = 0.0
+    return int(max(8, math.ceil(n + 6 * math.sqrt(n) + 4)))
+
+
+def _next_cutoff(c: int) -> int:
+    return int(c + max(4, math.ceil(0.25 * c)))
+
+
+def _steady_change(a: dict, b: dict) -> float:
+    keys = ("occupation", "overlap_second_moment", "sz2", "mx")
+    change = max(float(np.max(np.abs(a[key] - b[key]))) for key in keys)
+    return max(change, float(np.max(np.abs(a["overlap_distribution"] - b["overlap_distribution"]))))
+
+
+def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, method: str, tau, max_memory: float,
+            max_fock: int, with_gap: bool):
+    """Run at the given cutoff, or enlarge it until the steady-state observables change by ≤ tol (and, with
+    ``with_gap``, the gap by ≤ gap_rtol relative). Returns (final run, previous run or None, change, gap change,
+    converged flag, note)."""
+    problem = build(model, 1, fock=2)
+    if fock != "auto":
+        run = _solve_one(problem.with_fock(fock), k=k, method=method, tau=tau, need_left=with_gap, max_memory=max_memory)
+        top = float(np.max(run["observables"]["top_population"]))
+        converged = top <= tol
+        note = "" if converged else (f"the given Fock cutoff {list(run['problem'].fock)} leaves {top:.1e} of the "
+                                     f"stationary population on the top level, more than tol = {tol:g}")
+        return run, None, top, math.nan, converged, note
+    c = first_cutoff(model)
+    prev = _solve_one(problem.with_fock(c), k=k, method=method, tau=tau, need_left=with_gap, max_memory=max_memory)
+    while True:
+        c_next = _next_cutoff(c)
+        if c_next > max_fock:
+            return prev, None, math.nan, math.nan, False, f"the cutoff search reached max_fock = {max_fock}"
+        try:
+            run = _solve_one(problem.with_fock(c_next), k=k, method=method, tau=tau, need_left=with_gap,
+                             max_memory=max_memory)
+        except MemoryError as exc:
+            return prev, None, math.nan, math.nan, False, f"the cutoff search stopped: {exc}"
+        change = _steady_change(run["observables"], prev["observables"])
+        gap_change = math.nan
+        if with_gap:
+            g1, g0 = _gap(run)[0], _gap(prev)[0]
+            gap_change = abs(g1 - g0) / max(abs(g1), 1e-300)
+        if change <= tol and (not with_gap or gap_change <= gap_rtol):
+            return run, prev, change, gap_change, True, ""
+        prev, c = run, c_next
+
+
+def _gap(run: dict) -> tuple[float, complex, str]:
+    """Re λ₁ (the largest real part below the stationary 0, over both sectors), λ₁, its sector."""
+    cands = []
+    for s, pairs in run["pairs"].items():
+        for j, lam in enumerate(pairs.values):
+            cands.append((lam, s, j))
+    i0 = int(np.argmin([abs(c[0]) for c in cands if c[1] == "even"]))
+    stationary = [c for c in cands if c[1] == "even"][i0]
+    rest = [c for c in cands if c is not stationary]
+    lam, s, _ = max(rest, key=lambda c: c[0].real)
+    return float(lam.real), complex(lam), s
+
+
+# --------------------------------------------------------------------------------------------- metastability
+def metastable_states(run: dict, n_slow: int | None = None, *, method: str = "auto", tau=None,
+                      slow_ratio: float = 10.0) -> dict:
+    """Extreme metastable states (Macieszczak et al., PRL 116, 240404 (2016)) from the stationary state and
+    the slow eigenmatrices R_k (right) and their left partners O_k (observables, tr(O_k R_l) = δ_kl):
+    ρ_v = ρ_ss + Σ_k c_{v,k} R_k with c_v at the vertices of the simplex spanned by the possible values of
+    (tr O_k ρ)_k. One slow mode (M = 1): c_± = the extreme eigenvalues of O_1, exactly. Several: the vertices
+    are found greedily (extreme eigenvectors of combinations of the O_k, each direction orthogonal to the
+    vertices found so far). The slow modes are the real eigenvalues before the largest drop of |Re λ| by at
+    least ``slow_ratio`` (or the first ``n_slow``). Returns {"n_slow", "slow": eigenvalues, "coefficients",
+    "observables": per state, "left_residuals"}."""
+    basis: ParityBasis = run["basis"]
+    cands = []
+    for s, pairs in run["pairs"].items():
+        for j, lam in enumerate(pairs.values):
+            cands.append((complex(lam), s, j))
+    cands.sort(key=lambda c: -c[0].real)
+    rest = [c for c in cands if abs(c[0]) > 0 and not (c[1] == "even" and abs(c[0]) == min(abs(x[0]) for x in cands if x[1] == "even"))]
+    rest.sort(key=lambda c: -c[0].real)
+    if n_slow is None:
+        rates = np.array([abs(c[0].real) for c in rest])
+        n_slow = 0
+        for i in range(len(rates) - 1):
+            if rates[i + 1] > slow_ratio * max(rates[i], 1e-300) and all(abs(c[0].imag) < 1e-8 * max(1.0, abs(c[0].real)) + 1e-12 for c in rest[: i + 1]):
+                n_slow = i + 1
+                break
+    slow = rest[:n_slow]
+    out = {"n_slow": n_slow, "slow": np.array([c[0] for c in slow]), "coefficients": np.zeros((0, n_slow)),
+           "observables": [], "left_residuals": np.zeros(n_slow)}
+    if n_slow == 0:
+        return out
+    R, O, left_res = [], [], []
+    for lam, s, j in slow:
+        r = np.real(run["pairs"][s].vectors[:, j])
+        left = sector_eigenpairs(run["L"][s], min(2, len(run["pairs"][s].values)), sector=s, method=method, tau=tau,
+                                 transpose=True)
+        # the left eigenvector of lam: the one with the nearest eigenvalue
+        i = int(np.argmin(np.abs(left.values - lam)))
+        ell = np.real(left.vectors[:, i])
+        ell = ell / (ell @ r)
+        left_res.append(float(left.residuals[i]))
+        R.append(_hermitian_from_real(basis.to_problem_basis(basis.full_matrix(r, s))))
+        O.append(_hermitian_from_real(basis.to_problem_basis(basis.full_matrix(ell, s))))
+    rho_ss = _hermitian_from_real(basis.to_problem_basis(run["X_ss"]))
+
+    def extreme(weights):
+        A = sum(w * o for w, o in zip(weights, O))
+        vals, vecs = np.linalg.eigh(0.5 * (A + A.conj().T))
+        points = []
+        for idx in (0, -1):
+            psi = vecs[:, idx]
+            points.append(np.array([float(np.real(np.vdot(psi, o @ psi))) for o in O]))
+        return points
+
+    vertices = extreme(np.eye(n_slow)[0])
+    rng = np.random.default_rng(0)
+    while len(vertices) < n_slow + 1:
+        base = np.array(vertices)
+        D = (base[1:] - base[0]).T
+        Qd, _ = np.linalg.qr(D)
+        w = rng.standard_normal(n_slow)
+        w -= Qd @ (Qd.T @ w)
+        cand = extreme(w)
+        dist = [np.linalg.norm((p - base[0]) - Qd @ (Qd.T @ (p - base[0]))) for p in cand]
+        vertices.append(cand[int(np.argmax(dist))])
+    coeff = np.array(vertices)
+    ev = _Observables(run["problem"])
+    states = []
+    for c in coeff:
+        rho = rho_ss + sum(ck * Rk for ck, Rk in zip(c, R))
+        states.append(ev.evaluate(rho))
+    out.update({"coefficients": coeff, "observables": states, "left_residuals": np.array(left_res)})
+    return out
+
+
+# --------------------------------------------------------------------------------------------- datasets
+class _NoGrid:
+    dims: tuple = ()
+
+
+def _base_dataset(problem: QuantumProblem, data: dict, coords: dict, kind: str) -> xr.Dataset:
+    from ..results import UNITS_OURS, _model_attrs
+
+    g = problem.grouping
+    coords = dict(coords)
+    coords.update({"pattern": ("pattern", np.arange(1, problem.n_modes + 1)),
+                   "group": ("group", np.arange(1, g.n_groups + 1)), "group_size": ("group", g.sizes)})
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(_model_attrs(problem.model, _NoGrid()))
+    ds.attrs.update({"kind": kind, "units": UNITS_OURS,
+                     "frame": "gauged (pi rotation about x on spins with G[1,j] = -1)",
+                     "blocks": "reduction groups, maximal-spin sector each (build(model, 1))",
+                     "dimension": problem.dim})
+    return ds
+
+
+def _steady_vars(obs: dict) -> dict:
+    return {
+        "occupation": ("pattern", obs["occupation"]),
+        "overlap": ("pattern", obs["overlap"]),
+        "overlap_second_moment": ("pattern", obs["overlap_second_moment"]),
+        "overlap_distribution": (("pattern", "overlap_value"), obs["overlap_distribution"]),
+        "top_population": ("pattern", obs["top_population"]),
+        "sz2": ("group", obs["sz2"]),
+        "mx": ("group", obs["mx"]),
+    }
+
+
+def _check_model(model: DickeModel, fock, tol: float):
+    if model.thermodynamic_limit:
+        raise ValueError("the exact steady state needs a finite n_spins (give n_spins or patterns)")
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    if np.all(np.asarray(model.kappa) == 0):
+        raise ValueError("kappa: all loss rates are 0, the model has no unique steady state")
+
+
+def steady_state(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, method: str = "auto", tau=None,
+                 max_memory: float = DEFAULT_MAX_MEMORY, max_fock: int = 200) -> xr.Dataset:
+    """The exact stationary state of the finite model in the reduced basis (kind ``"quantum_steady_state"``).
+
+    ``fock="auto"`` enlarges the cutoff (from :func:`first_cutoff`) until occupations, ⟨ξ_μ²⟩, ⟨S_z²⟩/n_k²,
+    ⟨S_x⟩/n_k and the overlap distribution change by ≤ ``tol``; a given ``fock`` is checked by the stationary
+    population of its top level (> ``tol`` gives a :class:`FockCutoffWarning` and ``fock_converged = False``).
+    The result carries the residual ‖L x‖/‖x‖ (real representation) and the trace.
+    """
+    _check_model(model, fock, tol)
+    start = _time.perf_counter()
+    run, prev, change, _, converged, note = _search(model, fock=fock, tol=tol, gap_rtol=math.inf, k=2, method=method,
+                                                     tau=tau, max_memory=max_memory, max_fock=max_fock, with_gap=False)
+    if not converged:
+        warnings.warn(note, FockCutoffWarning, stacklevel=2)
+    problem, obs = run["problem"], run["observables"]
+    data = _steady_vars(obs)
+    data.update({"fock": ("pattern", np.array(problem.fock)), "residual": run["residual"], "trace": obs["trace"],
+                 "fock_change": change, "fock_converged": bool(converged)})
+    ds = _base_dataset(problem, data, {"overlap_value": ("overlap_value", obs["overlap_values"])}, "quantum_steady_state")
+    ds.attrs.update({"method": run["method"], "tol": tol, "elapsed_seconds": _time.perf_counter() - start,
+                     "fock_note": note})
+    return ds
+
+
+def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rtol: float = 1e-3,
+             eigenvalues: int = 4, method: str = "auto", tau=None, max_memory: float = DEFAULT_MAX_MEMORY,
+             max_fock: int = 200, metastable: bool = True) -> xr.Dataset:
+    """Low Liouvillian spectrum, gap, lifetime and metastable states of the finite model (kind ``"lifetime"``).
+
+    ``eigenvalues`` per parity sector are computed (with residuals) and listed together sorted by decreasing
+    real part, the stationary 0 first. ``gap`` = −Re λ₁ (λ₁ the next one), ``lifetime`` = 1/gap. With
+    ``fock="auto"`` the cutoff is enlarged until the steady-state observables change by ≤ ``tol`` *and* the gap
+    by ≤ ``gap_rtol`` (relative); ``gap_converged``/``fock_converged`` say whether that was reached (a
+    :class:`FockCutoffWarning` otherwise, never silently). ``metastable``: the extreme metastable states
+    (:func:`metastable_states`), with dims (metastable, pattern).
+    """
+    _check_model(model, fock, tol)
+    if eigenvalues < 2:
+        raise ValueError(f"eigenvalues must be ≥ 2 (per parity sector), got {eigenvalues}")
+    start = _time.perf_counter()
+    run, prev, change, gap_change, converged, note = _search(
+        model, fock=fock, tol=tol, gap_rtol=gap_rtol, k=eigenvalues, method=method, tau=tau, max_memory=max_memory,
+        max_fock=max_fock, with_gap=True)
+    if not converged:
+        warnings.warn(note or "the Fock cutoff was not shown to converge the gap", FockCutoffWarning, stacklevel=2)
+    problem, obs = run["problem"], run["observables"]
+    vals, secs, res = [], [], []
+    for s, pairs in run["pairs"].items():
+        vals += list(pairs.values)
+        secs += [s] * len(pairs.values)
+        res += list(pairs.residuals)
+    vals = np.array(vals)
+    order = np.lexsort((np.abs(vals.imag), -np.round(vals.real, 12)))
+    i0 = int(np.argmin(np.where(np.array(secs) == "even", np.abs(vals), np.inf)))
+    order = [i0] + [i for i in order if i != i0]
+    vals, secs, res = vals[order], np.array(secs)[order], np.array(res)[order]
+    gap_re, lam1, sector1 = _gap(run)
+    gap = -gap_re
+    data = _steady_vars(obs)
+    data.update({
+        "eigenvalue_real": ("eigenvalue", vals.real), "eigenvalue_imag": ("eigenvalue", vals.imag),
+        "eigenvalue_sector": ("eigenvalue", secs.astype(str)), "eigenvalue_residual": ("eigenvalue", res),
+        "gap": gap, "lifetime": (1.0 / gap) if gap > 0 else math.inf, "gap_sector": sector1,
+        "gap_change": gap_change, "gap_converged": bool(converged),
+        "fock": ("pattern", np.array(problem.fock)), "residual": run["residual"], "trace": obs["trace"],
+        "fock_change": change, "fock_converged": bool(converged),
+    })
+    coords = {"overlap_value": ("overlap_value", obs["overlap_values"]), "eigenvalue": ("eigenvalue", np.arange(len(vals)))}
+    if metastable:
+        ms = metastable_states(run, method=method, tau=tau)
+        n_states = len(ms["observables"])
+        data["n_slow"] = ms["n_slow"]
+        if n_states:
+            data["metastable_overlap"] = (("metastable", "pattern"), np.array([o["overlap"] for o in ms["observables"]]))
+            data["metastable_occupation"] = (("metastable", "pattern"), np.array([o["occupation"] for o in ms["observables"]]))
+            data["metastable_trace"] = ("metastable", np.array([o["trace"] for o in ms["observables"]]))
+            data["metastable_left_residual"] = ("slow", ms["left_residuals"])
+            coords["metastable"] = ("metastable", np.arange(1, n_states + 1))
+    ds = _base_dataset(problem, data, coords, "lifetime")
+    ds.attrs.update({"method": run["method"], "tol": tol, "gap_rtol": gap_rtol, "fock_note": note,
+                     "elapsed_seconds": _time.perf_counter() - start,
+                     "matvecs": int(sum(p.matvecs for p in run["pairs"].values()))})
+    return ds
+
+
+def stationary_density_matrix(problem: QuantumProblem, *, method: str = "auto", tau=None) -> tuple[np.ndarray, float]:
+    """The stationary ρ (dense, the problem's own Dicke ⊗ Fock basis) at the problem's cutoff, and the residual
+    ‖L x‖/‖x‖ of its real representation (even sector)."""
+    basis = parity_basis(problem)
+    L = sector_liouvillian(basis, "even")
+    pairs = sector_eigenpairs(L, 2, sector="even", method=method, tau=tau)
+    X, residual = _steady_from_even(basis, pairs, L)
+    return _hermitian_from_real(basis.to_problem_basis(X)), residual

@@ -1,0 +1,199 @@
+"""Exact steady state, low Liouvillian spectrum and metastable states (opendicke.quantum.lifetime).
+
+References are built here: QuTiP's own ``liouvillian``/``steadystate`` on the problem's QuTiP export (QuTiP's
+complex, column-stacked superoperator, not our real parity-sector representation), dense ``numpy.linalg.eig``,
+``scipy.sparse.linalg.eigs`` in shift-invert mode, the parity operator and the symmetry operators written out
+with numpy, and the long-time master-equation dynamics with ``expm_multiply``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import qutip
+import scipy.sparse.linalg as sla
+from scipy.optimize import linear_sum_assignment
+
+from opendicke import DickeModel
+from opendicke.quantum import build
+from opendicke.quantum.lifetime import FockCutoffWarning, lifetime, stationary_density_matrix, steady_state
+from opendicke.quantum.liouville import extra_symmetries, parity_basis, sector_liouvillian
+
+
+def model_m1(n_spins, g0=1.0):
+    return DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=g0, n_spins=n_spins, seed=0)
+
+
+def model_m2(patterns=("+++", "++-")):
+    from opendicke.model import parse_patterns
+
+    return DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.0, patterns=parse_patterns(",".join(patterns)))
+
+
+def matched_distance(a, b):
+    D = np.abs(np.asarray(a)[:, None] - np.asarray(b)[None, :])
+    r, c = linear_sum_assignment(D)
+    return D[r, c].max()
+
+
+def qutip_liouvillian(problem):
+    q = problem.to_qutip()
+    return q, qutip.liouvillian(q.hamiltonian, q.collapse_operators)
+
+
+# ----------------------------------------------------------------------------- parity
+@pytest.mark.parametrize("model,fock", [(model_m1(3), 5), (model_m2(), 3)])
+def test_parity_commutes_and_sectors_rebuild_the_spectrum(model, fock):
+    problem = build(model, 1, fock=fock)
+    # P written out: per block the flip |S_z = s> -> |-s>, per mode (-1)^n
+    P = np.ones((1, 1))
+    for n in problem.block_sizes:
+        P = np.kron(P, np.fliplr(np.eye(int(n) + 1)))
+    for c in problem.fock:
+        P = np.kron(P, np.diag((-1.0) ** np.arange(c)))
+    H = problem.hamiltonian.toarray()
+    assert np.abs(P @ H @ P - H).max() < 1e-12
+    for c in problem.collapse_operators:
+        assert np.abs(P @ c.toarray() @ P + c.toarray()).max() < 1e-12
+    basis = parity_basis(problem)
+    sectors = [np.linalg.eigvals(sector_liouvillian(basis, s).toarray()) for s in ("even", "odd")]
+    assert sum(len(s) for s in sectors) == problem.dim**2
+    _, L = qutip_liouvillian(problem)
+    reference = np.linalg.eigvals(L.full())
+    assert matched_distance(np.concatenate(sectors), reference) < 1e-8
+    # the stationary 0 sits in the even sector, the odd sector has none
+    assert np.min(np.abs(sectors[0])) < 1e-10 and np.min(np.abs(sectors[1])) > 1e-4
+
+
+def test_extra_symmetries_need_equal_groups_and_commute():
+    # groups of sizes 2 and 2: flipping mode 2 and swapping the groups is a symmetry
+    problem = build(model_m2(("++++", "++--")), 1, fock=3)
+    found = extra_symmetries(problem)
+    assert found == [{"signs": [1, -1], "perm": [1, 0]}]
+    assert list(problem.block_sizes) == [2, 2]
+    d1, d2 = problem.block_sizes + 1
+    c1, c2 = problem.fock
+    dims = (d1, d2, c1, c2)
+    # the operator: swap the two block factors, (-1)^n on mode 2
+    U = np.eye(problem.dim).reshape(dims + dims).transpose(1, 0, 2, 3, 4, 5, 6, 7).reshape(problem.dim, problem.dim)
+    U = U @ np.kron(np.eye(d1 * d2 * c1), np.diag((-1.0) ** np.arange(c2)))
+    H = problem.hamiltonian.toarray()
+    assert np.abs(U @ H @ U.T - H).max() < 1e-12
+    for c in problem.collapse_operators:
+        assert np.abs(U @ c.toarray() @ U.T - c.toarray()).max() < 1e-12 or np.abs(U @ c.toarray() @ U.T + c.toarray()).max() < 1e-12
+    # unequal groups (1 and 3 spins): nothing beyond P
+    assert extra_symmetries(build(model_m2(("++++", "+---")), 1, fock=3)) == []
+
+
+# ----------------------------------------------------------------------------- steady state
+@pytest.mark.parametrize("method", ["shift-invert", "propagator"])
+@pytest.mark.parametrize("model,fock", [(model_m1(4), 10), (model_m2(), 4)])
+def test_stationary_state_matches_qutip(model, fock, method):
+    problem = build(model, 1, fock=fock)
+    q = problem.to_qutip()
+    reference = qutip.steadystate(q.hamiltonian, q.collapse_operators, method="direct").full()
+    rho, residual = stationary_density_matrix(problem, method=method)
+    assert residual < 1e-12
+    assert abs(np.trace(rho) - 1) < 1e-12
+    assert np.abs(rho - reference).max() < 1e-8
+
+
+def test_steady_state_dataset_and_cutoff_search():
+    ds = steady_state(model_m1(4), tol=1e-6)
+    assert ds.attrs["kind"] == "quantum_steady_state"
+    assert bool(ds.fock_converged) and float(ds.fock_change) <= 1e-6
+    assert float(ds.residual) < 1e-12 and abs(float(ds.trace) - 1) < 1e-12
+    assert abs(float(ds.overlap.sel(pattern=1))) < 1e-12  # Z2 symmetric
+    dist = ds.overlap_distribution.sel(pattern=1)
+    assert abs(float(dist.sum()) - 1) < 1e-12
+    np.testing.assert_allclose(dist.values, dist.values[::-1], atol=1e-12)
+    xi = ds.overlap_value.values
+    assert abs(float((dist * xi**2).sum()) - float(ds.overlap_second_moment.sel(pattern=1))) < 1e-12
+    # the same observables from QuTiP at the chosen cutoff
+    problem = build(model_m1(4), 1, fock=int(ds.fock[0]))
+    q = problem.to_qutip()
+    rho = qutip.steadystate(q.hamiltonian, q.collapse_operators, method="direct")
+    assert abs(qutip.expect(q.observables["occupation_1"], rho) - float(ds.occupation[0])) < 1e-10
+    assert abs(qutip.expect(q.observables["mx_1"], rho) - float(ds.mx[0])) < 1e-10
+
+
+def test_too_small_cutoff_is_reported_and_too_large_problem_refused():
+    with pytest.warns(FockCutoffWarning, match="top level"):
+        ds = steady_state(model_m1(4), fock=4)
+    assert not bool(ds.fock_converged)
+    with pytest.raises(MemoryError, match="GiB"):
+        lifetime(model_m1(200), fock=400)
+
+
+# ----------------------------------------------------------------------------- spectrum
+@pytest.mark.parametrize("method", ["shift-invert", "propagator"])
+def test_low_spectrum_matches_qutip_shift_invert(method):
+    model = model_m1(6)
+    fock = 10
+    problem = build(model, 1, fock=fock)
+    _, L = qutip_liouvillian(problem)
+    reference = sla.eigs(L.data.as_scipy().tocsc(), k=8, sigma=0.01, which="LM", return_eigenvectors=False)
+    reference = reference[np.argsort(-reference.real)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        ds = lifetime(model, fock=fock, eigenvalues=4, method=method)
+    ours = ds.eigenvalue_real.values + 1j * ds.eigenvalue_imag.values
+    assert abs(ours[0]) < 1e-10 and ds.eigenvalue_sector.values[0] == "even"
+    assert abs(float(ds.gap) + reference[1].real) < 1e-8
+    assert str(ds.gap_sector.values) == "odd"
+    # every eigenvalue we report is an eigenvalue of QuTiP's Liouvillian (nearest one within 1e-8)
+    dense = np.linalg.eigvals(L.full())
+    assert max(np.min(np.abs(dense - lam)) for lam in ours) < 1e-8
+    assert np.max(ds.eigenvalue_residual.values) < 1e-9
+
+
+def test_metastable_states_match_dense_construction():
+    model = model_m1(4)
+    fock = 10
+    problem = build(model, 1, fock=fock)
+    q, L = qutip_liouvillian(problem)
+    d = problem.dim
+    Ld = L.full()
+    w, V = np.linalg.eig(Ld)
+    wl, W = np.linalg.eig(Ld.conj().T)
+    i1 = np.argsort(-w.real)[1]
+    j1 = np.argmin(np.abs(wl.conj() - w[i1]))
+    R = V[:, i1].reshape(d, d, order="F")  # QuTiP stacks columns
+    O = W[:, j1].reshape(d, d, order="F").conj().T  # tr(O ρ) = ℓ† vec(ρ)
+    R = R + R.conj().T if np.linalg.norm(R + R.conj().T) > np.linalg.norm(R - R.conj().T) else 1j * (R - R.conj().T)
+    O = O + O.conj().T if np.linalg.norm(O + O.conj().T) > np.linalg.norm(O - O.conj().T) else 1j * (O - O.conj().T)
+    O = O / np.trace(O @ R)
+    c = np.linalg.eigvalsh(0.5 * (O + O.conj().T))
+    xi = q.observables["overlap_1"].full()
+    expected = sorted([c[0] * np.trace(xi @ R).real, c[-1] * np.trace(xi @ R).real])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        ds = lifetime(model, fock=fock, eigenvalues=3)
+    assert int(ds.n_slow) == 1
+    got = sorted(ds.metastable_overlap.sel(pattern=1).values)
+    np.testing.assert_allclose(got, expected, atol=1e-8)
+    assert got[1] > 0.8  # a retrieved state, not the symmetric mixture
+    # their occupations are the stationary one (the slow mode is odd, the occupation even)
+    np.testing.assert_allclose(ds.metastable_occupation.values[:, 0], float(ds.occupation[0]), atol=1e-10)
+
+
+def test_gap_is_the_decay_rate_of_the_overlap_in_long_dynamics():
+    """Independent check: the master equation from the pattern start (QuTiP's Liouvillian, expm_multiply)
+    loses ⟨ξ⟩ at long times at the rate the gap says."""
+    model = model_m1(4)
+    fock = 12
+    problem = build(model, 1, fock=fock)
+    q, L = qutip_liouvillian(problem)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        ds = lifetime(model, fock=fock, eigenvalues=3)
+    times = np.array([0.0, 40.0, 80.0, 120.0])
+    rho0 = q.rho0.full().ravel(order="F")
+    states = sla.expm_multiply(L.data.as_scipy().tocsc(), rho0, start=0, stop=120, num=4, endpoint=True)
+    xi = q.observables["overlap_1"].full()
+    values = [np.real(np.trace(xi @ s.reshape(problem.dim, problem.dim, order="F"))) for s in states]
+    assert values[0] == pytest.approx(1.0)
+    rates = -np.diff(np.log(values[1:])) / 40.0
+    np.testing.assert_allclose(rates, float(ds.gap), rtol=1e-6)
