@@ -44,7 +44,7 @@ def qutip_liouvillian(problem):
 
 
 # ----------------------------------------------------------------------------- parity
-@pytest.mark.parametrize("model,fock", [(model_m1(3), 5), (model_m2(), 3)])
+@pytest.mark.parametrize("model,fock", [(model_m1(3), 5), pytest.param(model_m2(), 3, marks=pytest.mark.slow)])
 def test_parity_commutes_and_sectors_rebuild_the_spectrum(model, fock):
     problem = build(model, 1, fock=fock)
     # P written out: per block the flip |S_z = s> -> |-s>, per mode (-1)^n
@@ -130,8 +130,8 @@ def test_too_small_cutoff_is_reported_and_too_large_problem_refused():
 # ----------------------------------------------------------------------------- spectrum
 @pytest.mark.parametrize("method", ["shift-invert", "propagator"])
 def test_low_spectrum_matches_qutip_shift_invert(method):
-    model = model_m1(6)
-    fock = 10
+    model = model_m1(4)
+    fock = 8
     problem = build(model, 1, fock=fock)
     _, L = qutip_liouvillian(problem)
     reference = sla.eigs(L.data.as_scipy().tocsc(), k=8, sigma=0.01, which="LM", return_eigenvectors=False)
@@ -149,9 +149,10 @@ def test_low_spectrum_matches_qutip_shift_invert(method):
     assert np.max(ds.eigenvalue_residual.values) < 1e-9
 
 
+@pytest.mark.slow
 def test_metastable_states_match_dense_construction():
     model = model_m1(4)
-    fock = 10
+    fock = 8
     problem = build(model, 1, fock=fock)
     q, L = qutip_liouvillian(problem)
     d = problem.dim
@@ -179,11 +180,12 @@ def test_metastable_states_match_dense_construction():
     np.testing.assert_allclose(ds.metastable_occupation.values[:, 0], float(ds.occupation[0]), atol=1e-10)
 
 
+@pytest.mark.slow
 def test_gap_is_the_decay_rate_of_the_overlap_in_long_dynamics():
     """Independent check: the master equation from the pattern start (QuTiP's Liouvillian, expm_multiply)
     loses ⟨ξ⟩ at long times at the rate the gap says."""
     model = model_m1(4)
-    fock = 12
+    fock = 8
     problem = build(model, 1, fock=fock)
     q, L = qutip_liouvillian(problem)
     with warnings.catch_warnings():
@@ -197,3 +199,29 @@ def test_gap_is_the_decay_rate_of_the_overlap_in_long_dynamics():
     assert values[0] == pytest.approx(1.0)
     rates = -np.diff(np.log(values[1:])) / 40.0
     np.testing.assert_allclose(rates, float(ds.gap), rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_lifetime_json_and_bad_input():
+    import json
+
+    from typer.testing import CliRunner
+
+    from opendicke.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--g0", "1", "--n-spins", "4", "--fock", "12", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(record) == {"eigenvalues", "gap", "lifetime", "fock", "residuals", "metastable_overlaps"}
+    eig = np.array(record["eigenvalues"])
+    assert abs(eig[0, 0]) < 1e-10 and np.all(np.diff(eig[:, 0]) <= 1e-12)
+    assert record["gap"] == pytest.approx(-eig[1, 0]) and record["lifetime"] == pytest.approx(1 / record["gap"])
+    assert record["fock"] == [12] and max(record["residuals"]) < 1e-9
+    assert sorted(np.ravel(record["metastable_overlaps"]))[1] > 0.8
+    # too small a cutoff: reported on stderr, not silently used
+    result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--n-spins", "4", "--fock", "4", "--json"])
+    assert result.exit_code == 0 and "top level" in result.stderr
+    # too large a problem: refused before allocating, with the memory it needs
+    result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--n-spins", "200", "--fock", "300"])
+    assert result.exit_code == 2 and "GiB" in result.stderr

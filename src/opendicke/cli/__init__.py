@@ -170,6 +170,7 @@ def demo(
 
 from . import quantum, stationary  # noqa: E402,F401  (register their commands)
 from . import memory  # noqa: E402,F401  (the "memory" sub-app)
+from . import lifetime  # noqa: E402,F401  (the "lifetime" command)
 
 
 def main():  # console-script entry point

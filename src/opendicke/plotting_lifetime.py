@@ -1,0 +1,36 @@
+"""Figures of the exact finite-N lifetime (``opendicke lifetime --vary n_spins=... --plot``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "") -> list[Path]:
+    """Lifetime 1/|Re λ₁| against N_sp on a log scale; open markers where the Fock cutoff did not converge the gap.
+    ``path`` with a suffix writes that file; without one, PNG and PDF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = np.asarray(n_spins, dtype=float)
+    tau = np.asarray(lifetimes, dtype=float)
+    ok = np.asarray(converged, dtype=bool)
+    fig, ax = plt.subplots(figsize=(4.5, 3.4), constrained_layout=True)
+    ax.semilogy(n, tau, "-", color="C0", lw=1)
+    ax.semilogy(n[ok], tau[ok], "o", color="C0", label="gap converged in the Fock cutoff")
+    if np.any(~ok):
+        ax.semilogy(n[~ok], tau[~ok], "o", mfc="none", color="C3", label="not converged")
+    ax.set_xlabel("$N_{sp}$")
+    ax.set_ylabel(r"lifetime $1/|\mathrm{Re}\,\lambda_1|$ ($1/\kappa$)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paths = [path] if path.suffix else [path.with_suffix(".png"), path.with_suffix(".pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
