@@ -9,6 +9,9 @@ A model file holds the same fields as :class:`~opendicke.model.DickeModel`::
     n_spins = 400          # omit for the thermodynamic limit
     seed = 7               # random patterns ...
     patterns = ["++-+", "+-+-"]   # ... or explicit ones (rows of + and -), implying n_spins
+    gamma_down = 0.1       # optional individual spin decay, pumping and dephasing rates (default 0)
+    gamma_up = 0.0
+    gamma_phi = 0.05
 
 Results are written to a temporary file in the target directory and renamed into place, so a reader
 never sees a half-written file. Complex variables (α) are stored as ``<name>_real``/``<name>_imag``
@@ -30,7 +33,7 @@ from .model import DickeModel, parse_patterns
 
 __all__ = ["load_model", "model_from_dict", "save_model", "save_dataset", "load_dataset", "atomic_path"]
 
-MODEL_FIELDS = ("omega", "omega_modes", "kappa", "g0", "n_spins", "seed", "patterns")
+MODEL_FIELDS = ("omega", "omega_modes", "kappa", "g0", "n_spins", "seed", "patterns", "gamma_down", "gamma_up", "gamma_phi")
 
 
 def model_from_dict(data: dict) -> DickeModel:

@@ -29,6 +29,9 @@ _MODEL_OPTIONS = {
     "n_spins": (Optional[int], typer.Option("--n-spins", help="Number of spins N_sp (random patterns); omit for the thermodynamic limit.", rich_help_panel="Model")),
     "seed": (Optional[int], typer.Option("--seed", help="Seed of the random patterns.", rich_help_panel="Model")),
     "patterns": (Optional[str], typer.Option("--patterns", help="Explicit patterns, rows of + and - separated by commas, e.g. \"++-+,+-+-\" (implies N_sp).", rich_help_panel="Model")),
+    "gamma_down": (Optional[float], typer.Option("--gamma-down", help="Individual spin decay rate γ↓ (jump √γ↓ σ_-). Default 0.", rich_help_panel="Model")),
+    "gamma_up": (Optional[float], typer.Option("--gamma-up", help="Individual spin pumping rate γ↑ (jump √γ↑ σ_+). Default 0.", rich_help_panel="Model")),
+    "gamma_phi": (Optional[float], typer.Option("--gamma-phi", help="Individual spin dephasing rate γφ (jump √(γφ/2) σ_z). Default 0.", rich_help_panel="Model")),
 }
 MODEL_OPTION_NAMES = tuple(_MODEL_OPTIONS)
 
@@ -48,7 +51,8 @@ def _floats(name: str, text: str) -> list[float]:
     return values
 
 
-def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, n_spins=None, seed=None, patterns=None):
+def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, n_spins=None, seed=None, patterns=None,
+                gamma_down=None, gamma_up=None, gamma_phi=None):
     """The model from a TOML file (or the paper's Fig. 3 model) with command-line flags on top."""
     from ..io import load_model, model_from_dict
     from ..model import parse_patterns
@@ -58,7 +62,7 @@ def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, 
         data["omega_modes"] = _floats("--omega-modes", omega_modes)
         if kappa is None and isinstance(data.get("kappa"), list) and len(set(data["kappa"])) == 1:
             data["kappa"] = data["kappa"][0]
-    for key, value in (("omega", omega), ("g0", g0)):
+    for key, value in (("omega", omega), ("g0", g0), ("gamma_down", gamma_down), ("gamma_up", gamma_up), ("gamma_phi", gamma_phi)):
         if value is not None:
             data[key] = value
     if kappa is not None:
