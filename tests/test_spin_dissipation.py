@@ -274,3 +274,25 @@ def test_kirton_keeling_threshold_is_where_the_normal_state_turns_unstable():
     assert g_c > float(od.critical_coupling(omega, om, kap))  # dissipation raises the threshold
     assert np.isinf(od.theory.kirton_keeling_threshold(omega, om, kap, 0.0, gp))  # pure dephasing: no transition
     assert np.isclose(od.theory.kirton_keeling_threshold(omega, om, kap, 1e-12, 0.0), od.critical_coupling(omega, om, kap))
+
+
+# ------------------------------------------------------------------------------------ CLI
+def test_cli_quantum_uses_the_permutation_solver_and_other_commands_refuse_rates():
+    import json
+
+    from typer.testing import CliRunner
+
+    from opendicke.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["quantum", "--omega-modes", "1.5", "--patterns", "++-", "--gamma-down", "0.2",
+                                 "--gamma-phi", "0.1", "--t-final", "1", "--times", "3", "--fock", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["frame"] == "permutation" and len(record["overlaps"][0]) == 3
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5], patterns=[[1, 1, -1]], gamma_down=0.2, gamma_phi=0.1)
+    direct = pi.solve(model, 1, t_final=1, times=3, fock=8, compare_meanfield=False)
+    assert np.allclose(record["overlaps"][0], direct.overlap.values[:, 0], atol=1e-12)
+    for command in (["steady"], ["theory"], ["memory", "which"]):
+        refused = runner.invoke(app, [*command, "--gamma-up", "0.1"])
+        assert refused.exit_code == 2 and "gamma" in refused.output

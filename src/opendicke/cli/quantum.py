@@ -64,6 +64,10 @@ def quantum(
     if model.thermodynamic_limit:
         fail("the exact quantum dynamics needs a finite number of spins: give --n-spins N (or --patterns)")
     (start,) = start_states(model, pattern, flip, flip_seed, mirror)
+    if model.spin_dissipation:  # individual spin rates: the permutation-invariant solver (issue 15)
+        from .permutation import run
+
+        return run(model, start, t_final=t_final, times=times, fock=_fock(fock), tol=tol, out=out, plot=plot, as_json=as_json)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FockCutoffWarning)
         with Progress("quantum dynamics", enabled=not as_json) as progress:

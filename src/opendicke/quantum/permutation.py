@@ -502,6 +502,7 @@ def solve(
     atol: float = 1e-10,
     rtol: float = 1e-8,
     max_dim: int = 20_000_000,
+    compare_meanfield: bool = True,
 ):
     """Exact master-equation dynamics with individual spin dissipation, as an ``xarray.Dataset``.
 
@@ -521,6 +522,9 @@ def solve(
         ``"expm"`` (default) or ``"dop853"`` (with these tolerances), see :func:`propagate`.
     max_dim:
         Largest Liouville-space dimension the cutoff search may try.
+    compare_meanfield:
+        Also integrate the mean field (with the same rates) on the same times: ``overlap_meanfield``,
+        ``occupation_meanfield``.
 
     Returns
     -------
@@ -568,7 +572,12 @@ def solve(
             if change <= tol:
                 converged = True
                 break
-    return _dataset(model, start, run, change, converged, history, tol, _time.perf_counter() - total_start)
+    meanfield = None
+    if compare_meanfield:
+        from ..meanfield.evolve import evolve
+
+        meanfield = evolve(model, start, times=t if t.size > 1 else [t[0], t[0] + 1e-9], keep_bloch=False)
+    return _dataset(model, start, run, change, converged, history, tol, _time.perf_counter() - total_start, meanfield)
 
 
 def _check_dim(problem: PermutationProblem, max_dim: int) -> None:
@@ -593,7 +602,7 @@ def _group_bloch(run: PermutationRun, grouping: Grouping) -> np.ndarray:
     return out / grouping.sizes[None, :, None]
 
 
-def _dataset(model, start, run: PermutationRun, change, converged, history, tol, total):
+def _dataset(model, start, run: PermutationRun, change, converged, history, tol, total, meanfield=None):
     import xarray as xr
 
     from .. import __version__
@@ -614,6 +623,9 @@ def _dataset(model, start, run: PermutationRun, change, converged, history, tol,
         "fock_converged": ((), int(bool(converged))),
         "couplings": (("pattern", "group"), grouping.f.astype(np.int8)),
     }
+    if meanfield is not None:
+        data["overlap_meanfield"] = (("time", "pattern"), np.asarray(meanfield["overlap"].values)[: run.times.size])
+        data["occupation_meanfield"] = (("time", "pattern"), np.asarray(meanfield["occupation"].values)[: run.times.size])
     coords = {
         "time": ("time", run.times),
         "pattern": ("pattern", np.arange(1, M + 1)),
