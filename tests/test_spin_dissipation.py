@@ -261,6 +261,19 @@ def test_uniform_pattern_fixed_points_are_the_cubic_roots():
     assert np.min(np.abs(roots - final)) < 1e-6
 
 
+def test_weak_decay_limit_of_the_uniform_pattern():
+    """γ↓ → 0: the cubic's decayed branch tends to ξ± = −½[1 ± √(1 − 2(g_c/g0)^4)], born at g0 = 2^{1/4} g_c."""
+    g_c = float(od.critical_coupling(0.5, 1.5, 1.0))
+    for g0 in (0.8, 1.0, 1.4):
+        model = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=g0, patterns=[[1] * 4], gamma_down=1e-8)
+        roots = od.theory.dissipative_stationary_overlaps(model)[:, 0]
+        plus, minus = od.theory.weak_decay_uniform_overlaps(g0, 0.5, 1.5, 1.0)
+        assert roots.size == 3 and np.min(np.abs(roots - plus)) < 1e-6 and np.min(np.abs(roots - minus)) < 1e-6
+    below = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=0.99 * 2**0.25 * g_c, patterns=[[1] * 4], gamma_down=1e-8)
+    assert od.theory.dissipative_stationary_overlaps(below).shape[0] == 1
+    assert np.isnan(od.theory.weak_decay_uniform_overlaps(0.99 * 2**0.25 * g_c, 0.5, 1.5, 1.0)[0])
+
+
 def test_finite_n_fixed_point_matches_long_run():
     model = od.DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.5, n_spins=30, seed=4, **RATES)
     found = od.theory.dissipative_stationary_overlaps(model)

@@ -21,7 +21,7 @@ from .model import DickeModel
 __all__ = [
     "critical_coupling", "retrieval_overlap", "retrieval_occupation", "retrieval_state", "check_applicable",
     "spin_rates", "stationary_bloch", "dissipative_fixed_point", "dissipative_stationary_overlaps",
-    "kirton_keeling_threshold",
+    "kirton_keeling_threshold", "weak_decay_uniform_overlaps",
 ]
 
 
@@ -234,3 +234,21 @@ def kirton_keeling_threshold(omega, omega_mode, kappa, gamma_down, gamma_phi, ga
         p = np.where(longitudinal > 0, (gd - gu) / np.where(longitudinal > 0, longitudinal, 1.0), 0.0)
         g2 = (omega_mode**2 + 0.25 * kappa**2) * (4 * omega**2 + transverse**2) / (8 * omega * omega_mode * p)
     return np.where(p > 0, np.sqrt(np.where(p > 0, g2, 1.0)), np.inf)
+
+
+def weak_decay_uniform_overlaps(g0, omega, omega_mode, kappa):
+    """Decayed-branch fixed points of one mode and a uniform pattern (all G_j = +1) as γ↓ → 0 (γ↑ = γφ = 0).
+
+    With pure decay the stationary s_z in the field h = −λξ tends to −h²/(h² + 2Ω²) for any small γ↓, so
+    self-consistency gives λ²ξ² + λ²ξ + 2Ω² = 0, i.e. (with λ = 2Ω g0²/g_c², g_c of Eq. 12)
+
+        ξ± = −½ [1 ± √(1 − 2 (g_c/g0)^4)],   for |g0| ≥ 2^{1/4} g_c,
+
+    beside the paramagnet ξ → 0. Returns (ξ₊, ξ₋) (NaN below 2^{1/4} g_c). The retrieval state of Eq. 12
+    (ξ = +z) has no counterpart: decay in the σ_z basis breaks the Z2 symmetry.
+    """
+    g_c = critical_coupling(omega, omega_mode, kappa)
+    g0 = np.abs(np.asarray(g0, dtype=float))
+    disc = 1.0 - 2.0 * (g_c / g0) ** 4
+    root = np.sqrt(np.where(disc >= 0, disc, np.nan))
+    return -0.5 * (1 + root), -0.5 * (1 - root)
