@@ -304,7 +304,7 @@ class PermutationProblem:
         return out
 
     # ------------------------------------------------------------- observables
-    def functionals(self) -> dict[str, list[np.ndarray]]:
+    def functionals(self) -> dict:
         """Per-factor linear functionals: 'trace' for every factor; per block S_x, S_y, S_z; per mode a, a†a, top."""
         out = {"trace": []}
         for b, block in enumerate(self._blocks):
