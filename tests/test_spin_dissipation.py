@@ -215,6 +215,8 @@ def test_permutation_solver_without_rates_matches_the_maximal_spin_solver():
     assert float(abs(ours.overlap - plain.overlap).max()) < 1e-10
     assert float(abs(ours.occupation - plain.occupation).max()) < 1e-10
     assert float(abs(ours.bloch - plain.bloch).max()) < 1e-10  # group Bloch vectors, gauged frame
+    with pytest.raises(ValueError, match="permutation"):  # the maximal-spin basis refuses spin rates
+        quantum.build(model.replace(gamma_phi=0.1, patterns=model.patterns), start, fock=4)
 
 
 # ------------------------------------------------------------------------------------ theory
