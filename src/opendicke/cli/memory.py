@@ -20,6 +20,7 @@ from .common import (
     ResumeOption,
     SchedulerOption,
     WorkersOption,
+    check_out,
     chunk_summary,
     fail,
     model_command,
@@ -38,17 +39,15 @@ app.add_typer(memory_app, name="memory")
 
 
 def _grid(vary: List[str]) -> np.ndarray:
-    from ..grid import parse_range
+    from ..grid import parse_vary
 
-    values = None
-    for text in vary:
-        name, v = parse_range(text)
-        if name != "g0":
-            raise ValueError(f"--vary {text!r}: memory commands scan the coupling only (g0=START:STOP:COUNT)")
-        values = v
-    if values is None:
+    grid = parse_vary(vary)
+    other = [name for name in grid if name != "g0"]
+    if other:
+        raise ValueError(f"--vary {other[0]}: memory commands scan the coupling only (g0=START:STOP:COUNT)")
+    if "g0" not in grid:
         raise ValueError("give --vary g0=START:STOP:COUNT")
-    return values
+    return grid["g0"]
 
 
 def _flips(text: str) -> np.ndarray:
@@ -104,6 +103,8 @@ def map_command(
     from ..memory import _seeds, recognition_map_task
 
     g0 = _grid(vary)
+    figure = _default_plot(out, plot, no_plot)
+    check_out(figure, option="--plot")
     pats = _patterns(pattern, model.n_modes)
     pats = list(range(1, model.n_modes + 1)) if pats is None else pats
     _seeds(model, samples, draws, None)  # samples/draws and flips checked before any work (or chunk directory) starts
@@ -116,7 +117,6 @@ def map_command(
                      vary={"flip": flip_values}, solver=recognition_map_task,
                      options={"g0": g0, "samples": samples, "draws": draws, "threshold": threshold, "t_max": t_max})
     elapsed = time.perf_counter() - t0
-    figure = _default_plot(out, plot, no_plot)
     if figure is not None:
         from ..plotting_memory import plot_recognition_map
 
@@ -208,7 +208,7 @@ def which_command(
         print_json({"patterns": rows, "g0": model.g0, "flip": flip, "n_spins": model.n_spins,
                     "definition": ds.attrs["definition"]})
         return
-    from rich.console import Console
+    from .common import console as Console
     from rich.table import Table
 
     size = "thermodynamic limit" if model.thermodynamic_limit else f"N_sp = {model.n_spins}, {int(ds['n_samples'])} samples"
@@ -264,7 +264,7 @@ def stability_command(
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
+    from .common import console as Console
     from rich.table import Table
 
     table = Table(title=f"thresholds, flip {flip:g}   ({model!r})")
@@ -295,6 +295,8 @@ def census_command(
     from ..memory import attractor_census, census_examples
 
     g0 = _grid(vary)
+    check_out(out)
+    check_out(plot, option="--plot")
     t0 = time.perf_counter()
     with Progress("census", enabled=not as_json) as progress:
         ds, run = attractor_census(model, g0, n_random=random, n_mixtures=mixtures, seed=census_seed, perturbation=perturbation,
@@ -319,7 +321,7 @@ def census_command(
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
+    from .common import console as Console
     from rich.table import Table
 
     table = Table(title=f"attractor census, {ds.sizes['start']} starts ({model!r})")
@@ -343,26 +345,42 @@ def _ints(name: str, text: str) -> list[int]:
 
 
 @memory_app.command("crosstalk")
+@model_command(omit=("omega_modes", "g0", "n_spins", "seed", "patterns"))
 def crosstalk_command(
+    model,
     n_spins: Annotated[str, typer.Option("--n-spins", help="Numbers of spins, comma separated (1e4 allowed).")] = "10000,30000",
     n_modes: Annotated[str, typer.Option("--n-modes", help="Numbers of patterns M, comma separated.")] = "4,10,20",
     seeds: Annotated[int, typer.Option("--seeds", help="Pattern realisations per (M, N_sp).")] = 2,
     g0: Annotated[float, typer.Option("--g0", help="Coupling of the recognised-overlap measurement.")] = 1.0,
     pattern: Annotated[int, typer.Option("--pattern", help="Start pattern.")] = 1,
     t_final: Annotated[float, typer.Option("--t-final", help="Length of the trajectories.")] = 300.0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file for the labelled result.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Figure path.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON lists over (M, N_sp, seed).")] = False,
 ):
-    """Crosstalk and load at finite N_sp (paper's family Ω_μ = Ω(μ+2)): recognised overlap and threshold vs N_sp, M/N_sp."""
-    from ..memory import crosstalk
+    """Crosstalk and load at finite N_sp: recognised overlap and threshold vs N_sp, M/N_sp.
 
-    try:
-        Ns, Ms = _ints("--n-spins", n_spins), _ints("--n-modes", n_modes)
-        with Progress("crosstalk", enabled=not as_json) as progress:
-            ds = crosstalk(Ns, Ms, g0=g0, pattern=pattern, seeds=range(seeds), t_final=t_final, progress=progress)
-    except ValueError as exc:
-        fail(str(exc))
+    The models are the family Ω_μ = Ω(μ + 2) for every M, with Ω and κ from --config/--omega/--kappa
+    (default: the paper's Ω = 0.5, κ = 1; κ must be one value for all modes).
+    """
+    from ..memory import crosstalk
+    from ..model import DickeModel
+
+    check_out(out)
+    check_out(plot, option="--plot")
+    kappa = np.unique(model.kappa)
+    if kappa.size != 1:
+        raise ValueError(f"crosstalk varies M: give one loss rate κ for all modes, got {model.kappa.tolist()}")
+    omega, kappa = model.omega, float(kappa[0])
+
+    def family(n_modes, n_spins, seed):
+        return DickeModel(omega=omega, omega_modes=omega * (np.arange(1, n_modes + 1) + 2.0), kappa=kappa, g0=g0,
+                          n_spins=n_spins, seed=seed)
+
+    Ns, Ms = _ints("--n-spins", n_spins), _ints("--n-modes", n_modes)
+    with Progress("crosstalk", enabled=not as_json) as progress:
+        ds = crosstalk(Ns, Ms, g0=g0, pattern=pattern, seeds=range(seeds), t_final=t_final, model_factory=family,
+                       progress=progress)
     if out is not None:
         from ..io import save_dataset
 
@@ -379,7 +397,7 @@ def crosstalk_command(
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
+    from .common import console as Console
     from rich.table import Table
 
     table = Table(title=f"crosstalk: pattern {pattern} at g0 = {g0:g} (mean over {seeds} seeds)")

@@ -13,10 +13,75 @@ from ..states import InitialState, as_initial_state
 from .equations import MeanFieldRHS, pack, unpack
 from .integrate import integrate
 
-__all__ = ["evolve", "choose_grouping", "DEFAULT_RTOL", "DEFAULT_ATOL"]
+__all__ = ["evolve", "choose_grouping", "DEFAULT_RTOL", "DEFAULT_ATOL", "DEFAULT_MEMORY_BUDGET", "MemoryBudgetError",
+           "n_groups", "check_memory", "format_bytes", "parse_bytes"]
 
 DEFAULT_RTOL = 1e-10
 DEFAULT_ATOL = 1e-12
+#: Memory a mean-field computation may plan to use unless told otherwise (``memory_budget``, ``--memory-budget``).
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
+
+
+class MemoryBudgetError(ValueError):
+    """The estimated memory of a computation exceeds its budget (raised before anything large is allocated)."""
+
+
+def format_bytes(n: float) -> str:
+    """``4398046511104`` → ``"4.0 TiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str | int | float) -> int:
+    """A memory size: a number of bytes or a number with a unit (``"8GiB"``, ``"500 MB"``, ``"2e9"``)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        import re
+
+        m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([A-Za-z]*)\s*", str(text))
+        if m is None or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"memory budget: expected bytes or a size like 8GiB or 500MB, got {text!r}")
+        try:
+            value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+        except ValueError:
+            raise ValueError(f"memory budget: expected bytes or a size like 8GiB or 500MB, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"memory budget must be positive, got {text!r}")
+    return int(value)
+
+
+def n_groups(model: DickeModel, representation: str = "auto") -> int:
+    """Number of groups K the mean-field equations will have, without building the grouping when it is large:
+    2^(M-1) in the thermodynamic limit, at most N_sp at finite N_sp."""
+    if model.thermodynamic_limit:
+        return 2 ** (model.n_modes - 1)
+    return choose_grouping(model, representation).n_groups
+
+
+def check_memory(needed: float, budget: float | None, what: str) -> None:
+    """Raise :class:`MemoryBudgetError` (with the number of bytes) when ``needed`` exceeds ``budget``."""
+    budget = DEFAULT_MEMORY_BUDGET if budget is None else parse_bytes(budget)
+    if needed > budget:
+        raise MemoryBudgetError(
+            f"{what} needs about {int(needed):d} bytes ({format_bytes(needed)}), above the memory budget of "
+            f"{int(budget):d} bytes ({format_bytes(budget)}); use fewer modes, points or output times, or raise the "
+            f"budget (memory_budget=..., --memory-budget)")
+
+
+def evolve_bytes(n_modes: int, K: int, n_points: int, n_times: int, keep_bloch: bool) -> float:
+    """Estimated peak memory of :func:`evolve`: the stored trajectories (T·B·n values, n = 3K + 2M), the
+    integrator's 13 stage arrays and temporaries (about 22·B·n) and the labelled result (bloch, lengths)."""
+    n = 3 * K + 2 * n_modes
+    per_output = n + K + (3 * K if keep_bloch else 0) + 4 * n_modes
+    return 8.0 * (n_times * n_points * per_output + 22 * n_points * n + 2 * n_modes * K)
 
 
 def choose_grouping(model: DickeModel, representation: str = "auto") -> Grouping:
@@ -67,6 +132,7 @@ def evolve(
     paper_units: bool = False,
     keep_bloch: bool = True,
     max_steps: int = 1_000_000,
+    memory_budget: int | str | None = None,
     progress: Callable[[float], None] | None = None,
 ):
     """Integrate the mean-field equations (Eq. 7) for every varied parameter point and initial state.
@@ -91,6 +157,10 @@ def evolve(
         Report α and occupations in the paper's normalisation (α_paper = √(2^(M-1)) α).
     keep_bloch:
         Store the group Bloch vectors at every output time (the largest part of the result).
+    memory_budget:
+        Bytes (or a size such as ``"8GiB"``) the computation may use; default :data:`DEFAULT_MEMORY_BUDGET`.
+        The need is estimated before anything large is allocated (the thermodynamic limit has 2^(M-1)
+        groups: 40 modes would need TiB) and a larger one raises :class:`MemoryBudgetError` with the number.
 
     Returns
     -------
@@ -106,8 +176,15 @@ def evolve(
     if not starts:
         raise ValueError("initial: give at least one initial state")
     t = output_times(t_final, times)
-    grouping = choose_grouping(model, representation)
+    if not isinstance(paper_units, (bool, np.bool_)):
+        raise ValueError(f"paper_units must be True or False, got {paper_units!r}")
+    if not isinstance(keep_bloch, (bool, np.bool_)):
+        raise ValueError(f"keep_bloch must be True or False, got {keep_bloch!r}")
     params = parameter_batch(model, vary)
+    K = n_groups(model, representation)
+    check_memory(evolve_bytes(model.n_modes, K, params.size * len(starts), t.size, keep_bloch), memory_budget,
+                 f"evolve ({params.size * len(starts)} trajectories × {K} groups × {t.size} output times)")
+    grouping = choose_grouping(model, representation)
 
     y_start = np.stack([pack(s.group_vectors(model, grouping), s.initial_alpha(model)) for s in starts])  # (S, n)
     P, S = params.size, len(starts)

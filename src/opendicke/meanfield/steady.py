@@ -54,7 +54,7 @@ from ..grid import parameter_batch
 from ..model import DickeModel
 from ..states import InitialState, as_initial_state
 from .equations import MeanFieldRHS, pack, unpack
-from .evolve import choose_grouping
+from .evolve import check_memory, choose_grouping, n_groups
 from .integrate import integrate
 from .jacobian import jacobian
 from .symmetry import invariant_reduction
@@ -943,13 +943,18 @@ def _frozen_outcome(P, M, opts) -> _Outcome:
 # Public entry points
 
 
-def _starts_and_batch(model, initial, vary, representation):
+def _starts_and_batch(model, initial, vary, representation, memory_budget=None):
     many = isinstance(initial, (list, tuple))
     starts = [as_initial_state(s) for s in (initial if many else [initial])]
     if not starts:
         raise ValueError("initial: give at least one initial state")
-    grouping = choose_grouping(model, representation)
     params = parameter_batch(model, vary)
+    K, B = n_groups(model, representation), params.size * len(starts)
+    # one window of up to 400 samples per point plus the integrator's stages; the Jacobians act on the
+    # (much smaller) invariant subspaces and are not counted
+    check_memory(8.0 * B * (3 * K + 2 * model.n_modes) * 430 + 16.0 * model.n_modes * K, memory_budget,
+                 f"steady_state ({B} points × {K} groups)")
+    grouping = choose_grouping(model, representation)
     y_start = np.stack([pack(s.group_vectors(model, grouping), s.initial_alpha(model)) for s in starts])
     return many, starts, grouping, params, y_start
 
@@ -972,6 +977,7 @@ def steady_state(
     representation: str = "auto",
     options: SteadyStateOptions | None = None,
     paper_units: bool = False,
+    memory_budget: int | str | None = None,
     progress: Callable[[float], None] | None = None,
     **option_overrides,
 ):
@@ -992,6 +998,8 @@ def steady_state(
         A :class:`SteadyStateOptions`; single fields can also be given as keywords (``t_max=5000``).
     paper_units:
         Report α and occupations in the paper's normalisation (α_paper = √(2^(M-1)) α).
+    memory_budget:
+        Bytes (or ``"8GiB"``) the search may use (default 2 GiB); checked before anything large is allocated.
     progress:
         Called now and then with the fraction of points settled so far.
 
@@ -999,7 +1007,9 @@ def steady_state(
     -------
     xarray.Dataset
         Per point: ``classification`` (one of :data:`CLASSIFICATIONS`, decided on the invariant subspace
-        the trajectory lives in), ``stationary``, ``stable``, ``converged``, ``message`` (why); the fixed
+        the trajectory lives in), ``stationary``, ``stable`` (stable in the full space: classification
+        "stable" *and* ``full_space_stability`` "stable"), ``stable_on_subspace`` (classification "stable"
+        alone), ``converged``, ``message`` (why); the fixed
         point (``overlap``, ``occupation``, ``alpha`` per pattern, ``bloch`` per group; NaN when there is
         none) and its evidence: ``residual`` (max |dy/dt| there), ``newton_iterations``, ``time_integrated``,
         ``n_steps``, ``distance`` (trajectory to fixed point over the last window), ``linearity``,
@@ -1011,7 +1021,9 @@ def steady_state(
         ``overlap_min``/``overlap_max`` over the last window and ``period`` (not stationary, periodic).
     """
     opts = _options(options, option_overrides)
-    many, starts, grouping, params, y_start = _starts_and_batch(model, initial, vary, representation)
+    if not isinstance(paper_units, (bool, np.bool_)):
+        raise ValueError(f"paper_units must be True or False, got {paper_units!r}")
+    many, starts, grouping, params, y_start = _starts_and_batch(model, initial, vary, representation, memory_budget)
     P, S = params.size, len(starts)
     rep = lambda a: np.repeat(a, S, axis=0)  # noqa: E731  (parameters per point, initial state fastest, as in evolve)
     solved = _solve(grouping, y_start, np.tile(np.arange(S), P), rep(params.omega), rep(params.g0),
@@ -1037,7 +1049,8 @@ def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
     data = {
         "classification": shaped(np.array(CLASSIFICATIONS)[status].astype(str)),
         "stationary": shaped(np.isin(status, (_STABLE, _MARGINAL, _UNSTABLE))),
-        "stable": shaped(status == _STABLE),
+        "stable": shaped((status == _STABLE) & (full_code == _STABLE)),
+        "stable_on_subspace": shaped(status == _STABLE),
         "converged": shaped(status != _NOT_CONVERGED),
         "message": shaped(np.array(out("message"), dtype=str)),
         "overlap": shaped(bloch[..., 2] @ grouping.weighted_f, ("pattern",)),
@@ -1074,6 +1087,10 @@ def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
         "classification": "stable / marginal / unstable fixed point (on the invariant subspace of the trajectory), "
                           "not stationary, or not converged",
         "stationary": "the trajectory ends on a fixed point (stable, marginal or unstable)",
+        "stable": "stable against all perturbations: stable on the invariant subspace (classification) and in the "
+                  "full space (full_space_stability)",
+        "stable_on_subspace": "stable on the invariant subspace of the trajectory (classification == 'stable'); "
+                              "may still be a saddle in the full space",
         "converged": "the solver reached a verdict within the time budget",
         "message": "why the point was classified as it was",
         "overlap": "stationary overlap xi_mu (NaN unless stationary)",
