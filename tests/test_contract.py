@@ -309,3 +309,35 @@ def test_every_option_has_help_and_flags_show_no_type():
     for args in (["evolve", "--help"], ["sweep", "--help"], ["memory", "map", "--help"]):
         text = invoke(*args).stdout
         assert "<bool>" not in text and "--json" in text or "--resume" in text
+
+
+# ---------------------------------------------------------------------------------------------------
+# stiff and hopelessly fast problems answer in seconds
+
+
+def test_bad_cavity_kappa_1e4_switches_to_implicit_and_matches_free_precession():
+    # κ = 10⁴ ≫ g_c(κ) ≈ 2041·g0-scale: the coupling is negligible and a pattern start precesses freely about x,
+    # ξ_1(t) = cos(2Ω t) (by hand); main: DOP853 needed 7913 steps for t = 10 and `steady` ran on without end
+    model = paper_model().replace(kappa=1e4)
+    ds = opendicke.meanfield.evolve(model, 1, t_final=10.0, times=11)
+    assert bool(ds["success"]) and bool(ds["stiff"]) and str(ds["outcome"].values).startswith("success (implicit")
+    t = ds["time"].values
+    np.testing.assert_allclose(ds["overlap"].sel(pattern=1).values, np.cos(2 * 0.5 * t), atol=1e-6)
+    assert int(ds["n_steps"]) < 3000  # the explicit method alone needed 7913
+
+
+@pytest.mark.parametrize("changes", [dict(omega=1e7), dict(g0=1e4)])
+def test_fast_oscillation_stops_early_with_an_honest_verdict(changes):
+    # main: ran on without end or message (Ω = 10⁷: ~10⁹ steps needed; an implicit method does not pay)
+    ds = opendicke.meanfield.evolve(paper_model().replace(**changes), 1, t_final=10.0, times=11)
+    assert not bool(ds["success"]) and str(ds["outcome"].values) == "too many steps"
+    assert "needs about" in ds.attrs["message"] and "not stiff" in ds.attrs["message"]
+    assert int(ds["n_steps"]) < 20000
+
+
+def test_steady_bad_cavity_reports_the_free_precession():
+    from opendicke.meanfield.steady import steady_state
+
+    ds = steady_state(paper_model().replace(kappa=1e4), 1)
+    assert str(ds["classification"].values) == "not stationary"
+    assert float(ds["period"]) == pytest.approx(2 * np.pi / (2 * 0.5), rel=1e-6)  # free precession at 2Ω

@@ -120,6 +120,8 @@ def meanfield_dataset(*, model, grouping: Grouping, params: ParameterBatch, star
         "length_drift": layout.var(drift),
         "success": layout.var(stats.success),
         "n_steps": layout.var(stats.n_steps),
+        "outcome": layout.var(np.asarray(stats.outcome, dtype=str)),
+        "stiff": layout.var(stats.stiff),
     }
     if keep_bloch:
         data["bloch"] = layout.var(bloch, ("group", "component"), time_axis=True)
@@ -127,5 +129,8 @@ def meanfield_dataset(*, model, grouping: Grouping, params: ParameterBatch, star
     ds.attrs.update({"rtol": rtol, "atol": atol, "all_succeeded": int(bool(np.all(stats.success))), "message": stats.message})
     ds["overlap"].attrs["long_name"] = "pattern overlap xi_mu = (1/N_sp) sum_j G[mu,j] <sigma_z^j>"
     ds["occupation"].attrs["long_name"] = "mode occupation per spin |alpha_mu|^2"
+    ds["outcome"].attrs["long_name"] = "how the integration of the point ended (success, success after switching " \
+                                       "to implicit Radau, too many steps, step size underflow, non-finite values)"
+    ds["stiff"].attrs["long_name"] = "the point was detected stiff and continued with the implicit Radau method"
     ds["length_drift"].attrs["long_name"] = "max over time and groups of | |m_k(t)| - |m_k(0)| | (conserved by Eq. 7)"
     return ds

@@ -523,8 +523,7 @@ def _find(rhs: MeanFieldRHS, y0: np.ndarray, lengths: np.ndarray, xi_map, opts: 
                 res.final[p] = ys[good, j]
                 res.time_integrated[p] = times[good] + extra[p]
                 res.status[p] = _NOT_CONVERGED
-                res.message[p] = (f"integration failed after t = {times[good]:.6g} (step-size underflow, non-finite "
-                                  f"values or more than {opts.max_steps} steps)")
+                res.message[p] = f"integration gave up after t = {times[good] + extra[p]:.6g}: {stats.reason[j]}"
             keep = stats.success
             active, ys, sub = active[keep], ys[:, keep], sub.take(np.nonzero(keep)[0])
             if active.size == 0:
