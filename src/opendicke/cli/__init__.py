@@ -96,9 +96,9 @@ def evolve(
         })
         return
     from .common import console as Console
-    from rich.table import Table
+    from .common import titled_table
 
-    table = Table(title=f"{start.label()} → t = {t_final:g}   ({model!r}, {ds.attrs['representation']} representation)")
+    table = titled_table(f"{start.label()} → t = {t_final:g}   ({model!r}, {ds.attrs['representation']} representation)")
     table.add_column("pattern", justify="right")
     table.add_column("ξ_μ(0)", justify="right")
     table.add_column(f"ξ_μ({t_final:g})", justify="right")
@@ -139,9 +139,9 @@ def theory(
         })
         return
     from .common import console as Console
-    from rich.table import Table
+    from .common import titled_table
 
-    table = Table(title=f"Eq. (12) at g0 = {model.g0:g}   ({model!r})")
+    table = titled_table(f"Eq. (12) at g0 = {model.g0:g}   ({model!r})")
     for name in ("pattern", "g_crit", "|ξ_ν|", "n_ν" + (" (paper units)" if paper_units else " (per spin)")):
         table.add_column(name, justify="right")
     for mu, r in enumerate(rows, start=1):

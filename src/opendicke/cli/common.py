@@ -322,3 +322,11 @@ def chunk_summary(ds) -> str:
     """"N chunks (R reused, C computed) on EXECUTOR" from a sweep result's attributes."""
     n_chunks, reused = ds.attrs["sweep_chunks"], ds.attrs["sweep_chunks_reused"]
     return f"{n_chunks} chunks ({reused} reused, {n_chunks - reused} computed) on {ds.attrs['sweep_executor']}"
+
+
+def titled_table(title: str):
+    """A rich Table whose title stays on one line (rich would wrap it to the table's width)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    return Table(title=Text(title, no_wrap=True, overflow="ignore"), title_justify="left")

@@ -209,10 +209,10 @@ def which_command(
                     "definition": ds.attrs["definition"]})
         return
     from .common import console as Console
-    from rich.table import Table
+    from .common import titled_table
 
     size = "thermodynamic limit" if model.thermodynamic_limit else f"N_sp = {model.n_spins}, {int(ds['n_samples'])} samples"
-    table = Table(title=f"patterns held at g0 = {model.g0:g}, flip {flip:g} ({size})")
+    table = titled_table(f"patterns held at g0 = {model.g0:g}, flip {flip:g} ({size})")
     tl = model.thermodynamic_limit
     cols = ["ν", "g_c", "g_c/√(1−2p)", "g_stab", "retrievable", "|ξ_ν|"]
     cols += ["subspace", "|ξ_ν| subsp."] if tl else ["P"]
@@ -265,9 +265,9 @@ def stability_command(
         print_json(record)
         return
     from .common import console as Console
-    from rich.table import Table
+    from .common import titled_table
 
-    table = Table(title=f"thresholds, flip {flip:g}   ({model!r})")
+    table = titled_table(f"thresholds, flip {flip:g}   ({model!r})")
     for name in ("pattern", "g_c/√(1−2p) num.", "formula", "g_stab num.", "formula", "note"):
         table.add_column(name, justify="right")
     fmt = lambda v: "—" if v is None else f"{v:.6f}"  # noqa: E731
@@ -322,9 +322,9 @@ def census_command(
         print_json(record)
         return
     from .common import console as Console
-    from rich.table import Table
+    from .common import titled_table
 
-    table = Table(title=f"attractor census, {ds.sizes['start']} starts ({model!r})")
+    table = titled_table(f"attractor census, {ds.sizes['start']} starts ({model!r})")
     table.add_column("g0", justify="right")
     for name in record["outcomes"]:
         table.add_column(name, justify="right")
@@ -398,9 +398,9 @@ def crosstalk_command(
         print_json(record)
         return
     from .common import console as Console
-    from rich.table import Table
+    from .common import titled_table
 
-    table = Table(title=f"crosstalk: pattern {pattern} at g0 = {g0:g} (mean over {seeds} seeds)")
+    table = titled_table(f"crosstalk: pattern {pattern} at g0 = {g0:g} (mean over {seeds} seeds)")
     for name in ("M", "N_sp", "M/N_sp", "|ξ| dynamics", "shift vs Eq. 12", "shift fully polarised", "g_c(N) − g_c",
                  "crosstalk rms", "time (s)"):
         table.add_column(name, justify="right")

@@ -75,10 +75,10 @@ def steady(
         print_json(record)
         return
     from .common import console as Console
-    from rich.table import Table
+    from .common import titled_table
 
     console = Console()
-    table = Table(title=f"stationary state from {start.label()}   ({model!r})")
+    table = titled_table(f"stationary state from {start.label()}   ({model!r})")
     for name in ("pattern", "ξ_μ", "n_μ", "ξ_μ at end of trajectory"):
         table.add_column(name, justify="right")
     for mu, xi, n, xf in zip(ds["pattern"].values, record["overlaps"], record["occupations"], record["final_overlaps"]):
@@ -201,10 +201,10 @@ def _figure3(model, out: Path, points: int, g0_min: float, g0_max: float, paper_
     classes = {str(k): int(v) for k, v in zip(*np.unique(ds["classification"].values, return_counts=True))}
 
     from .common import console as Console
-    from rich.table import Table
+    from .common import titled_table
 
     name = "Fig. 3 model (M = 4, Ω = 0.5, Ω_μ = Ω(μ+2), κ = 1)" if model == paper_model(g0=model.g0) else repr(model)
-    table = Table(title=f"{name}: critical couplings")
+    table = titled_table(f"{name}: critical couplings")
     for name in ("pattern", "g_c numerical", "g_c Eq. (12)", "difference"):
         table.add_column(name, justify="right")
     for nu in range(M):
