@@ -341,3 +341,27 @@ def test_steady_bad_cavity_reports_the_free_precession():
     ds = steady_state(paper_model().replace(kappa=1e4), 1)
     assert str(ds["classification"].values) == "not stationary"
     assert float(ds["period"]) == pytest.approx(2 * np.pi / (2 * 0.5), rel=1e-6)  # free precession at 2Ω
+
+
+# ---------------------------------------------------------------------------------------------------
+# results re-plot from their NetCDF file
+
+
+def test_plot_replots_results_from_their_files(tmp_path):
+    from opendicke.io import save_dataset
+    from opendicke.meanfield.steady import steady_state
+
+    model = paper_model(1.0, n_modes=2)
+    files = {
+        "evolution": opendicke.meanfield.evolve(model, [1, 2], t_final=2.0, times=3, vary={"g0": [0.8, 1.2]}),
+        "phase": steady_state(model, [1, 2], vary={"g0": [0.5, 1.2]}),
+    }
+    for name, ds in files.items():
+        path = save_dataset(ds, tmp_path / f"{name}.nc")
+        result = invoke("plot", path)
+        assert result.exit_code == 0, result.output
+        png = path.with_suffix(".png")
+        assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+    assert "drawing g0 = 0.8" in invoke("plot", tmp_path / "evolution.nc").stderr  # what was chosen is said
+    (tmp_path / "junk.nc").write_text("not netcdf")
+    assert_clean_error(invoke("plot", tmp_path / "junk.nc"), "not a result file")

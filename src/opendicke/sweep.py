@@ -652,7 +652,7 @@ def run_sweep(
         The combined result (:func:`combine_chunks`) with provenance attributes: the solver's own (model JSON,
         package version, options, ...) and ``sweep_spec`` (JSON: solver, model, initial states, grid, seeds,
         options, chunk layout, version), ``sweep_spec_hash``, ``sweep_executor``, ``sweep_chunks``,
-        ``sweep_chunks_reused``, ``sweep_seconds``. Per-point convergence flags are the solver's
+        ``sweep_chunks_reused``, ``elapsed_seconds`` (wall time of the whole sweep). Per-point convergence flags are the solver's
         (``converged``/``classification`` for steady states, ``success`` for evolution).
     """
     check_workers(workers)
@@ -764,7 +764,7 @@ def _finish(plan, results, description, n_reused, t0):
         "sweep_executor": description,
         "sweep_chunks": len(plan.chunks),
         "sweep_chunks_reused": n_reused,
-        "sweep_seconds": round(time.perf_counter() - t0, 3),
+        "elapsed_seconds": round(time.perf_counter() - t0, 3),
     })
     return ds
 

@@ -182,6 +182,31 @@ def demo(
     typer.echo(f"wrote {out}/retrieval_g0_*.png|pdf|nc")
 
 
+@app.command()
+def plot(
+    path: Annotated[Path, typer.Argument(help="A result written by --out (NetCDF).", exists=True, dir_okay=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Figure file (PNG/PDF by suffix; no suffix: both). "
+                                                "Default: PATH with .png.")] = None,
+):
+    """Re-plot a result from its NetCDF file (evolutions, Fig. 3 sweeps, recognition maps, censuses, crosstalk)."""
+    from ..io import load_dataset
+    from ..plotting import plot_result
+
+    figure = out if out is not None else path.with_suffix(".png")
+    check_out(figure, option="--out")
+    try:
+        ds = load_dataset(path)
+    except (OSError, ValueError) as exc:
+        fail(f"{path}: not a result file ({exc})")
+    try:
+        _, notes = plot_result(ds, figure)
+    except ValueError as exc:
+        fail(str(exc))
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"wrote {figure}")
+
+
 from . import quantum, stationary  # noqa: E402,F401  (register their commands)
 from . import memory  # noqa: E402,F401  (the "memory" sub-app)
 

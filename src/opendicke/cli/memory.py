@@ -123,7 +123,7 @@ def map_command(
         size = "thermodynamic limit" if model.thermodynamic_limit else f"$N_{{sp}}={model.n_spins}$"
         plot_recognition_map(ds, figure, title=f"recognition map, {size}")
     summary = _map_summary(ds)
-    summary.update({"elapsed_s": elapsed, "out": str(out), "figure": None if figure is None else str(figure),
+    summary.update({"elapsed_seconds": elapsed, "elapsed_s": elapsed, "out": str(out), "figure": None if figure is None else str(figure),
                     "chunks": int(ds.attrs["sweep_chunks"]), "chunks_reused": int(ds.attrs["sweep_chunks_reused"]),
                     "executor": str(ds.attrs["sweep_executor"])})
     if as_json:
@@ -299,7 +299,7 @@ def census_command(
     check_out(plot, option="--plot")
     t0 = time.perf_counter()
     with Progress("census", enabled=not as_json) as progress:
-        ds, run = attractor_census(model, g0, n_random=random, n_mixtures=mixtures, seed=census_seed, perturbation=perturbation,
+        ds = attractor_census(model, g0, n_random=random, n_mixtures=mixtures, seed=census_seed, perturbation=perturbation,
                                    t_max=t_max, progress=progress)
     elapsed = time.perf_counter() - t0
     if out is not None:
@@ -309,14 +309,15 @@ def census_command(
     if plot is not None:
         from ..plotting_memory import plot_census
 
-        plot_census(ds, plot, examples=census_examples(model, ds, run))
+        plot_census(ds, plot, examples=census_examples(model, ds))
     record = {
         "g0": plain(ds["g0"].values),
         "outcomes": [str(o) for o in ds["outcome_name"].values],
         "kinds": [str(k) for k in ds["kind"].values],
         "fraction": {str(k): plain(ds["fraction"].sel(kind=k).values) for k in ds["kind"].values},
         "precessing_paramagnetic": plain(((ds["outcome"] == "paramagnetic") & ds["precessing"]).mean("start").values),
-        "elapsed_s": elapsed,
+        "elapsed_seconds": elapsed,
+        "elapsed_s": elapsed,  # alias of the first contract
     }
     if as_json:
         print_json(record)
@@ -392,7 +393,8 @@ def crosstalk_command(
     sel = ds.isel(g0=0)
     record = {name: plain(sel[name].values) for name in ("overlap_dynamics", "overlap_centre", "overlap_static", "overlap_tl",
                                                          "shift", "threshold", "threshold_tl", "threshold_shift",
-                                                         "crosstalk_rms", "elapsed_s")}
+                                                         "crosstalk_rms", "elapsed_seconds")}
+    record["elapsed_s"] = record["elapsed_seconds"]  # alias of the first contract
     record.update({"n_modes": Ms, "n_spins": Ns, "seeds": seeds, "g0": g0, "pattern": pattern})
     if as_json:
         print_json(record)
@@ -410,5 +412,5 @@ def crosstalk_command(
             table.add_row(str(M), str(N), f"{M / N:.1e}", f"{float(s['overlap_dynamics'].mean()):.6f}",
                           f"{float(s['shift'].mean()):+.2e}", f"{float(s['shift_static'].mean()):+.2e}",
                           f"{float(s['threshold_shift'].mean()):+.2e}", f"{float(s['crosstalk_rms'].mean()):.2e}",
-                          f"{float(s['elapsed_s'].sum()):.1f}")
+                          f"{float(s['elapsed_seconds'].sum()):.1f}")
     Console().print(table)

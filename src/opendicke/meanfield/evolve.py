@@ -12,6 +12,7 @@ from ..reduction import Grouping, per_spin, reduce
 from ..states import InitialState, as_initial_state
 from .equations import MeanFieldRHS, pack, unpack
 from .integrate import integrate
+from ..results import timed
 
 __all__ = ["evolve", "choose_grouping", "DEFAULT_RTOL", "DEFAULT_ATOL", "DEFAULT_MEMORY_BUDGET", "MemoryBudgetError",
            "n_groups", "check_memory", "format_bytes", "parse_bytes"]
@@ -119,6 +120,7 @@ def output_times(t_final: float, times: int | Sequence[float]) -> np.ndarray:
     return arr
 
 
+@timed
 def evolve(
     model: DickeModel,
     initial: InitialState | int | Sequence[InitialState | int] = 1,

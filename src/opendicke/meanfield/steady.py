@@ -58,6 +58,7 @@ from .evolve import check_memory, choose_grouping, n_groups
 from .integrate import integrate
 from .jacobian import jacobian
 from .symmetry import invariant_reduction
+from ..results import timed
 
 __all__ = [
     "steady_state",
@@ -968,6 +969,7 @@ def _options(options, overrides) -> SteadyStateOptions:
     return opts
 
 
+@timed
 def steady_state(
     model: DickeModel,
     initial: InitialState | int | Sequence[InitialState | int] = 1,
@@ -1125,6 +1127,7 @@ def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
     return ds
 
 
+@timed
 def find_critical_coupling(
     model: DickeModel,
     patterns: int | Sequence[int] | None = None,
@@ -1158,14 +1161,12 @@ def find_critical_coupling(
 
     Returns
     -------
-    float or xarray.Dataset
-        For a single pattern number: g_c (the midpoint of the final bracket, NaN if the bracket did not hold
-        the transition). Otherwise a Dataset over ``pattern`` with ``g_crit`` (midpoint), ``g_lower``,
-        ``g_upper``, ``rounds`` and ``message``. All patterns are searched in the same batches.
+    xarray.Dataset
+        Over ``pattern`` (length 1 for a single pattern number) with ``g_crit`` (the midpoint of the final
+        bracket, NaN if the bracket did not hold the transition), ``g_lower``, ``g_upper``, ``rounds`` and
+        ``message``. All patterns are searched in the same batches.
     """
     import xarray as xr
-
-    single = patterns is not None and np.ndim(patterns) == 0
 
     opts = _options(options, option_overrides)
     M = model.n_modes
@@ -1242,5 +1243,8 @@ def find_critical_coupling(
         },
         coords={"pattern": ("pattern", np.array(pats, dtype=int))},
     )
-    ds.attrs.update({"kind": "critical_coupling", "threshold": threshold, "tol": tol, **opts.as_attrs()})
-    return float(ds["g_crit"].values[0]) if single else ds
+    from ..results import model_attrs
+
+    ds.attrs.update({"kind": "critical_coupling", **model_attrs(model), "threshold": threshold, "tol": tol,
+                     **opts.as_attrs()})
+    return ds
