@@ -1,7 +1,7 @@
 """Associative-memory experiments (issue 5): recognition maps, the pattern-selective regime, census, crosstalk.
 
 References are independent of the code under test: the corrupted-pattern overlap √((1−2p)² − (g_c/g0)^4) and
-its boundary g_c/√(1−2p) (GUIDE §3), the closed-form full-space threshold g_stab = g_c(ν)^{3/2}/(g_c,min^{1/2}
+its boundary g_c/√(1−2p) (docs/physics-notes.md, Measured facts), the closed-form full-space threshold g_stab = g_c(ν)^{3/2}/(g_c,min^{1/2}
 √(1−2p)) written out by hand, the dense Jacobian stability of :mod:`opendicke.meanfield.steady`, and the
 single-mode model, where every start above g_c must end on the Eq. (12) state.
 """
@@ -152,8 +152,8 @@ def test_which_json_contract_and_corrupted_threshold():
     assert clean["patterns"][0]["overlap"] == pytest.approx(_overlap(0.75, G_C[0], 0.0), abs=1e-6)
 
 
-def test_finite_n_single_mode_recognition_matches_guide_example():
-    # GUIDE §3: M = 1, N_sp = 400, p = 0.1, g0 = 1 → 0.68293 (Eq. 12 alone would say 0.909)
+def test_finite_n_single_mode_recognition_matches_the_notes_example():
+    # docs/physics-notes.md, Measured facts: M = 1, N_sp = 400, p = 0.1, g0 = 1 → 0.68293 (Eq. 12 alone would say 0.909)
     model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, n_spins=400, seed=3)
     rm = mem.recognition_map(model, [0.7, 1.0], [0.1], samples=2, draws=2)
     assert rm.sizes["sample"] == 4

@@ -1,6 +1,6 @@
 """Associative-memory experiments: recognition maps, the pattern-selective regime, attractor census, crosstalk.
 
-Physics (GUIDE §3, paper Eq. 12 and Discussion). Boson loss is the only dissipation, so mean field never
+Physics (docs/physics-notes.md, Measured facts, paper Eq. 12 and Discussion). Boson loss is the only dissipation, so mean field never
 repairs a corrupted pattern: every group rotates rigidly and keeps the length r_k = |1 − 2p_k| of its mean
 Bloch vector. From pattern ν with a fraction p flipped evenly (thermodynamic limit) the stationary overlap is
 √(r² − (g_c/g0)^4), r = |1 − 2p|, and it exists above g_c/√r. *Recognition* means keeping a finite overlap
@@ -193,7 +193,7 @@ def _length(flip):
 
 def corrupted_overlap(g0, g_crit, flip):
     """Stationary |ξ_ν| from pattern ν with a fraction ``flip`` flipped evenly: √(r² − (g_c/g0)^4), r = |1 − 2p|,
-    and 0 below the boundary (GUIDE §3). Broadcasts."""
+    and 0 below the boundary (docs/physics-notes.md, Measured facts). Broadcasts."""
     g0 = np.abs(np.asarray(g0, dtype=float))
     r = _length(flip)
     with np.errstate(divide="ignore"):
@@ -802,7 +802,7 @@ def attractor_census(
       than ``mixture_ratio``·|ξ_μ| (an admixture, reported as ``second_overlap``);
     * ``mixture``: two or more overlaps above ``threshold`` and above ``mixture_ratio`` × the largest;
     * ``paramagnetic``: all overlaps → 0 (|ξ_μ| ≤ ``threshold``). Not the same as stationary: ``precessing``
-      says whether the group vectors still move (undamped directions, GUIDE §3);
+      says whether the group vectors still move (undamped directions, docs/physics-notes.md, Measured facts);
     * ``non-stationary``: the overlaps keep oscillating (range over the last window > ``settle_tol``, solver
       verdict "not stationary");
     * ``undecided``: the overlaps are still changing when ``t_max`` is spent.
@@ -1241,7 +1241,7 @@ def _attrs(model: DickeModel, kind: str, **extra) -> dict:
 _LONG_NAMES = {
     "overlap": "stationary |xi_nu| reached from the start of pattern nu",
     "overlaps": "stationary |xi_mu| of every pattern mu reached from the start",
-    "overlap_theory": "sqrt((1-2p)^2 - (g_c/g0)^4), 0 below the boundary (GUIDE 3)",
+    "overlap_theory": "sqrt((1-2p)^2 - (g_c/g0)^4), 0 below the boundary (docs/physics-notes.md)",
     "boundary_theory": "g_c/sqrt(|1-2p|): existence boundary of the corrupted retrieval state",
     "robust_theory": "g_stab = g_c/sqrt(r) max(1, sqrt(g_c/min g_c)): full-space stability threshold (closed form)",
     "boundary": "existence boundary found numerically by multisection (no formula)",

@@ -19,7 +19,7 @@ from ..model import paper_model
 
 PAPER_DEFAULTS = paper_model().to_dict()
 
-# Options every model command accepts (GUIDE §2 names; flags override --config).
+# Options every model command accepts (docs/physics-notes.md, Conventions names; flags override --config).
 _MODEL_OPTIONS = {
     "config": (Optional[Path], typer.Option("--config", help="Model file (TOML) with omega, omega_modes, kappa, g0, n_spins, seed, patterns.", rich_help_panel="Model")),
     "omega": (Optional[float], typer.Option("--omega", help="Spin frequency Ω. Default: the paper's Fig. 3 model (Ω = 0.5).", rich_help_panel="Model")),

@@ -1,7 +1,7 @@
 """Stationary states of the mean-field equations (paper Eq. 7): found, verified and classified.
 
 Integrating to a fixed "long" time is not a stationary-state method here: the slowest decay rate of the
-retrieval state of the paper's Fig. 3 model is 1.5e-4 at g0 = 2 and 5.8e-6 at g0 = 3 (GUIDE §3). Instead,
+retrieval state of the paper's Fig. 3 model is 1.5e-4 at g0 = 2 and 5.8e-6 at g0 = 3 (docs/physics-notes.md, Measured facts). Instead,
 for a whole batch of parameter points and initial states at once:
 
 0. **Invariant subspace.** Each initial state is reduced to the subspace fixed by its symmetries (see
