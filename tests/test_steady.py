@@ -363,7 +363,7 @@ def test_critical_couplings_found_by_bisection_agree_with_eq12():
     assert np.all(ds["g_lower"].values < G_C + 1e-4) and np.all(ds["g_upper"].values > G_C - 1e-4)
     assert np.all(ds["g_upper"].values - ds["g_lower"].values <= 1e-4)
     single = find_critical_coupling(FIG3, 4, tol=1e-3)  # a Dataset, like every public result
-    assert single.sizes["pattern"] == 1 and int(single["pattern"]) == 4
+    assert single["pattern"].values.tolist() == [4]
 
 
 def test_corrupted_threshold_moves_to_gc_over_sqrt_r():

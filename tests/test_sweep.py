@@ -326,6 +326,7 @@ def _descendants(pid):
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+@pytest.mark.slow  # starts Dask processes (issue 10: default run ≤ 5 min); representative: the SIGKILL resume test
 def test_local_cluster_listens_on_loopback_only_and_matches_in_process():
     from opendicke.sweep import _client
 
@@ -441,6 +442,7 @@ def _by_value(func):
     return func
 
 
+@pytest.mark.slow  # starts Dask processes (issue 10: default run ≤ 5 min); representative: the SIGKILL resume test
 def test_killing_a_worker_mid_sweep_loses_and_duplicates_nothing(dask_cluster, reference, tmp_path):
     address, procs, client = dask_cluster
     out = tmp_path / "cluster.nc"
