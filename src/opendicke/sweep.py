@@ -68,6 +68,7 @@ __all__ = [
     "parts_directory",
     "resolve_scheduler",
     "check_workers",
+    "ExecutionOptions",
     "SOLVES_PER_CHUNK",
     "AUTO_LOCAL_SOLVES",
     "IN_PROCESS",
@@ -412,6 +413,35 @@ def check_workers(workers) -> None:
                          f"omit it to use the usable cores ({_usable_cores()})")
 
 
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """Where and how a sweep runs; validated on construction, before any planning or work.
+
+    ``scheduler``: "auto", "in-process", "local", an address ``tcp://HOST:PORT`` or a ``distributed.Client``;
+    ``workers``: local-cluster size (None: the usable cores); ``chunk_size``: parameter points per task (None:
+    about :data:`SOLVES_PER_CHUNK` solves); ``resume``/``keep_chunks``: see :func:`run_sweep`.
+    """
+
+    scheduler: object = AUTO
+    workers: int | None = None
+    chunk_size: int | None = None
+    resume: bool = False
+    keep_chunks: bool = False
+
+    def __post_init__(self):
+        check_workers(self.workers)
+        if self.chunk_size is not None and (isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, (int, np.integer))
+                                            or self.chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive whole number of parameter points, got {self.chunk_size!r}")
+        for name in ("resume", "keep_chunks"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        sched = self.scheduler
+        if not (sched is None or isinstance(sched, str) or (hasattr(sched, "submit") and hasattr(sched, "scheduler"))):
+            raise ValueError(f"scheduler must be 'auto', 'in-process', 'local', an address or a distributed.Client, "
+                             f"got {sched!r}")
+
+
 def resolve_scheduler(scheduler: str | None, plan: SweepPlan, n_todo: int | None = None, workers: int | None = None) -> str:
     """``"in-process"``, ``"local"`` or a scheduler address, with ``"auto"``/``None`` decided (module docstring).
 
@@ -655,7 +685,7 @@ def run_sweep(
         ``sweep_chunks_reused``, ``elapsed_seconds`` (wall time of the whole sweep). Per-point convergence flags are the solver's
         (``converged``/``classification`` for steady states, ``success`` for evolution).
     """
-    check_workers(workers)
+    ExecutionOptions(scheduler, workers, chunk_size, resume, keep_chunks)  # validated before any work
     if resume and out is None:
         raise ValueError("resume needs out: the chunks of a sweep are kept beside its output file")
     if out is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from .equations import MeanFieldRHS, pack, unpack
 from .integrate import integrate
 from ..results import timed
 
-__all__ = ["evolve", "choose_grouping", "DEFAULT_RTOL", "DEFAULT_ATOL", "DEFAULT_MEMORY_BUDGET", "MemoryBudgetError",
+__all__ = ["evolve", "EvolveOptions", "choose_grouping", "DEFAULT_RTOL", "DEFAULT_ATOL", "DEFAULT_MEMORY_BUDGET", "MemoryBudgetError",
            "n_groups", "check_memory", "format_bytes", "parse_bytes"]
 
 DEFAULT_RTOL = 1e-10
@@ -57,6 +58,36 @@ def parse_bytes(text: str | int | float) -> int:
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"memory budget must be positive, got {text!r}")
     return int(value)
+
+
+@dataclass(frozen=True)
+class EvolveOptions:
+    """Numerical settings of :func:`evolve`, validated on construction (before any work)."""
+
+    representation: str = "auto"
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+    paper_units: bool = False
+    keep_bloch: bool = True
+    max_steps: int = 1_000_000
+    memory_budget: int | str | None = None
+
+    def __post_init__(self):
+        if self.representation not in ("auto", "groups", "spins"):
+            raise ValueError(f"representation must be 'auto', 'groups' or 'spins', got {self.representation!r}")
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not (self.rtol > 0 and self.atol >= 0):
+            raise ValueError(f"need rtol > 0 and atol ≥ 0, got rtol={self.rtol}, atol={self.atol}")
+        for name in ("paper_units", "keep_bloch"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, (int, np.integer)) or self.max_steps < 1:
+            raise ValueError(f"max_steps must be a positive whole number, got {self.max_steps!r}")
+        if self.memory_budget is not None:
+            parse_bytes(self.memory_budget)
 
 
 def n_groups(model: DickeModel, representation: str = "auto") -> int:
@@ -178,10 +209,7 @@ def evolve(
     if not starts:
         raise ValueError("initial: give at least one initial state")
     t = output_times(t_final, times)
-    if not isinstance(paper_units, (bool, np.bool_)):
-        raise ValueError(f"paper_units must be True or False, got {paper_units!r}")
-    if not isinstance(keep_bloch, (bool, np.bool_)):
-        raise ValueError(f"keep_bloch must be True or False, got {keep_bloch!r}")
+    EvolveOptions(representation, rtol, atol, paper_units, keep_bloch, max_steps, memory_budget)  # checked up front
     params = parameter_batch(model, vary)
     K = n_groups(model, representation)
     check_memory(evolve_bytes(model.n_modes, K, params.size * len(starts), t.size, keep_bloch), memory_budget,

@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from enum import Enum
 
 import numpy as np
 
@@ -68,10 +69,21 @@ __all__ = [
     "tangent_basis",
     "stability",
     "CLASSIFICATIONS",
+    "Classification",
 ]
 
-CLASSIFICATIONS = ("stable", "marginal", "unstable", "not stationary", "not converged")
-_STABLE, _MARGINAL, _UNSTABLE, _NOT_STATIONARY, _NOT_CONVERGED = range(5)
+class Classification(str, Enum):
+    """Verdict on one point of :func:`steady_state` (string values: stored as such in NetCDF and JSON)."""
+
+    STABLE = "stable"
+    MARGINAL = "marginal"
+    UNSTABLE = "unstable"
+    NOT_STATIONARY = "not stationary"
+    NOT_CONVERGED = "not converged"
+
+
+CLASSIFICATIONS = tuple(c.value for c in Classification)
+_STABLE, _MARGINAL, _UNSTABLE, _NOT_STATIONARY, _NOT_CONVERGED = range(5)  # codes = positions in Classification
 _RUNNING = -1
 
 
