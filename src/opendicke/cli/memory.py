@@ -22,7 +22,6 @@ from .common import (
     WorkersOption,
     check_out,
     chunk_summary,
-    fail,
     model_command,
     plain,
     print_json,
