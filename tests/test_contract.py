@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import opendicke.meanfield
 from opendicke.cli import app
 from opendicke.model import DickeModel, paper_model
+from systems.paper import FIG3
 
 runner = CliRunner()
 
@@ -138,11 +139,8 @@ def test_memory_budget_flag_lets_a_small_run_through():
 
 
 def test_stable_means_full_space_stable_and_the_subspace_verdict_keeps_its_own_name():
-    # Fig. 3 model at g0 = 1: pattern 4 lies between g_c(4) and g_stab(4) = g_c(4)^{3/2}/g_c(1)^{1/2}, by hand
-    omega_nu = 0.5 * (np.arange(1, 5) + 2)
-    g_c = np.sqrt(0.5 * (0.5 / omega_nu) * (omega_nu**2 + 0.25))
-    g_stab4 = g_c[3] ** 1.5 / g_c[0] ** 0.5
-    assert g_c[3] < 1.0 < g_stab4  # 0.878 < 1 < 1.024
+    # Fig. 3 model at g0 = 1: pattern 4 lies between g_c(4) and g_stab(4) = g_c(4)^{3/2}/g_c(1)^{1/2} (by hand)
+    assert FIG3.g_crit[3] < 1.0 < FIG3.g_stab[3]  # 0.878 < 1 < 1.024
     from opendicke.meanfield.steady import steady_state
 
     ds = steady_state(paper_model(1.0), [1, 4])
@@ -218,10 +216,9 @@ def test_partial_model_file_is_merged_with_the_paper_model(tmp_path):
     cfg = tmp_path / "g.toml"
     cfg.write_text("g0 = 0.8\n")
     out = json.loads(invoke("theory", "--config", cfg, "--json").stdout)
-    omega_nu = 0.5 * (np.arange(1, 5) + 2)
-    g_c = np.sqrt(0.5 * (0.5 / omega_nu) * (omega_nu**2 + 0.25))
     assert out["g0"] == 0.8
-    np.testing.assert_allclose(out["g_crit"], g_c, rtol=1e-14)
+    np.testing.assert_allclose(out["g_crit"], FIG3.g_crit, rtol=1e-14)
+    np.testing.assert_allclose(out["overlaps"], FIG3.overlap(0.8), rtol=1e-12)
     from opendicke.io import load_model
 
     assert load_model(cfg) == paper_model(g0=0.8)
