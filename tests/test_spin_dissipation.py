@@ -328,3 +328,18 @@ def test_cli_quantum_uses_the_permutation_solver_and_other_commands_refuse_rates
     for command in (["steady"], ["theory"], ["memory", "which"]):
         refused = runner.invoke(app, [*command, "--gamma-up", "0.1"])
         assert refused.exit_code == 2 and "gamma" in refused.output
+
+
+def test_jacobian_with_damping_and_length_budget_matches_finite_differences():
+    from opendicke.meanfield.equations import MeanFieldRHS
+    from opendicke.meanfield.jacobian import jacobian
+
+    rng = np.random.default_rng(1)
+    f = np.array([[1, 1], [1, -1]], dtype=float)
+    rhs = MeanFieldRHS(f, np.array([0.5, 0.5]), np.array([0.5]), np.array([1.1]), np.array([[1.5, 2.0]]), np.array([[1.0, 0.7]]),
+                       np.array([0.3]), np.array([0.1]), np.array([0.2]), np.array([1, -1]), length_budget=True)
+    y = rng.normal(size=(1, rhs.size))
+    J = jacobian(rhs, y)[0]
+    eps = 1e-6
+    fd = np.array([(rhs(y + eps * e[None]) - rhs(y - eps * e[None]))[0] / (2 * eps) for e in np.eye(rhs.size)]).T
+    assert np.max(np.abs(J - fd)) < 1e-8
