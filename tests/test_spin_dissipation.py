@@ -343,3 +343,14 @@ def test_jacobian_with_damping_and_length_budget_matches_finite_differences():
     eps = 1e-6
     fd = np.array([(rhs(y + eps * e[None]) - rhs(y - eps * e[None]))[0] / (2 * eps) for e in np.eye(rhs.size)]).T
     assert np.max(np.abs(J - fd)) < 1e-8
+
+
+def test_permutation_result_carries_the_common_and_model_attributes(tmp_path):
+    from opendicke.io import load_dataset, save_dataset
+    from opendicke.results import COMMON_ATTRS, MODEL_ATTRS
+
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5], patterns=[[1, -1]], gamma_up=0.2)
+    ds = pi.solve(model, 1, t_final=0.5, times=3, fock=4, compare_meanfield=False)
+    assert set(COMMON_ATTRS + MODEL_ATTRS) <= set(ds.attrs) and ds.attrs["gamma_up"] == 0.2
+    back = load_dataset(save_dataset(ds, tmp_path / "pi.nc"))
+    assert np.allclose(back.alpha.values, ds.alpha.values) and list(back.pattern.values) == [1]

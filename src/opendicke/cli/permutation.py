@@ -60,5 +60,6 @@ def run(model, start, *, t_final, times, fock, tol, out, plot, as_json):
                       f"{record['occupations'][j][-1]:.6f}", f"{float(ds['occupation_meanfield'][-1, j]):.6f}")
     console = Console()
     console.print(table)
+    change = "not measured" if record["fock_change"] is None else f"{record['fock_change']:.1e}"
     console.print(f"permutation-invariant Liouville space, dimension {record['dimension']}, Fock levels {record['fock']}, "
-                  f"top-level population ≤ {record['truncation_error']:.1e}, change on enlarging {record['fock_change']}")
+                  f"top-level population ≤ {record['truncation_error']:.1e}, change on enlarging: {change}")

@@ -605,7 +605,7 @@ def _group_bloch(run: PermutationRun, grouping: Grouping) -> np.ndarray:
 def _dataset(model, start, run: PermutationRun, change, converged, history, tol, total, meanfield=None):
     import xarray as xr
 
-    from .. import __version__
+    from ..results import model_attrs
 
     p = run.problem
     grouping = reduce(model)
@@ -634,20 +634,14 @@ def _dataset(model, start, run: PermutationRun, change, converged, history, tol,
         "group_size": ("group", grouping.sizes.astype(np.int64)),
     }
     ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(model_attrs(model))
     ds.attrs.update({
         "kind": "quantum_evolution",
         "method": run.method,
         "initial_state": start.label(),
-        "n_spins": p.n_spins,
-        "n_modes": M,
-        "omega": model.omega,
-        "omega_modes": model.omega_modes.tolist(),
-        "kappa": model.kappa.tolist(),
-        "g0": model.g0,
         "gamma_down": model.gamma_down,
         "gamma_up": model.gamma_up,
         "gamma_phi": model.gamma_phi,
-        "model_json": json.dumps(model.to_dict()),
         "blocks": json.dumps({"sizes": p.block_sizes.tolist(), "columns": p.block_columns.T.tolist()}),
         "dimension": p.dim,
         "tol": tol,
@@ -659,7 +653,6 @@ def _dataset(model, start, run: PermutationRun, change, converged, history, tol,
         "frame": "gauged (pi rotation about x on spins with G[1,j] = -1) for bloch; overlaps are frame-independent",
         "solver_frame": "permutation",
         "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp",
-        "opendicke_version": __version__,
     })
     ds["overlap"].attrs["long_name"] = "pattern overlap xi_mu = (1/N_sp) sum_j G[mu,j] <sigma_z^j>"
     ds["occupation"].attrs["long_name"] = "mode occupation per spin <a_mu^dag a_mu>/N_sp"
