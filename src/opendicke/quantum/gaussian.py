@@ -566,7 +566,7 @@ def search_levels(
     ``max_dim`` kept states."""
     import warnings
 
-    from .solve import FockCutoffWarning
+    from .result import FockCutoffWarning
 
     _check_blocks(problem)
     frame = gaussian_frame(problem, float(times[-1]))
