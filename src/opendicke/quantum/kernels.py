@@ -32,7 +32,7 @@ import numpy as np
 import numba as nb
 import scipy.sparse as sp
 
-__all__ = ["band_form", "BandOperator", "chebyshev_step", "transpose_into", "set_threads"]
+__all__ = ["band_form", "BandOperator", "chebyshev_step", "transpose_into", "csr_matvec", "set_threads"]
 
 
 def set_threads(n: int | None) -> int:
@@ -158,12 +158,21 @@ def _transpose_parallel(X, T):
                     T[j, i] = X[i, j]
 
 
-def transpose_into(X: np.ndarray, T: np.ndarray) -> None:
-    """T = Xᵀ (blocked; threaded when numba runs more than one thread)."""
-    if nb.get_num_threads() > 1:
-        _transpose_parallel(X, T)
-    else:
-        _transpose_serial(X, T)
+def transpose_into(X: np.ndarray, T: np.ndarray, parallel: bool | None = None) -> None:
+    """T = Xᵀ (blocked; threaded when ``parallel``, by default when numba runs more than one thread)."""
+    if parallel is None:
+        parallel = nb.get_num_threads() > 1
+    (_transpose_parallel if parallel else _transpose_serial)(X, T)
+
+
+@nb.njit(cache=True, nogil=True)
+def csr_matvec(indptr, indices, data, x, out):
+    """out = A x for a real CSR matrix (the observables as functionals; scipy's call overhead is ~0.1 ms)."""
+    for r in range(indptr.size - 1):
+        s = 0.0
+        for k in range(indptr[r], indptr[r + 1]):
+            s += data[k] * x[indices[k]]
+        out[r] = s
 
 
 def _make_step(parallel: bool):
@@ -236,9 +245,11 @@ _step_parallel = _make_step(True)
 
 
 def chebyshev_step(T, X, P, out, acc, h0, decay, offsets, bands, joffsets, jumps, alpha, beta, pi, theta,
-                   accumulate) -> float:
+                   accumulate, parallel: bool | None = None) -> float:
     """out = α L(X) + β X + π P (P may be ``out``), then acc += θ out if ``accumulate``; returns ‖out‖_F².
-    ``T`` must hold Xᵀ. Threaded over rows when numba runs more than one thread."""
-    fn = _step_parallel if nb.get_num_threads() > 1 else _step_serial
+    ``T`` must hold Xᵀ. Threaded over rows when ``parallel`` (default: when numba runs more than one thread)."""
+    if parallel is None:
+        parallel = nb.get_num_threads() > 1
+    fn = _step_parallel if parallel else _step_serial
     return fn(T, X, P, out, acc, h0, decay, offsets, bands, joffsets, jumps, float(alpha), float(beta), float(pi),
               float(theta), bool(accumulate))
