@@ -147,6 +147,7 @@ def test_given_cutoff_is_checked_against_memory_before_building(monkeypatch):
     ({"frame": "polaron"}, "frame"),
     ({"times": [0.5, 1.0]}, "times"),
     ({"atol": 0.0}, "atol"),
+    ({"deviation_tol": -1e-3}, "deviation_tol"),
 ])
 def test_bad_options_fail_at_once_naming_the_option(monkeypatch, kwargs, option):
     import sys
@@ -232,3 +233,35 @@ def test_threads_give_the_same_answer():
     two = propagate(p, t, method="chebyshev", atol=1e-11, threads=2)
     for name in ("overlap_1", "overlap_2", "occupation_1", "alpha_2"):
         assert np.abs(one.values[name] - two.values[name]).max() < 1e-12
+
+
+def test_relative_change_of_the_deviations():
+    from opendicke.quantum.gaussian import relative_change
+
+    new = {"overlap": np.array([0.0, 2.0, -4.0]), "cost": np.array([10.0, 20.0])}
+    old = {"overlap": np.array([0.0, 2.2, -4.0]), "cost": np.array([10.0, 19.0])}
+    assert relative_change(new, old) == pytest.approx(max(0.2 / 4.0, 1.0 / 20.0))
+
+
+@pytest.mark.slow
+def test_gaussian_search_reports_and_can_require_the_relative_change():
+    """An absolute tol on ξ can pass while N·(ξ − ξ_MF) still moves; deviation_tol makes the search see it."""
+    from opendicke.quantum.gaussian import frame_dimension, search_levels
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=10_000, seed=1)
+    p = build(model, 1, fock=2)
+    times = np.linspace(0.0, 2.0, 11)
+    from opendicke import evolve
+
+    mf = evolve(model, 1, times=times, representation="groups")
+
+    def deviations(run):
+        N = run.problem.n_spins
+        return {"overlap": N * (np.real(run.per_pattern("overlap")) - mf["overlap"].values)}
+
+    loose = search_levels(p, times, 1e-3, first=4, step=4, deviations=deviations)
+    assert loose.converged and np.isfinite(loose.deviation_change) and loose.deviation_change > 0
+    with pytest.warns(FockCutoffWarning, match="relative change"):
+        strict = search_levels(p, times, 1e-3, first=4, step=4, deviations=deviations, deviation_tol=1e-14,
+                               max_dim=frame_dimension(p, 12))
+    assert not strict.converged and strict.levels > loose.levels

@@ -38,7 +38,9 @@ class QuantumOptions:
     """Options of :func:`opendicke.quantum.solve` (see there for their meaning).
 
     ``memory`` is the budget in bytes of the master equation (state, work arrays, operators);
-    ``threads`` the numba threads of the compiled kernel (1: single-threaded, the default).
+    ``threads`` the numba threads of the compiled kernel (1: single-threaded, the default);
+    ``deviation_tol`` a relative tolerance on what the Gaussian frame is about, N·(ξ − ξ_MF), N·(n − n_MF) and
+    N·E_N, required of its truncation search besides the absolute ``tol`` (None: reported only).
     """
 
     t_final: float = 10.0
@@ -57,6 +59,7 @@ class QuantumOptions:
     spin_levels: int | Sequence[int] | None = None
     memory: float = DEFAULT_MEMORY
     threads: int = 1
+    deviation_tol: float | None = None
 
     def __post_init__(self):
         _positive("tol", self.tol)
@@ -65,6 +68,7 @@ class QuantumOptions:
         _positive("atol", self.atol, allow_none=True)
         _positive("rtol", self.rtol, allow_none=True)
         _positive_int("threads", self.threads)
+        _positive("deviation_tol", self.deviation_tol, allow_none=True)
         _positive_int("max_dim", self.max_dim, allow_none=True)
         _positive_int("max_fock", self.max_fock, minimum=3, allow_none=True)
         _positive_int("ntraj", self.ntraj, minimum=2)

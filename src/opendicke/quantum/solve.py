@@ -451,6 +451,10 @@ def solve(
         before any operator is built.
     threads:
         numba threads of the compiled kernel (default 1).
+    deviation_tol:
+        Gaussian frame: a relative tolerance on what the frame is about, N·(ξ − ξ_MF), N·(n − n_MF) and N·E_N
+        (max over time of the change between truncations over the max of the value), required besides ``tol``;
+        the measured relative change is always reported as ``deviation_change``.
     options:
         All of the above as one :class:`QuantumOptions` (validated on construction); keywords given as well
         replace its fields.
@@ -524,7 +528,7 @@ def solve(
                  f"{opts.memory / gib:.3g} GiB")
     if frame == "gaussian":
         return _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanfield, max_dim, progress,
-                               opts.memory)
+                               opts.memory, opts.deviation_tol)
     if frame == "comoving":
         return _solve_comoving(model, start, problem, t, fock, opts.spin_levels, tol, atol, rtol, cost, meanfield,
                                max_dim, progress, opts.memory)
@@ -692,8 +696,25 @@ def _auto_frame(model, start, method, fock) -> str:
     return "plain"
 
 
+def deviation_measure(meanfield, with_cost: bool):
+    """What a frame is about, per run: N_sp·(ξ − ξ_MF), N_sp·(n − n_MF) over time and patterns, and with
+    ``with_cost`` N·E_N (paper normalisation); the truncation search compares these between truncations."""
+    xi_mf = np.asarray(meanfield["overlap"].values)
+    n_mf = np.asarray(meanfield["occupation"].values)
+
+    def measure(run: Propagation) -> dict:
+        N_sp = run.problem.n_spins
+        out = {"overlap": N_sp * (np.real(run.per_pattern("overlap")) - xi_mf),
+               "occupation": N_sp * (np.real(run.per_pattern("occupation")) - n_mf)}
+        if with_cost:
+            out["cost"] = N_sp / 2 ** (run.problem.n_modes - 1) * cost_function(run, meanfield)
+        return out
+
+    return measure
+
+
 def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanfield, max_dim, progress,
-                    memory=DEFAULT_MEMORY):
+                    memory=DEFAULT_MEMORY, deviation_tol=None):
     """``solve(frame="gaussian")``: a given total-quanta truncation, or the search of :func:`.gaussian.search_levels`."""
     import json
 
@@ -702,8 +723,10 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
     max_dim = min(MAX_GAUSSIAN_DIM if max_dim is None else int(max_dim), frame_max_dim(memory))
     wall = _time.perf_counter()
     if isinstance(fock, str):
-        search = search_levels(problem, t, tol, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim, progress=progress)
+        search = search_levels(problem, t, tol, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim, progress=progress,
+                               deviations=deviation_measure(meanfield, cost), deviation_tol=deviation_tol)
         run, change, converged, history = search.run, search.change, search.converged, search.history
+        deviation_change = search.deviation_change
     else:
         levels = np.atleast_1d(np.asarray(fock))
         if levels.size != 1 or not float(levels[0]).is_integer() or levels[0] < 1:
@@ -713,7 +736,7 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
             raise ValueError(f"fock = {levels} keeps {frame_dimension(problem, levels)} states > max_dim = {max_dim}; "
                              "raise max_dim to run it")
         run = propagate_gaussian(problem, t, levels, rtol=rtol, atol=atol, squares=cost, progress=progress)
-        change = math.nan
+        change = deviation_change = math.nan
         history = [(levels, frame_dimension(problem, levels), float(run.truncation().max()), math.nan, run.elapsed)]
         converged = bool(run.truncation().max() <= tol / 10)
         if not converged:
@@ -724,6 +747,9 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
     total = _time.perf_counter() - wall
     plain_history = [((lv,) * model.n_modes, [top] * model.n_modes, ch, sec) for lv, _d, top, ch, sec in history]
     ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
+    ds["deviation_change"] = ((), float(deviation_change))
+    ds["deviation_change"].attrs["long_name"] = (
+        "relative change of N(xi - xi_MF), N(n - n_MF) and N E_N between the last two truncations (NaN: not measured)")
     ds["fock"].attrs["long_name"] = "total quanta kept in the Gaussian frame (the same number for every mode)"
     ds["truncation"].attrs["long_name"] = "largest population of the last kept shell (total quanta = fock) over the window"
     ds.attrs.update({
