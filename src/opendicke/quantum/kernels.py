@@ -193,27 +193,34 @@ def _make_step(parallel: bool):
             Pi = P[i]
             hi = hs[i]
             gi = gs[i]
-            # diagonal part of the commutator, dissipative decay, and the recurrence terms
-            for j in range(d):
+            # diagonal part of the commutator, dissipative decay, and the recurrence terms. Every loop below runs
+            # over slices with a plain index (an offset index j ± o defeats LLVM's vectoriser in numba)
+            for j in range(r.size):
                 r[j] = (hs[j] - hi) * Ti[j] + (beta - gi - gs[j]) * Xi[j] + pi * Pi[j]
             for b in range(nbands):
                 o = offsets[b]
                 u = us[b]
-                # (T H)_ij = Σ_k T_ik H_kj: k = j − o (value u[j − o]) and k = j + o (value u[j])
-                for j in range(o, d):
-                    r[j] += u[j - o] * Ti[j - o]
-                for j in range(0, d - o):
-                    r[j] += u[j] * Ti[j + o]
+                if o < d:
+                    # (T H)_ij = Σ_k T_ik H_kj: k = j − o (value u[j − o]) and k = j + o (value u[j])
+                    rr = r[o:]
+                    uu = u[: d - o]
+                    tt = Ti[: d - o]
+                    for j in range(rr.size):
+                        rr[j] += uu[j] * tt[j]
+                    rr = r[: d - o]
+                    tt = Ti[o:]
+                    for j in range(rr.size):
+                        rr[j] += uu[j] * tt[j]
                 # −(H T)_ij = −Σ_k H_ik T_kj: k = i + o (value u[i]) and k = i − o (value u[i − o])
                 if i + o < d:
                     c = u[i]
                     Tn = T[i + o]
-                    for j in range(d):
+                    for j in range(r.size):
                         r[j] -= c * Tn[j]
                 if i >= o:
                     c = u[i - o]
                     Tp = T[i - o]
-                    for j in range(d):
+                    for j in range(r.size):
                         r[j] -= c * Tp[j]
             # jumps: (J X Jᵀ)_ij = w[i] w[j] X[i + o, j + o]
             for m in range(njumps):
@@ -222,17 +229,19 @@ def _make_step(parallel: bool):
                     w = jumps[m]
                     c = alpha * w[i]
                     if c != 0.0:
-                        Xn = X[i + o]
-                        for j in range(0, d - o):
-                            r[j] += c * w[j] * Xn[j + o]
+                        rr = r[: d - o]
+                        ww = w[: d - o]
+                        xx = X[i + o][o:]
+                        for j in range(rr.size):
+                            rr[j] += c * ww[j] * xx[j]
             s = 0.0
             oi = out[i]
-            for j in range(d):
+            for j in range(r.size):
                 s += r[j] * r[j]
                 oi[j] = r[j]
             if accumulate:
                 a = acc[i]
-                for j in range(d):
+                for j in range(r.size):
                     a[j] += theta * r[j]
             total += s
         return total
