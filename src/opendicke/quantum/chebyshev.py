@@ -27,7 +27,8 @@ Error control
   cancellation factor of the sum, so the rounding error of every output is ≈ 1e-16·S. If the bound is
   wrong (an eigenvalue outside E, or strong non-normality), ‖M_k ρ0‖ outgrows R^k and S explodes; S >
   ``max_growth`` aborts the expansion, the ellipse is enlarged and the run restarts. The largest S is
-  reported (``cancellation``) with the run.
+  reported (``cancellation``) with the run. An earlier alarm: ‖M_k ρ0‖ > 10⁴·``max_growth``·R^k‖ρ0‖
+  (the iterates outgrowing the ellipse's rate) aborts as well, before the Bessel weights let S see it.
 """
 
 from __future__ import annotations
@@ -244,6 +245,8 @@ def _expand(op, X0, F, t, tol, bound, max_growth, progress):
     apps = 0
     alpha = 2.0 / rho_f
     beta = 2.0 * b / rho_f
+    log_growth = math.log(bound.growth)
+    log_norm_limit = math.log(max(norm0, 1e-300) * 1e4 * max_growth)
 
     def coef(kk, Jrow, lg):
         return (1.0 if kk == 0 else 2.0) * _scaled(Jrow, damp + lg)
@@ -276,6 +279,10 @@ def _expand(op, X0, F, t, tol, bound, max_growth, progress):
         term = np.abs(c) * nrm
         S += term
         if not np.all(np.isfinite(S)) or S.max() > max_growth * max(norm0, 1e-300) * 10:
+            return None, apps, None, None
+        # early warning: on the ellipse ‖M_k X0‖ ≤ C R^k ‖X0‖; an eigenvalue outside makes it outgrow R^k long
+        # before the cancellation factor S (weighted by the Bessel coefficients) shows it
+        if math.log(max(nrm, 1e-300)) + scale_log - k * log_growth > log_norm_limit:
             return None, apps, None, None
         if k > x_max + 4 and term.max() < threshold * norm0:
             quiet += 1
