@@ -130,32 +130,26 @@ def band_form(hamiltonian: sp.spmatrix, jumps: list[sp.spmatrix], tol: float = 0
                         np.array(j_vals).reshape(len(j_vals), d))
 
 
-@nb.njit(cache=True, nogil=True, fastmath=False)
-def _transpose_serial(X, T):
-    d = X.shape[0]
-    blk = 32
-    for i0 in range(0, d, blk):
-        i1 = min(i0 + blk, d)
-        for j0 in range(0, d, blk):
-            j1 = min(j0 + blk, d)
-            for i in range(i0, i1):
-                for j in range(j0, j1):
-                    T[j, i] = X[i, j]
+def _make_transpose(parallel: bool):
+    loop = nb.prange if parallel else range
+
+    def transpose(X, T):
+        d = X.shape[0]
+        blk = 32
+        for bi in loop((d + blk - 1) // blk):
+            i0 = bi * blk
+            i1 = min(i0 + blk, d)
+            for j0 in range(0, d, blk):
+                j1 = min(j0 + blk, d)
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        T[j, i] = X[i, j]
+
+    return nb.njit(cache=True, nogil=True, parallel=parallel)(transpose)
 
 
-@nb.njit(cache=True, nogil=True, parallel=True)
-def _transpose_parallel(X, T):
-    d = X.shape[0]
-    blk = 32
-    nblk = (d + blk - 1) // blk
-    for bi in nb.prange(nblk):
-        i0 = bi * blk
-        i1 = min(i0 + blk, d)
-        for j0 in range(0, d, blk):
-            j1 = min(j0 + blk, d)
-            for i in range(i0, i1):
-                for j in range(j0, j1):
-                    T[j, i] = X[i, j]
+_transpose_serial = _make_transpose(False)
+_transpose_parallel = _make_transpose(True)
 
 
 def transpose_into(X: np.ndarray, T: np.ndarray, parallel: bool | None = None) -> None:
