@@ -265,3 +265,16 @@ def test_gaussian_search_reports_and_can_require_the_relative_change():
         strict = search_levels(p, times, 1e-3, first=4, step=4, deviations=deviations, deviation_tol=1e-14,
                                max_dim=frame_dimension(p, 12))
     assert not strict.converged and strict.levels > loose.levels
+
+
+def test_quantum_and_convergence_options_all_have_help():
+    import typer.main
+
+    from opendicke.cli import app
+
+    group = typer.main.get_command(app)
+    for name in ("quantum", "convergence"):
+        command = group.commands[name]
+        missing = [p.opts for p in command.params
+                   if getattr(p, "param_type_name", "") == "option" and not p.hidden and not (p.help or "").strip()]
+        assert missing == [], (name, missing)
