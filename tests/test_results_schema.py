@@ -21,6 +21,20 @@ def _census():
     return mem.attractor_census(TL, [1.0], n_random=2, n_mixtures=1, t_max=300)
 
 
+import warnings  # noqa: E402
+
+from opendicke.quantum import lifetime as quantum_lifetime, steady_state as quantum_steady_state  # noqa: E402
+from opendicke.model import DickeModel  # noqa: E402
+
+_FINITE = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=3, seed=0)
+
+
+def _quiet(make):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make()
+
+
 PRODUCERS = {
     "meanfield_evolution": lambda: evolve(TL, [1, 2], t_final=2.0, times=3),
     "meanfield_steady_state": lambda: steady_state(TL, 1, vary={"g0": [0.5, 1.0]}),
@@ -30,6 +44,8 @@ PRODUCERS = {
     "stability_threshold": lambda: mem.stability_threshold(TL, [1], tol=1e-2),
     "attractor_census": _census,
     "census_examples": lambda: mem.census_examples(TL, _census(), t_final=5.0, times=6),
+    "quantum_steady_state": lambda: _quiet(lambda: quantum_steady_state(_FINITE, fock=6)),
+    "lifetime": lambda: _quiet(lambda: quantum_lifetime(_FINITE, fock=6)),
     "crosstalk": lambda: mem.crosstalk([64], [2], g0=[1.0], seeds=[0], t_final=30, window=10),
 }
 

@@ -542,3 +542,17 @@ def stationary_density_matrix(problem: QuantumProblem, *, method: str = "auto", 
     pairs = sector_eigenpairs(L, 2, sector="even", method=method, tau=tau)
     X, residual = _steady_from_even(basis, pairs, L)
     return _hermitian_from_real(basis.to_problem_basis(X)), residual
+
+
+def _register_kinds():
+    from ..results import register_kind
+
+    register_kind("quantum_steady_state", variables=("occupation", "overlap", "overlap_second_moment",
+                  "overlap_distribution", "residual", "trace", "fock", "fock_converged"), dims=("pattern", "group"),
+                  attrs=("method", "tol"), description="quantum.steady_state")
+    register_kind("lifetime", variables=("eigenvalue_real", "eigenvalue_imag", "eigenvalue_residual", "gap", "lifetime",
+                  "gap_converged", "fock", "residual"), dims=("pattern", "eigenvalue"), attrs=("method", "tol"),
+                  description="quantum.lifetime")
+
+
+_register_kinds()
