@@ -88,8 +88,8 @@ def test_extra_symmetries_need_equal_groups_and_commute():
 
 
 # ----------------------------------------------------------------------------- steady state
-@pytest.mark.parametrize("method", ["shift-invert", "propagator"])
-@pytest.mark.parametrize("model,fock", [(model_m1(4), 10), (model_m2(), 4)])
+@pytest.mark.parametrize("method", ["shift-invert", pytest.param("propagator", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("model,fock", [(model_m1(4), 10), (model_m2(), 3)])
 def test_stationary_state_matches_qutip(model, fock, method):
     problem = build(model, 1, fock=fock)
     q = problem.to_qutip()
@@ -100,6 +100,7 @@ def test_stationary_state_matches_qutip(model, fock, method):
     assert np.abs(rho - reference).max() < 1e-8
 
 
+@pytest.mark.slow
 def test_steady_state_dataset_and_cutoff_search():
     ds = steady_state(model_m1(4), tol=1e-6)
     assert ds.attrs["kind"] == "quantum_steady_state"
@@ -128,7 +129,7 @@ def test_too_small_cutoff_is_reported_and_too_large_problem_refused():
 
 
 # ----------------------------------------------------------------------------- spectrum
-@pytest.mark.parametrize("method", ["shift-invert", "propagator"])
+@pytest.mark.parametrize("method", ["shift-invert", pytest.param("propagator", marks=pytest.mark.slow)])
 def test_low_spectrum_matches_qutip_shift_invert(method):
     model = model_m1(4)
     fock = 8
