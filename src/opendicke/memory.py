@@ -1200,7 +1200,7 @@ def crosstalk(
 def _attrs(model: DickeModel, kind: str, **extra) -> dict:
     import json
 
-    from . import __version__
+    from ._version import __version__
 
     attrs = {"kind": kind, "model_json": json.dumps(model.to_dict()), "omega": model.omega,
              "omega_modes": model.omega_modes.tolist(), "kappa": model.kappa.tolist(), "g0_model": model.g0,

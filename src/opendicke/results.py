@@ -7,7 +7,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from . import __version__
+from ._version import __version__
 from .grid import ParameterBatch
 from .model import DickeModel
 from .reduction import Grouping

@@ -734,7 +734,7 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
 
     import xarray as xr
 
-    from .. import __version__
+    from .._version import __version__
 
     p = run.problem
     M, K = p.n_modes, p.n_groups
