@@ -9,6 +9,8 @@ Three jobs, each small:
   appears in the site without editing ``mkdocs.yml``; listing it there only chooses its place and title.
 * **Equations without a network.** MathJax 3 comes from the ``django-static-mathjax`` wheel (the ``docs`` extra);
   its single-file SVG build is added to the site as ``javascripts/mathjax/tex-svg-full.js``.
+* **Sphinx roles in docstrings** (``:func:`opendicke.evolve` ``) become code, linked by mkdocs-autorefs where
+  the target is documented on the site.
 * **The CLI reference.** ``<!-- opendicke-cli-reference -->`` in a page is replaced by Markdown generated from
   the typer app (``typer.main.get_command``): every command, its usage, arguments and options, so the reference
   cannot drift from the code.
@@ -17,6 +19,7 @@ Three jobs, each small:
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 log = logging.getLogger("mkdocs.hooks.opendicke")
@@ -204,6 +207,26 @@ def cli_reference_markdown() -> str:
         if not own and not model:
             lines += ["No options besides `--help`.", ""]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ Sphinx roles in docstrings ----
+
+_ROLE = re.compile(r":(?:py:)?(func|class|meth|mod|data|attr|exc|obj):<code>(~?)([\w.]+)(\(\))?</code>")
+
+
+def _role(match) -> str:
+    _, tilde, target, call = match.groups()
+    shown = (target.rsplit(".", 1)[-1] if tilde else target) + (call or "")
+    code = f"<code>{shown}</code>"
+    if "." in target and target.startswith("opendicke"):
+        # a cross-reference that mkdocs-autorefs resolves when the object is documented, plain code otherwise
+        return f'<autoref identifier="{target}" optional>{code}</autoref>'
+    return code
+
+
+def on_page_content(html, page, config, files):
+    """Docstrings use Sphinx roles (:func:`x`); render them as code, linked where the target is documented."""
+    return _ROLE.sub(_role, html)
 
 
 def on_page_markdown(markdown, page, config, files):
