@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
 .PHONY: demo test test-all bench docs docs-serve dist clean
 
@@ -18,7 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(DOCS_STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 bench: $(STAMP)
@@ -28,10 +29,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_quantum_scale.py
 
 # The documentation site: the docs extra goes into the same .venv; strict mode (mkdocs.yml), any warning fails.
-DOCS_STAMP := $(VENV)/.docs-installed
-
 $(DOCS_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,release]'
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)
