@@ -6,9 +6,8 @@ one stiff point could hide behind the others). All points advance together as on
 that have finished drop out of the arrays. Output times are hit exactly (steps are clamped to them), so
 no interpolation is involved. The tableau is scipy's DOP853 (Hairer, Nørsett & Wanner).
 
-BLAS runs single-threaded inside :func:`integrate`: the products here are thin (a few rows), and
-multithreaded OpenBLAS on a busy 2-core machine made a 16 × 32768 matrix-vector product 300 times slower
-(15 ms instead of 0.05 ms, measured here).
+BLAS runs single-threaded inside :func:`integrate`: the products here are thin (a few rows), where
+multithreaded BLAS is slower, much slower on a loaded machine (measurements: docs/performance.md).
 """
 
 from __future__ import annotations
