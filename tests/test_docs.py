@@ -113,6 +113,15 @@ def test_relative_links_and_images_resolve(page):
         assert resolved.exists() or str(resolved.relative_to(DOCS)) in PENDING, f"{page.name}: broken link {target}"
 
 
+def test_readme_links_resolve():
+    """The README is the front page on the repository host: its relative links must name existing files."""
+    for target in LINK.findall(_strip_code((ROOT / "README.md").read_text())):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = target.split("#", 1)[0]
+        assert (ROOT / path).exists() or path.removeprefix("docs/") in PENDING, f"README: broken link {target}"
+
+
 # -------------------------------------------------------------------------------------- CLI reference ----
 
 def test_cli_reference_lists_every_command_and_option():
