@@ -157,7 +157,7 @@ def cli_reference_markdown() -> str:
     leaves = list(_leaf_commands(root, ["opendicke"]))
 
     def options(command):
-        return [p for p in command.params if p.param_type_name == "option" and p.name != "help"]
+        return [p for p in command.params if p.param_type_name == "option" and p.name != "help" and not p.hidden]
 
     # options that at least half of the commands share word for word (the model options) are listed once
     def key(param):
