@@ -138,7 +138,7 @@ def test_cli_reference_lists_every_command_and_option():
         assert heading, f"no section for {' '.join(path)}"
         section = markdown[heading.end():].split("\n## ", 1)[0]
         for param in command.params:
-            if param.param_type_name == "option" and param.name != "help":
+            if param.param_type_name == "option" and param.name != "help" and not param.hidden:
                 assert f"`{param.opts[0]}`" in section or f"`{param.opts[0]}`" in markdown.split("## opendicke")[0], \
                     f"{' '.join(path)}: {param.opts[0]} missing"
 
