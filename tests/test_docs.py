@@ -30,6 +30,9 @@ HOOKS = ROOT / "tools" / "mkdocs_hooks.py"
 PENDING = {"exact-solver.md", "fluctuations.md", "lifetime.md", "tutorials/fluctuations.md", "tutorials/lifetime.md"}
 # Non-tutorial pages whose ```python blocks also run as written.
 RUNNABLE_PAGES = ["conventions.md", "tour.md"]
+# Pages that take long enough to run only in the slow run (the tour integrates 161 x 4 points twice: ≈ 35 s at
+# load 14; it was the README's tour, already slow there).
+SLOW_PAGES = {"tour.md"}
 
 
 def _hooks():
@@ -174,9 +177,10 @@ def _same_output(expected: str, actual: str) -> bool:
     return True
 
 
-def _runnable_pages() -> list[Path]:
+def _runnable_pages() -> list:
     pages = sorted((DOCS / "tutorials").glob("*.md")) + [DOCS / p for p in RUNNABLE_PAGES]
-    return [p for p in pages if _blocks(p)]
+    return [pytest.param(p, marks=[pytest.mark.slow] if str(p.relative_to(DOCS)) in SLOW_PAGES else [],
+                         id=str(p.relative_to(DOCS))) for p in pages if _blocks(p)]
 
 
 def test_there_are_tutorials():
@@ -184,7 +188,7 @@ def test_there_are_tutorials():
     assert {"figure3.md", "stationary.md", "memory.md", "exact.md"} <= names
 
 
-@pytest.mark.parametrize("page", _runnable_pages(), ids=lambda p: str(p.relative_to(DOCS)))
+@pytest.mark.parametrize("page", _runnable_pages())
 def test_tutorial_runs_as_written(page, tmp_path, monkeypatch):
     import matplotlib
 

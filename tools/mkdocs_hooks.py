@@ -197,7 +197,9 @@ def cli_reference_markdown() -> str:
         lines += ["```text", _usage(command, path), "```", ""]
         args = [p for p in command.params if p.param_type_name == "argument"]
         if args:
-            lines += ["Arguments: " + ", ".join(f"`{a.human_readable_name}`" for a in args), ""]
+            lines += ["| argument | meaning |", "|---|---|"]
+            lines += [f"| `{(a.metavar or a.name).upper()}` | {_escape(getattr(a, 'help', None) or '')} |" for a in args]
+            lines += [""]
         own = [p for p in options(command) if key(p) not in shared_keys]
         if own:
             lines += [*_options_table(own, command.context_class(command, info_name=path[-1])), ""]
