@@ -8,9 +8,7 @@ Engines (``method``):
 ``"mesolve"``
     QuTiP's ``MESolver`` with the DOP853 integrator. The dynamics is limited by stability (the fast
     Fock/coupling frequencies of the top levels), not by accuracy, so an explicit 8th-order method at
-    QuTiP's default tolerances is accurate to ~1e-12 in ξ. Measured in one process on the 2 shared cores
-    (M = 1, N_sp = 16, n_c = 32, d = 544, t ≤ 10, 101 outputs): DOP853 26 s (max error 4e-13 against
-    ``"expm"``), QuTiP's default Adams 41 s (5e-8), ``"expm"`` 41 s.
+    QuTiP's default tolerances is accurate to ~1e-12 in ξ (measurements: docs/exact-dynamics.md).
 ``"expm"``
     ``scipy.sparse.linalg.expm_multiply`` with the sparse Liouvillian: the exact propagator to double
     precision, interval by interval; a tight reference.
