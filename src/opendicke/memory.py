@@ -45,6 +45,11 @@ stability with H above; :func:`paramagnet_thresholds` gives the exact finite-N b
 paramagnet (1/√ eigenvalues of D^(-1/2) C D^(-1/2), C the weighted pattern-overlap matrix, D = diag g_c²).
 :func:`crosstalk` uses them with the batched dynamics for M up to 20 and N_sp ≥ 10^4.
 
+**Numerical settings.** The experiments that solve steady states take ``options=`` (a
+:class:`~opendicke.meanfield.steady.SteadyStateOptions`) and, for convenience, single fields as keywords
+(``rtol=1e-9``); both are turned into one validated object on entry, before any work, and passed down as is.
+An experiment's own ``t_max`` keyword is its time budget per point and overrides ``options.t_max``.
+
 All results are labelled :class:`xarray.Dataset` objects; patterns are numbered from 1.
 """
 
@@ -53,6 +58,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -60,6 +66,9 @@ from .model import DickeModel, paper_model
 from .reduction import Grouping, reduce
 from .results import timed
 from .states import BlochState, CorruptedPattern, InitialState, PatternState, RandomState
+
+if TYPE_CHECKING:
+    from .meanfield.steady import SteadyStateOptions
 
 __all__ = [
     "RECOGNITION_THRESHOLD",
@@ -290,7 +299,8 @@ def recognition_map(
     t_max: float = 2000.0,
     representation: str = "auto",
     progress: Callable[[float], None] | None = None,
-    **steady_options,
+    options: SteadyStateOptions | None = None,
+    **option_fields,
 ):
     """Recognition of corrupted patterns over a grid of couplings g0 and flipped fractions p, per pattern.
 
@@ -314,8 +324,9 @@ def recognition_map(
     """
     import xarray as xr
 
-    from .meanfield.steady import find_critical_coupling, steady_state
+    from .meanfield.steady import find_critical_coupling, steady_options, steady_state
 
+    opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
     g0 = np.atleast_1d(np.asarray(g0, dtype=float))
     flips = np.atleast_1d(np.asarray(flips, dtype=float))
     if g0.ndim != 1 or flips.ndim != 1 or g0.size == 0 or flips.size == 0:
@@ -337,8 +348,8 @@ def recognition_map(
         m = model if ms is None or ms == model.seed else model.replace(seed=ms)
         starts = [CorruptedPattern(nu, flip=float(p), seed=d) for nu in pats for p in flips for d in draw_seeds]
         report = None if progress is None else (lambda x, i=i: progress((i + x) / len(model_seeds)))
-        runs.append(steady_state(m, starts, vary={"g0": g0}, t_max=t_max, representation=representation,
-                                 progress=report, **steady_options))
+        runs.append(steady_state(m, starts, vary={"g0": g0}, representation=representation, progress=report,
+                                 options=opts))
     D, S = len(draw_seeds), len(model_seeds) * len(draw_seeds)
 
     def field(name, trailing=False):
@@ -400,8 +411,7 @@ def recognition_map(
         })
         coords["overlap_pattern"] = ("overlap_pattern", np.arange(1, M + 1))
         if refine_boundary:
-            data.update(_refined_boundary(model, pats, flips, g0, on_sub, threshold, t_max, find_critical_coupling,
-                                          steady_options))
+            data.update(_refined_boundary(model, pats, flips, g0, on_sub, threshold, find_critical_coupling, opts))
     else:
         ends = outc["ends_on"]
         recognised = (outc["code"] == 0) & (ends == np.array(pats)[:, None, None, None])
@@ -474,7 +484,7 @@ def _safe_gc(model):
         return np.full(model.n_modes, np.nan)
 
 
-def _refined_boundary(model, pats, flips, g0, on_sub, threshold, t_max, find_critical_coupling, steady_options):
+def _refined_boundary(model, pats, flips, g0, on_sub, threshold, find_critical_coupling, opts):
     """Existence boundary per (pattern, flip) by multisection inside the bracket the grid gives (no formula)."""
     P, F = on_sub.shape[:2]
     lower, upper, where = [], [], []
@@ -490,8 +500,7 @@ def _refined_boundary(model, pats, flips, g0, on_sub, threshold, t_max, find_cri
     if where:
         starts = [CorruptedPattern(pats[i], flip=float(flips[j])) for i, j in where]
         res = find_critical_coupling(model, [pats[i] for i, _ in where], initial=starts,
-                                     bracket=(np.array(lower), np.array(upper)), threshold=threshold, t_max=t_max,
-                                     **steady_options)
+                                     bracket=(np.array(lower), np.array(upper)), threshold=threshold, options=opts)
         for k, (i, j) in enumerate(where):
             out[i, j] = float(res["g_crit"].values[k])
     return {"boundary": (("pattern", "flip"), out)}
@@ -528,7 +537,8 @@ def retrievable_patterns(
     threshold: float = RECOGNITION_THRESHOLD,
     t_max: float = 3000.0,
     numerical_thresholds: bool = False,
-    **steady_options,
+    options: SteadyStateOptions | None = None,
+    **option_fields,
 ):
     """Which patterns the model holds at its coupling ``model.g0`` when started from them with a fraction
     ``flip`` flipped: the pattern-selective regime (paper, Discussion).
@@ -548,8 +558,9 @@ def retrievable_patterns(
     """
     import xarray as xr
 
-    from .meanfield.steady import steady_state
+    from .meanfield.steady import steady_options, steady_state
 
+    opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
     if not (np.isfinite(flip) and 0.0 <= flip <= 1.0):
         raise ValueError(f"flip must be a fraction in [0, 1], got {flip!r}")
     M = model.n_modes
@@ -567,7 +578,7 @@ def retrievable_patterns(
     }
     if model.thermodynamic_limit:
         starts = [CorruptedPattern(nu, flip=float(flip)) for nu in pats]
-        ds = steady_state(model, starts, t_max=t_max, **steady_options)
+        ds = steady_state(model, starts, options=opts)
         cls = ds["classification"].values.astype(str)
         full = ds["full_space_stability"].values.astype(str)
         xi = np.abs(ds["overlap"].values[np.arange(M), np.arange(M)])
@@ -580,7 +591,7 @@ def retrievable_patterns(
         pert_cls = np.full(M, "", dtype=object)
         if perturbation > 0:
             kicked = [_perturbed(s, model, perturbation, perturbation_seed + i) for i, s in enumerate(starts)]
-            dp = steady_state(model, kicked, t_max=t_max, **steady_options)
+            dp = steady_state(model, kicked, options=opts)
             o = _outcomes(dp["classification"].values, dp["full_space_stability"].values, dp["overlap"].values,
                           dp["overlap_min"].values, dp["overlap_max"].values, dp["undamped_amplitude"].values,
                           threshold, 1e-3)
@@ -604,7 +615,7 @@ def retrievable_patterns(
         })
     else:
         rm = recognition_map(model, [model.g0], [flip], samples=samples, draws=draws, seed=seed, threshold=threshold,
-                             refine_boundary=False, t_max=t_max, **steady_options).isel(flip=0, g0=0)
+                             refine_boundary=False, t_max=t_max, options=opts).isel(flip=0, g0=0)
         prob = rm["success_probability"].values
         ends = rm["ends_on"].values  # (pattern, sample)
         most = np.array([np.bincount(e[e >= 0], minlength=M + 1).argmax() if np.any(e >= 0) else -1 for e in ends])
@@ -619,7 +630,7 @@ def retrievable_patterns(
             "n_samples": ((), int(rm.sizes["sample"])),
         })
     if numerical_thresholds:
-        st = stability_threshold(model, flip=flip, threshold=threshold, t_max=t_max, **steady_options)
+        st = stability_threshold(model, flip=flip, threshold=threshold, options=opts)
         data["boundary"] = (("pattern",), st["boundary"].values)
         data["robust_threshold"] = (("pattern",), st["robust_threshold"].values)
     out = xr.Dataset(data, coords={"pattern": ("pattern", np.array(pats))})
@@ -641,7 +652,8 @@ def stability_threshold(
     max_rounds: int = 30,
     threshold: float = RECOGNITION_THRESHOLD,
     g_max: float | None = None,
-    **steady_options,
+    options: SteadyStateOptions | None = None,
+    **option_fields,
 ):
     """Existence threshold and robust threshold g_stab per pattern, found numerically (no closed form used).
 
@@ -657,15 +669,16 @@ def stability_threshold(
     """
     import xarray as xr
 
-    from .meanfield.steady import find_critical_coupling, steady_state
+    from .meanfield.steady import find_critical_coupling, steady_options, steady_state
 
+    opts = steady_options(options, **option_fields)  # validated before any work
     M = model.n_modes
     pats = list(range(1, M + 1)) if patterns is None else [int(p) for p in np.atleast_1d(patterns)]
     n = len(pats)
     if probes < 1 or tol <= 0:
         raise ValueError("need probes ≥ 1 and tol > 0")
     starts = [CorruptedPattern(nu, flip=float(flip), seed=0) if flip > 0 else PatternState(nu) for nu in pats]
-    crit = find_critical_coupling(model, pats, initial=starts, threshold=threshold, tol=tol, **steady_options)
+    crit = find_critical_coupling(model, pats, initial=starts, threshold=threshold, tol=tol, options=opts)
     boundary = crit["g_crit"].values.astype(float)
     g_max = float(g_max) if g_max is not None else 4.0 * float(np.nanmax(boundary))
 
@@ -673,7 +686,7 @@ def stability_threshold(
         """1: robust retrieval of pattern pats[i] at g0; 0: a stationary verdict without it; -1: undecided."""
         order = sorted(set(int(i) for i in which))
         grid = np.unique(g0s)
-        ds = steady_state(model, [starts[i] for i in order], vary={"g0": grid}, **steady_options)
+        ds = steady_state(model, [starts[i] for i in order], vary={"g0": grid}, options=opts)
         cls = ds["classification"].values.astype(str)
         full = ds["full_space_stability"].values.astype(str)
         xi = np.abs(ds["overlap"].values)
@@ -787,7 +800,8 @@ def attractor_census(
     t_max: float = 3000.0,
     representation: str = "auto",
     progress: Callable[[float], None] | None = None,
-    **steady_options,
+    options: SteadyStateOptions | None = None,
+    **option_fields,
 ):
     """Where the dynamics goes from random states and mixtures of patterns: fractions of outcomes.
 
@@ -814,8 +828,9 @@ def attractor_census(
     """
     import xarray as xr
 
-    from .meanfield.steady import steady_state
+    from .meanfield.steady import steady_options, steady_state
 
+    opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
     g0 = np.atleast_1d(np.asarray(model.g0 if g0 is None else g0, dtype=float))
     base = list(starts) if starts is not None else census_starts(model, n_random, n_mixtures, sizes=sizes, kind=kind,
                                                                     seed=seed)
@@ -824,8 +839,7 @@ def attractor_census(
     run = [(_perturbed(s, model, perturbation, seed + 7919 * (i + 1)) if perturbation > 0 else s)
            for i, s in enumerate(base)]
     t0 = time.perf_counter()
-    ds = steady_state(model, run, vary={"g0": g0}, t_max=t_max, representation=representation, progress=progress,
-                      **steady_options)
+    ds = steady_state(model, run, vary={"g0": g0}, representation=representation, progress=progress, options=opts)
     o = _outcomes(ds["classification"].values, ds["full_space_stability"].values, ds["overlap"].values,
                   ds["overlap_min"].values, ds["overlap_max"].values, ds["undamped_amplitude"].values, threshold,
                   settle_tol, mixture_ratio)

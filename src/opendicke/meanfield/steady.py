@@ -64,6 +64,7 @@ from ..results import timed
 __all__ = [
     "steady_state",
     "SteadyStateOptions",
+    "steady_options",
     "find_critical_coupling",
     "newton",
     "tangent_basis",
@@ -971,7 +972,15 @@ def _starts_and_batch(model, initial, vary, representation, memory_budget=None):
     return many, starts, grouping, params, y_start
 
 
-def _options(options, overrides) -> SteadyStateOptions:
+def steady_options(options: SteadyStateOptions | None = None, **overrides) -> SteadyStateOptions:
+    """One validated :class:`SteadyStateOptions` from an options object and/or single fields as keywords.
+
+    Public entry points (:func:`steady_state`, :func:`find_critical_coupling`, the memory experiments) call this
+    once, before any work, and pass the object on; nothing below them takes loose option keywords. Keywords
+    override the fields of ``options``; unknown names are a ``TypeError`` and bad values a ``ValueError``.
+    """
+    if options is not None and not isinstance(options, SteadyStateOptions):
+        raise TypeError(f"options must be a SteadyStateOptions, got {type(options).__name__}")
     opts = options or SteadyStateOptions()
     if overrides:
         unknown = set(overrides) - {f.name for f in fields(SteadyStateOptions)}
@@ -1033,7 +1042,7 @@ def steady_state(
         ``n_undamped`` (undamped group precessions); and from the trajectory ``final_overlap``,
         ``overlap_min``/``overlap_max`` over the last window and ``period`` (not stationary, periodic).
     """
-    opts = _options(options, option_overrides)
+    opts = steady_options(options, **option_overrides)
     if not isinstance(paper_units, (bool, np.bool_)):
         raise ValueError(f"paper_units must be True or False, got {paper_units!r}")
     many, starts, grouping, params, y_start = _starts_and_batch(model, initial, vary, representation, memory_budget)
@@ -1180,7 +1189,7 @@ def find_critical_coupling(
     """
     import xarray as xr
 
-    opts = _options(options, option_overrides)
+    opts = steady_options(options, **option_overrides)
     M = model.n_modes
     pats = list(range(1, M + 1)) if patterns is None else ([patterns] if np.ndim(patterns) == 0 else list(patterns))
     from ..states import PatternState
