@@ -62,13 +62,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .model import DickeModel, paper_model
-from .reduction import Grouping, reduce
-from .results import timed
-from .states import BlochState, CorruptedPattern, InitialState, PatternState, RandomState
+from ..model import DickeModel, paper_model
+from ..reduction import Grouping, reduce
+from ..results import timed
+from ..states import BlochState, CorruptedPattern, InitialState, PatternState, RandomState
 
 if TYPE_CHECKING:
-    from .meanfield.steady import SteadyStateOptions
+    from ..meanfield.steady import SteadyStateOptions
 
 __all__ = [
     "RECOGNITION_THRESHOLD",
@@ -324,7 +324,7 @@ def recognition_map(
     """
     import xarray as xr
 
-    from .meanfield.steady import find_critical_coupling, steady_options, steady_state
+    from ..meanfield.steady import find_critical_coupling, steady_options, steady_state
 
     opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
     g0 = np.atleast_1d(np.asarray(g0, dtype=float))
@@ -558,7 +558,7 @@ def retrievable_patterns(
     """
     import xarray as xr
 
-    from .meanfield.steady import steady_options, steady_state
+    from ..meanfield.steady import steady_options, steady_state
 
     opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
     if not (np.isfinite(flip) and 0.0 <= flip <= 1.0):
@@ -669,7 +669,7 @@ def stability_threshold(
     """
     import xarray as xr
 
-    from .meanfield.steady import find_critical_coupling, steady_options, steady_state
+    from ..meanfield.steady import find_critical_coupling, steady_options, steady_state
 
     opts = steady_options(options, **option_fields)  # validated before any work
     M = model.n_modes
@@ -828,7 +828,7 @@ def attractor_census(
     """
     import xarray as xr
 
-    from .meanfield.steady import steady_options, steady_state
+    from ..meanfield.steady import steady_options, steady_state
 
     opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
     g0 = np.atleast_1d(np.asarray(model.g0 if g0 is None else g0, dtype=float))
@@ -914,7 +914,7 @@ def census_examples(model: DickeModel, census, run_starts=None, *, t_final: floa
     (example, time, pattern) and coordinates ``outcome``, ``g0``, ``start_label``."""
     import xarray as xr
 
-    from .meanfield import evolve
+    from ..meanfield import evolve
 
     rows = []
     for name in OUTCOMES:
@@ -1081,7 +1081,7 @@ def paramagnet_thresholds(model: DickeModel, *, lengths: np.ndarray | float = 1.
 def _window_overlaps(rhs, y0, t_start, t_end, samples, wf, chunk=10):
     """Integrate from t_start to t_end and return (state at t_end, overlaps at ``samples`` times), keeping
     only a few full states in memory at a time."""
-    from .meanfield import integrate
+    from ..meanfield import integrate
 
     K = wf.shape[0]
     times = np.linspace(t_start, t_end, samples)
@@ -1136,7 +1136,7 @@ def crosstalk(
     """
     import xarray as xr
 
-    from .meanfield.equations import MeanFieldRHS, pack
+    from ..meanfield.equations import MeanFieldRHS, pack
 
     factory = model_factory or (lambda **kw: paper_model(**kw))
     if not (0 < window < t_final) or window_samples < 2:
@@ -1239,13 +1239,13 @@ def crosstalk(
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
 
 def _attrs(model: DickeModel, kind: str, **extra) -> dict:
-    from .results import model_attrs
+    from ..results import model_attrs
 
     attrs = {"kind": kind, **model_attrs(model)}
     attrs.update({k: (int(v) if isinstance(v, bool) else v) for k, v in extra.items() if v is not None})

@@ -51,15 +51,15 @@ from enum import Enum
 
 import numpy as np
 
-from ..grid import parameter_batch
-from ..model import DickeModel
-from ..states import InitialState, as_initial_state
-from .equations import MeanFieldRHS, pack, unpack
-from .evolve import check_memory, choose_grouping, n_groups
-from .integrate import integrate
-from .jacobian import jacobian
-from .symmetry import invariant_reduction
-from ..results import timed
+from ...grid import parameter_batch
+from ...model import DickeModel
+from ...states import InitialState, as_initial_state
+from ..equations import MeanFieldRHS, pack, unpack
+from ..evolve import check_memory, choose_grouping, n_groups
+from ..integrate import integrate
+from ..jacobian import jacobian
+from ..symmetry import invariant_reduction
+from ...results import timed
 
 __all__ = [
     "steady_state",
@@ -1054,7 +1054,7 @@ def steady_state(
 
 
 def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
-    from ..results import BatchLayout, paper_factor
+    from ...results import BatchLayout, paper_factor
 
     K, M = grouping.n_groups, grouping.n_modes
     layout = BatchLayout(model, grouping, params, starts, many)
@@ -1192,7 +1192,7 @@ def find_critical_coupling(
     opts = steady_options(options, **option_overrides)
     M = model.n_modes
     pats = list(range(1, M + 1)) if patterns is None else ([patterns] if np.ndim(patterns) == 0 else list(patterns))
-    from ..states import PatternState
+    from ...states import PatternState
 
     starts = list(initial) if initial is not None else [PatternState(int(p)) for p in pats]
     if len(starts) != len(pats):
@@ -1264,7 +1264,7 @@ def find_critical_coupling(
         },
         coords={"pattern": ("pattern", np.array(pats, dtype=int))},
     )
-    from ..results import model_attrs
+    from ...results import model_attrs
 
     ds.attrs.update({"kind": "critical_coupling", **model_attrs(model), "threshold": threshold, "tol": tol,
                      **opts.as_attrs()})
