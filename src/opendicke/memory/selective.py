@@ -167,6 +167,7 @@ def stability_threshold(
     import xarray as xr
 
     from ..meanfield.steady import find_critical_coupling, steady_options, steady_state
+    from ..meanfield.steady.multisection import multisect
 
     opts = steady_options(options, **option_fields)  # validated before any work
     M = model.n_modes
@@ -218,20 +219,8 @@ def stability_threshold(
                 busy.append(i)
     busy = np.array(busy, dtype=int)
     searched = busy.copy()
-    while busy.size:
-        g0s = np.concatenate([np.linspace(lower[i], upper[i], probes + 2)[1:-1] for i in busy])
-        v = verdicts(np.repeat(busy, probes), g0s).reshape(busy.size, probes)
-        g0s = g0s.reshape(busy.size, probes)
-        for k, i in enumerate(busy):
-            rounds[i] += 1
-            bad = np.nonzero(v[k] != 1)[0]  # robust from the last probe that is not (undecided counts as not)
-            if bad.size:
-                lower[i] = g0s[k, bad[-1]]
-            if bad.size < probes:
-                upper[i] = g0s[k, (bad[-1] + 1) if bad.size else 0]
-            if np.any(v[k] == -1):
-                messages[i] = "some probes reached no verdict (not converged); treated as not robust"
-        busy = np.array([i for i in busy if upper[i] - lower[i] > tol and rounds[i] < max_rounds], dtype=int)
+    multisect(verdicts, lower, upper, busy, edge="highest", tol=tol, probes=probes, max_rounds=max_rounds,
+              rounds=rounds, messages=messages)
     result_lower[searched], result_upper[searched] = lower[searched], upper[searched]
     ds = xr.Dataset(
         {

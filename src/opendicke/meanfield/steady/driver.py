@@ -14,6 +14,7 @@ from ..equations import pack, unpack
 from ..evolve import check_memory, choose_grouping, n_groups
 from .batch import _solve
 from .classification import CLASSIFICATIONS, _MARGINAL, _NOT_CONVERGED, _STABLE, _UNSTABLE
+from .multisection import multisect
 from .options import SteadyStateOptions, steady_options
 
 
@@ -278,25 +279,8 @@ def find_critical_coupling(
             messages[i] = (f"bracket ({lower[i]:.6g}, {upper[i]:.6g}) does not bracket the transition: verdicts "
                            f"{ends[2 * i : 2 * i + 2].tolist()} at its ends (1 retrieving, 0 not, -1 undecided)")
             lower[i] = upper[i] = np.nan
-    busy = np.nonzero(np.isfinite(lower) & (upper - lower > tol))[0]
-    while busy.size:
-        g0s = np.concatenate([np.linspace(lower[i], upper[i], probes + 2)[1:-1] for i in busy])
-        v = verdicts(np.repeat(busy, probes), g0s).reshape(busy.size, probes)
-        g0s = g0s.reshape(busy.size, probes)
-        for k, i in enumerate(busy):
-            rounds[i] += 1
-            retrieving = np.nonzero(v[k] == 1)[0]
-            new_upper = g0s[k, retrieving[0]] if retrieving.size else upper[i]
-            below = np.nonzero((v[k] == 0) & (g0s[k] < new_upper))[0]
-            new_lower = g0s[k, below[-1]] if below.size else lower[i]
-            if np.any((v[k] == 0) & (g0s[k] > new_upper)):
-                messages[i] = "retrieval is not monotonic in g0 inside the bracket; reporting the lowest transition"
-            if new_upper - new_lower >= upper[i] - lower[i]:
-                messages[i] = (f"stopped at bracket width {upper[i] - lower[i]:.3g}: no probe inside the bracket "
-                               "reached a verdict (not converged within the time budget)")
-                rounds[i] = max_rounds
-            lower[i], upper[i] = new_lower, new_upper
-        busy = np.nonzero(np.isfinite(lower) & (upper - lower > tol) & (rounds < max_rounds))[0]
+    multisect(verdicts, lower, upper, np.nonzero(np.isfinite(lower) & (upper - lower > tol))[0], edge="lowest",
+              tol=tol, probes=probes, max_rounds=max_rounds, rounds=rounds, messages=messages)
     ds = xr.Dataset(
         {
             "g_crit": (("pattern",), 0.5 * (lower + upper)),
