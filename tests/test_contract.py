@@ -403,3 +403,23 @@ def test_memory_experiments_pass_one_options_object_down(monkeypatch):
     assert kw["options"] == steady.SteadyStateOptions(rtol=1e-9, samples=64, atol=1e-11, t_max=700.0)
     with pytest.raises(TypeError, match="SteadyStateOptions"):
         steady.steady_options({"rtol": 1e-9})
+
+
+# ------------------------------------------------------------------------------------------------
+# Layout: packages of files with one job each, public names at their old addresses, no shadowed modules
+
+
+@pytest.mark.parametrize("package", ["opendicke.memory", "opendicke.meanfield.steady"])
+def test_split_packages_keep_public_addresses_and_shadow_no_module(package):
+    import importlib
+    import pkgutil
+    import types
+
+    pkg = importlib.import_module(package)
+    for name in pkg.__all__:
+        obj = getattr(pkg, name)
+        if callable(obj):
+            assert obj.__module__ == package, name  # stored sweep specs name e.g. opendicke.memory.recognition_map_task
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{package}.{info.name}")
+        assert isinstance(getattr(pkg, info.name), types.ModuleType), f"{package}.{info.name} is shadowed"

@@ -55,6 +55,7 @@ forms), ``starts`` (mixtures, kicks), ``recognition`` (maps over (g0, p)), ``sel
 thresholds), ``census``, ``finite_n`` (self-consistency, crosstalk), ``common`` (thresholds, outcomes, labels).
 """
 
+from .._public import keep_package_address
 from .analytic import corrupted_overlap, critical_couplings, recognition_boundary, robust_threshold
 from .census import attractor_census, census_examples, census_starts
 from .common import CENSUS_THRESHOLD, MIXTURE_RATIO, OUTCOMES, RECOGNITION_THRESHOLD
@@ -85,10 +86,4 @@ __all__ = [
     "crosstalk",
 ]
 
-# Public names keep the address users and stored sweep specs know (``opendicke.memory.recognition_map_task``),
-# whichever file of the package defines them.
-for _name in __all__:
-    _obj = globals()[_name]
-    if callable(_obj) and getattr(_obj, "__module__", "").startswith(__name__ + "."):
-        _obj.__module__ = __name__
-del _name, _obj
+keep_package_address(globals())  # public names keep the package's address (stored sweep specs name them)

@@ -47,6 +47,7 @@ step 2), ``linear_stability`` (step 3), ``search`` (the windowed search of one b
 points and the result Dataset), ``multisection`` (bracketing a transition in g0).
 """
 
+from ..._public import keep_package_address
 from .classification import CLASSIFICATIONS, Classification
 from .driver import find_critical_coupling, steady_state
 from .fixed_point import newton
@@ -66,10 +67,4 @@ __all__ = [
     "Classification",
 ]
 
-# Public names keep the address users and stored sweep specs know (``opendicke.meanfield.steady.steady_state``),
-# whichever file of the package defines them.
-for _name in __all__:
-    _obj = globals()[_name]
-    if callable(_obj) and getattr(_obj, "__module__", "").startswith(__name__ + "."):
-        _obj.__module__ = __name__
-del _name, _obj
+keep_package_address(globals())  # public names keep the package's address (stored sweep specs name them)
