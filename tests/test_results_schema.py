@@ -7,6 +7,7 @@ To cover a new kind: register it with ``opendicke.results.register_kind`` and ad
 import numpy as np
 import pytest
 
+import opendicke as od
 import opendicke.memory as mem
 from opendicke.io import load_dataset, save_dataset
 from opendicke.meanfield import evolve, find_critical_coupling, steady_state
@@ -31,6 +32,7 @@ PRODUCERS = {
     "attractor_census": _census,
     "census_examples": lambda: mem.census_examples(TL, _census(), t_final=5.0, times=6),
     "crosstalk": lambda: mem.crosstalk([64], [2], g0=[1.0], seeds=[0], t_final=30, window=10),
+    "retrieval_state": lambda: od.retrieval_state(TL, 2, sign=-1),
 }
 
 
