@@ -303,14 +303,7 @@ def observables(ys: np.ndarray, B: int, grouping: Grouping, n_spins: int, keep_c
         # spin squeezing (Wineland): ξ_R² = n_k min_⊥ Var(S_⊥)/|⟨S⟩|² = w_k λ_min(P Σ_kk P)/|m_k|²
         idx = np.arange(K)[:, None] + K * np.arange(3)[None, :]  # (K, 3)
         block = ss[..., idx[:, :, None], idx[:, None, :]]  # (T, B, K, 3, 3)
-        length = np.linalg.norm(bloch, axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            unit = bloch / length[..., None]
-            proj = np.eye(3) - unit[..., :, None] * unit[..., None, :]
-            perp = proj @ block @ proj
-            eig = np.linalg.eigvalsh(perp)  # ascending; one zero eigenvalue along the mean spin
-            lam = eig[..., 1]
-            squeezing = grouping.weights * lam / length**2
+        squeezing = spin_squeezing(bloch, block, grouping.weights)
         out["bloch" + part] = bloch
         out["alpha" + part] = alpha
         out["overlap" + part] = mm[..., 2 * K:3 * K] @ wf
@@ -331,6 +324,17 @@ def observables(ys: np.ndarray, B: int, grouping: Grouping, n_spins: int, keep_c
         out["cost" + part] = spins + modes
         del out["_spin_var" + part], out["_mode_var" + part]
     return out
+
+
+def spin_squeezing(bloch: np.ndarray, block: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Wineland ξ_R² = n_k min_⊥ Var(S_⊥)/|⟨S⟩|² = w_k λ_min(P Σ_kk P)/|m_k|² from group means (..., K, 3) and the
+    scaled covariance blocks Σ_kk = N_sp Cov(m_k) (..., K, 3, 3); 1 for a coherent spin state."""
+    length = np.linalg.norm(bloch, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = bloch / length[..., None]
+        proj = np.eye(3) - unit[..., :, None] * unit[..., None, :]
+        eig = np.linalg.eigvalsh(proj @ block @ proj)  # ascending; one zero along the mean spin
+        return weights * eig[..., 1] / length**2
 
 
 def _spin_variance_sum(sigma: np.ndarray, K: int) -> np.ndarray:
