@@ -130,3 +130,132 @@ def test_cumulant_equations_give_the_exact_rates_at_t0(seed):
     n = m0.size
     np.testing.assert_allclose(dy[:n], dm_ex, atol=1e-8)
     np.testing.assert_allclose(dy[n:].reshape(n, n), dcov_ex, atol=1e-8)
+
+
+def test_cumulant_linear_version_is_mean_field_and_n_independent():
+    """The linear version's means are mean field (independent reference: opendicke.evolve is the package's, so also
+    check |m| conservation and the N-independence of N·cost_linear, which the linear theory implies)."""
+    from opendicke import evolve
+
+    G = np.array([[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, -1, -1, -1, -1]])
+    G8 = np.repeat(G, 4, axis=1)  # 32 spins, two equal groups
+    model = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.0, patterns=G)
+    big = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.0, patterns=G8)
+    a = cumulant(model, 1, t_final=4, times=9)
+    b = cumulant(big, 1, t_final=4, times=9)
+    mf = evolve(model, 1, t_final=4, times=9, representation="groups")
+    np.testing.assert_allclose(a["overlap_meanfield"].values, mf["overlap"].values, atol=1e-8)
+    N = lambda m: m.n_spins / 2 ** (m.n_modes - 1)  # noqa: E731
+    np.testing.assert_allclose(N(model) * a["cost_linear"].values, N(big) * b["cost_linear"].values, rtol=1e-6)
+    # E_N(0) = 2 Σ_k 1/n_k + M/N for a pattern state (GUIDE §3): groups of 4 spins here
+    assert a["cost"].values[0] == pytest.approx(2 * (1 / 4 + 1 / 4) + 2 / N(model), rel=1e-12)
+    # with feedback the means move away from mean field by O(1/N), and less for the larger model
+    d_small = np.abs(a["overlap"] - a["overlap_meanfield"]).max()
+    d_big = np.abs(b["overlap"] - b["overlap_meanfield"]).max()
+    assert 0 < d_big < d_small
+
+
+# ----------------------------------------------------------------------------------- truncated Wigner
+def _oscillator(kappa=1.0, omega_mode=3.0, n_spins=1):
+    G = np.ones((1, n_spins), dtype=int)
+    return DickeModel(omega=0.0, omega_modes=[omega_mode], kappa=kappa, g0=0.0, patterns=G)
+
+
+def test_twa_damped_oscillator_matches_the_closed_form_within_three_sigma():
+    """g0 = 0: a damped coherent mode. ⟨a⟩ = a0 e^{−(iΩ+κ/2)t}, ⟨a†a⟩ = |a0|² e^{−κt}; without the loss noise the
+    vacuum part of ⟨|α|²⟩_W would decay and the occupation would go negative by (1 − e^{−κt})/2 (N_sp = 1)."""
+    from opendicke.fluctuations import twa
+
+    model = _oscillator()
+    a0 = 0.8 - 0.3j
+    state = PatternState(1, alpha=a0)
+    ds = twa(model, state, t_final=3.0, times=7, samples=4000, seed=3, dt=0.01)
+    t = ds["time"].values
+    n_exact = abs(a0) ** 2 * np.exp(-t)
+    a_exact = a0 * np.exp(-(3j + 0.5) * t)
+    occ, err = ds["occupation"].values[:, 0], ds["occupation_error"].values[:, 0]
+    assert np.all(np.abs(occ - n_exact)[1:] < 3 * err[1:] + 1e-12)
+    assert np.all(err[1:] > 0.003)  # the bound is not vacuous and not absurdly tight
+    np.testing.assert_allclose(ds["alpha"].values[:, 0], a_exact, atol=0.05)
+
+
+def test_twa_stationary_variance_has_the_weak_order_two_bias_of_the_scheme():
+    """Strang splitting of an Ornstein–Uhlenbeck process: the stationary ⟨|α|²⟩_W of the scheme is
+    (κh/4)(1 + ρ)/(1 − ρ) with ρ = |R(h)|², R the RK4 polynomial of −(iΩ + κ/2)h — i.e. ½(1 + (κh)²/12 + …):
+    weak order 2. At κh = 1 the bias (0.04) is well above the error bars, so the scheme itself is tested."""
+    from opendicke.fluctuations import twa
+
+    kappa, omega_mode, h = 1.0, 0.5, 1.0
+    z = -(1j * omega_mode + kappa / 2) * h
+    R = 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24
+    rho = abs(R) ** 2
+    predicted = (kappa * h / 4) * (1 + rho) / (1 - rho) - 0.5
+    ds = twa(_oscillator(kappa, omega_mode), 1, t_final=30.0, times=[0.0, 28.0, 29.0, 30.0], samples=20000, seed=5, dt=h)
+    occ = ds["occupation"].values[1:, 0]
+    err = ds["occupation_error"].values[1:, 0]
+    assert predicted > 0.03
+    assert np.all(np.abs(occ - predicted) < 3 * err)
+    fine = twa(_oscillator(kappa, omega_mode), 1, t_final=10.0, times=[0.0, 10.0], samples=20000, seed=5, dt=0.05)
+    assert abs(fine["occupation"].values[-1, 0]) < 3 * fine["occupation_error"].values[-1, 0] + 2e-4
+
+
+def test_twa_is_reproducible_and_error_bars_shrink_as_inverse_square_root():
+    from opendicke.fluctuations import twa
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=16, seed=0)
+    kw = dict(t_final=2.0, times=5, seed=11, dt=0.02)
+    a = twa(model, 1, samples=400, **kw)
+    b = twa(model, 1, samples=400, **kw)
+    np.testing.assert_array_equal(a["overlap"].values, b["overlap"].values)
+    c = twa(model, 1, samples=1600, **kw)
+    ratio = a["overlap_error"].values[1:, 0] / c["overlap_error"].values[1:, 0]
+    np.testing.assert_allclose(ratio, 2.0, rtol=0.15)
+    # the quantum spread does not shrink with samples
+    np.testing.assert_allclose(a["overlap_std"].values[1:, 0], c["overlap_std"].values[1:, 0], rtol=0.15)
+
+
+def test_twa_and_cumulant_agree_at_large_n_early_times():
+    """At N_sp = 10⁴ and t ≤ 1.5 both should hold: TWA within 3σ of the cumulant means; spreads agree."""
+    from opendicke.fluctuations import twa
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.0, n_spins=10_000, seed=1)
+    c = cumulant(model, 1, t_final=1.5, times=4)
+    w = twa(model, 1, t_final=1.5, times=4, samples=300, seed=2, dt=0.02)
+    diff = np.abs(w["overlap"] - c["overlap"]).values[1:]
+    assert np.all(diff < 3 * w["overlap_error"].values[1:] + 1e-12)
+    occ = np.abs(w["occupation"] - c["occupation"]).values[1:]
+    assert np.all(occ < 3 * w["occupation_error"].values[1:] + 1e-12)
+    np.testing.assert_allclose(w["overlap_std"].values[1:], c["overlap_std"].values[1:], rtol=0.25)
+
+
+def test_initial_spin_samples_have_the_exact_moments():
+    """Both samplings reproduce ⟨S⟩ and the symmetrised covariance Σ_j (1 − s_j s_jᵀ) of a product state."""
+    from opendicke.fluctuations.twa import sample_spins
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=40, seed=0)
+    state = CorruptedPattern(1, flip=0.25, seed=2)
+    # gauged frame: pattern-1 spins all along +z, the 10 flipped ones along −z (one group at M = 1)
+    for method in ("discrete", "gaussian"):
+        s = sample_spins(model, state, 40000, method=method, seed=1)[:, 0, :] * 40  # S (one group)
+        mean = s.mean(axis=0)
+        cov = np.cov(s.T)
+        np.testing.assert_allclose(mean, [0, 0, 40 * 0.5], atol=0.15)
+        np.testing.assert_allclose(cov, np.diag([40.0, 40.0, 0.0]), atol=1.2)
+
+
+def test_both_methods_run_through_run_sweep_like_one_call():
+    """A chunked sweep (one g0 per chunk) gives exactly one call over the whole grid, for TWA too (per-point
+    random streams)."""
+    from opendicke.fluctuations import twa
+    from opendicke.sweep import run_sweep
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.0, n_spins=100, seed=0)
+    vary = {"g0": [0.8, 1.2]}
+    for solver, options in ((cumulant, {"t_final": 1.0, "times": 3}),
+                            (twa, {"t_final": 1.0, "times": 3, "samples": 20, "seed": 1, "dt": 0.05})):
+        swept = run_sweep(model, [1, 2], vary=vary, solver=solver, options=options, chunk_size=1, scheduler="in-process")
+        direct = solver(model, [1, 2], vary=vary, **options)
+        assert swept.attrs["sweep_chunks"] == 2
+        # same random numbers per point; the arithmetic of a smaller batch may differ in the last bit
+        np.testing.assert_allclose(swept["overlap"].values, direct["overlap"].values, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(swept["overlap_std"].values, direct["overlap_std"].values, rtol=1e-12, atol=1e-15)

@@ -27,8 +27,10 @@ the damped harmonic oscillator in the tests and the docs); the drift alone is 4t
 that land exactly on the output times.
 
 Error bars are plain Monte Carlo: the standard error of the mean over independent samples (no stratification).
-Samples run in chunks (memory bounded); chunk i uses the random stream ``SeedSequence(seed).spawn(...)[i]``, so
-a given (seed, samples, chunk_size) reproduces the result bit for bit.
+Samples run in chunks (memory bounded). Each (parameter point, initial state, chunk) draws from its own stream,
+``SeedSequence(seed, spawn_key=(chunk, *bits of the point's parameters, start index))``: a given (seed, samples,
+chunk_size) reproduces the result bit for bit, and a point gets the same numbers whichever other points share the
+call, so :func:`opendicke.sweep.run_sweep` reproduces a single call over the whole grid exactly.
 """
 
 from __future__ import annotations
@@ -125,15 +127,31 @@ def _rk4(rhs, y, h):
     return y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
-def strang_step(rhs, y, h, noise_scale, rng, first: bool, last: bool):
-    """One Strang-split step: noise for h/2 (h when merged with the previous step's last half), RK4 drift over h,
-    and the closing half noise on the last step of an output interval. ``noise_scale`` (rows, n) is the
-    standard deviation per unit √time of each component (zero where there is no noise)."""
+def strang_step(rhs, y, h, noise_scale, draw, first: bool, last: bool):
+    """One Strang-split step: noise for h/2 (the previous step's closing half merged with this step's opening half
+    into one increment of h), RK4 drift over h, and the closing half noise on the last step of an output interval.
+
+    The noise acts on the last ``noise_scale.shape[1]`` components (the mode quadratures); ``noise_scale``
+    (rows, q) is the standard deviation per unit √time, ``draw()`` returns standard normals of that shape.
+    """
+    q = noise_scale.shape[1]
     if first:
-        y = y + noise_scale * math.sqrt(0.5 * h) * rng.standard_normal(y.shape)
+        y[:, -q:] += noise_scale * math.sqrt(0.5 * h) * draw()
     y = _rk4(rhs, y, h)
     tau = 0.5 * h if last else h
-    return y + noise_scale * math.sqrt(tau) * rng.standard_normal(y.shape)
+    y[:, -q:] += noise_scale * math.sqrt(tau) * draw()
+    return y
+
+
+def _point_keys(params, n_starts: int) -> list[tuple[int, ...]]:
+    """A spawn key per (parameter point, start) from the parameter values themselves, so that a point's random
+    numbers do not depend on which other points share the call (a sweep's chunks reproduce one big call)."""
+    keys = []
+    for p in range(params.size):
+        values = np.concatenate([[params.omega[p], params.g0[p]], params.omega_modes[p], params.kappa[p]])
+        words = tuple(int(w) for w in np.ascontiguousarray(values, dtype="<f8").view("<u4"))
+        keys.extend(words + (s,) for s in range(n_starts))
+    return keys
 
 
 class _Accumulator:
@@ -234,7 +252,8 @@ def twa(
             chunk_size = max(2, min(samples, _CHUNK_BYTES // (P * S * n * 8 * 8)))
         chunk_size = int(max(1, min(chunk_size, samples)))
         n_chunks = math.ceil(samples / chunk_size)
-        streams = np.random.SeedSequence(seed).spawn(n_chunks)
+        entropy = np.random.SeedSequence(seed).entropy
+        keys = _point_keys(params, S)  # (P·S) keys, start fastest
         samplers = [_SpinSampler(model, grouping, s, spin_sampling) for s in starts]
         alpha0 = np.stack([s.initial_alpha(model) for s in starts])  # (S, M)
         N_sp = float(model.n_spins)
@@ -243,20 +262,22 @@ def twa(
         work_done, work_total = 0.0, float(samples)
 
         for c in range(n_chunks):
-            rng = np.random.default_rng(streams[c])
             cs = min(chunk_size, samples - c * chunk_size)
+            rngs = [np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(c,) + key)) for key in keys]
             rows = P * S * cs  # row = (point, start, sample), sample fastest
-            spins = np.stack([smp(rng, P * cs).reshape(P, cs, K, 3) for smp in samplers], axis=1)  # (P, S, cs, K, 3)
-            vac = (rng.standard_normal((P, S, cs, M)) + 1j * rng.standard_normal((P, S, cs, M))) / (2.0 * math.sqrt(N_sp))
-            alpha = alpha0[None, :, None, :] + vac
+            spins = np.empty((P * S, cs, K, 3))
+            alpha = np.empty((P * S, cs, M), dtype=complex)
+            for b, rng in enumerate(rngs):
+                spins[b] = samplers[b % S](rng, cs)
+                vac = rng.standard_normal((cs, M)) + 1j * rng.standard_normal((cs, M))
+                alpha[b] = alpha0[b % S] + vac / (2.0 * math.sqrt(N_sp))
             y = pack(spins.reshape(rows, K, 3), alpha.reshape(rows, M))
             rrep = lambda a: np.repeat(a, S * cs, axis=0)  # noqa: E731
             rhs = MeanFieldRHS(grouping.f, grouping.weights, rrep(params.omega), rrep(params.g0), rrep(params.omega_modes),
                                rrep(params.kappa))
-            noise = np.zeros((rows, n))
-            q = np.sqrt(rrep(params.kappa) / (4.0 * N_sp))  # (rows, M)
-            noise[:, 3 * K:3 * K + M] = q
-            noise[:, 3 * K + M:] = q
+            q = np.sqrt(rrep(params.kappa) / (4.0 * N_sp))  # (rows, M): on Re α and on Im α
+            noise = np.concatenate([q, q], axis=1)
+            draw = lambda: np.concatenate([r.standard_normal((cs, 2 * M)) for r in rngs])  # noqa: E731
             acc.count += cs
             _record(acc, y, 0, P * S, cs, K, M, grouping, bloch_mf, alpha_mf, xi_mf, factor, keep_bloch, T)
             for i in range(T - 1):
@@ -264,7 +285,7 @@ def twa(
                 steps = max(1, math.ceil(span / dt - 1e-9))
                 h = span / steps
                 for s_ in range(steps):
-                    y = strang_step(rhs, y, h, noise, rng, first=(s_ == 0), last=(s_ == steps - 1))
+                    y = strang_step(rhs, y, h, noise, draw, first=(s_ == 0), last=(s_ == steps - 1))
                 _record(acc, y, i + 1, P * S, cs, K, M, grouping, bloch_mf, alpha_mf, xi_mf, factor, keep_bloch, T)
                 if progress is not None and (i % 5 == 0 or i == T - 2):
                     progress((work_done + cs * (i + 1) / (T - 1)) / work_total)
