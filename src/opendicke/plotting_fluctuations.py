@@ -52,7 +52,8 @@ def plot_retrieval_spread(datasets: dict, path=None, *, title: str | None = None
             y, s = pick["overlap"].values, pick["overlap_std"].values
             line, = ax.plot(t, y, lw=1.0, label=f"$N_{{sp}}={n}$")
             ax.fill_between(t, y - s, y + s, color=line.get_color(), alpha=0.2, lw=0)
-        ax.plot(t, first.isel(initial=nu, pattern=nu)["overlap_meanfield"].values, "k:", lw=1, label="mean field")
+            ax.plot(t, pick["overlap_meanfield"].values, ":", color=line.get_color(), lw=1,
+                    label="mean field (same patterns)" if i == len(datasets) - 1 else None)
         ax.set_title(f"from pattern {nu + 1}")
         ax.set_xlabel("$t$")
     axes[0].set_ylabel(r"$\xi_\nu(t)$ ± quantum spread")

@@ -354,3 +354,12 @@ def _statistics(acc, grouping, N_sp, bloch_mf, alpha_mf, xi_mf, keep_bloch, samp
         out["bloch"] = np.full((T, PS, grouping.n_groups, 3), np.nan)
         out["squeezing"] = np.full((T, PS, grouping.n_groups), np.nan)
     return out
+
+
+def _sweep_solves_per_point(model, initial, options) -> int:
+    """For :func:`opendicke.sweep.run_sweep`: a TWA point costs about one mean-field solve per sample and start."""
+    starts = len(initial) if isinstance(initial, (list, tuple)) else 1
+    return starts * int(options.get("samples", 1000))
+
+
+twa.sweep_solves_per_point = _sweep_solves_per_point
