@@ -7,7 +7,7 @@ import numpy as np
 import typer
 
 from . import app
-from .common import FlipOption, FlipSeedOption, MirrorOption, Progress, fail, model_command, plain, print_json, start_states
+from .common import FlipOption, FlipSeedOption, MirrorOption, Progress, model_command, plain, print_json, start_states
 
 
 def _sizes(text: Optional[str], figure3: bool) -> list[int]:

@@ -29,7 +29,6 @@ never produce it. A coherent mode has Var(Re a) = Var(Im a) = 1/4, so Σ = 1/4 o
 
 from __future__ import annotations
 
-import math
 import time as _time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -184,6 +183,15 @@ def _check_finite(model: DickeModel) -> None:
         raise ValueError("n_spins: the fluctuation methods need a finite number of spins (give n_spins or patterns)")
 
 
+def _starts(initial) -> tuple[list[InitialState], bool]:
+    """The initial states as a list, and whether a list was given (then results get an ``initial`` dimension)."""
+    many = isinstance(initial, (list, tuple))
+    starts = [as_initial_state(s) for s in (initial if many else [initial])]
+    if not starts:
+        raise ValueError("initial: give at least one initial state")
+    return starts, many
+
+
 def check_memory(model: DickeModel, grouping: Grouping, batch: int, max_memory: float) -> int:
     need = memory_needed(grouping.n_groups, model.n_modes, batch)
     if need > max_memory:
@@ -244,10 +252,7 @@ def cumulant(
     from .results import cumulant_dataset
 
     _check_finite(model)
-    many = isinstance(initial, (list, tuple))
-    starts = [as_initial_state(s) for s in (initial if many else [initial])]
-    if not starts:
-        raise ValueError("initial: give at least one initial state")
+    starts, many = _starts(initial)
     t = output_times(t_final, times)
     grouping = reduce(model)
     params = parameter_batch(model, vary)

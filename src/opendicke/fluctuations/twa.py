@@ -49,7 +49,7 @@ from ..meanfield.integrate import integrate
 from ..model import DickeModel
 from ..reduction import Grouping, reduce
 from ..states import InitialState, as_initial_state
-from .cumulant import spin_squeezing
+from .cumulant import _check_finite, _starts, spin_squeezing
 
 __all__ = ["twa", "sample_spins", "strang_step", "SPIN_SAMPLINGS", "DEFAULT_DT"]
 
@@ -213,8 +213,7 @@ def twa(
     """
     from .results import twa_dataset
 
-    if model.thermodynamic_limit:
-        raise ValueError("n_spins: the fluctuation methods need a finite number of spins (give n_spins or patterns)")
+    _check_finite(model)
     samples = int(samples)
     if samples < 2:
         raise ValueError(f"samples must be ≥ 2 (error bars need two samples), got {samples}")
@@ -222,10 +221,7 @@ def twa(
         raise ValueError(f"dt must be a positive time step, got {dt}")
     if spin_sampling not in SPIN_SAMPLINGS:
         raise ValueError(f"spin_sampling must be one of {SPIN_SAMPLINGS}, got {spin_sampling!r}")
-    many = isinstance(initial, (list, tuple))
-    starts = [as_initial_state(s) for s in (initial if many else [initial])]
-    if not starts:
-        raise ValueError("initial: give at least one initial state")
+    starts, many = _starts(initial)
     t = output_times(t_final, times)
     grouping = reduce(model)
     params = parameter_batch(model, vary)
