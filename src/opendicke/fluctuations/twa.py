@@ -84,9 +84,8 @@ class _SpinSampler:
             self.cls_group = classes[:, 0].astype(np.int64)
             self.cls_count = counts
             self.u, self.r, self.e1, self.e2 = _frames(classes[:, 1:])
-            # (C, K) indicator to sum classes into groups
-            self.indicator = np.zeros((classes.shape[0], self.K))
-            self.indicator[np.arange(classes.shape[0]), self.cls_group] = 1.0
+            # classes come sorted by group (first key column) and every group has one: sum them with reduceat
+            self.first_class = np.searchsorted(self.cls_group, np.arange(self.K))
         elif method == "gaussian":
             per_spin = np.eye(3)[None] - vectors[:, :, None] * vectors[:, None, :]
             cov = np.zeros((self.K, 3, 3))
@@ -107,7 +106,7 @@ class _SpinSampler:
             one = 2.0 * rng.binomial(c, 0.5, size=(count, c.size)) - c
             two = 2.0 * rng.binomial(c, 0.5, size=(count, c.size)) - c
             per_class = along[..., None] * self.u + one[..., None] * self.e1 + two[..., None] * self.e2  # (count, C, 3)
-            total = np.einsum("sca,ck->ska", per_class, self.indicator)
+            total = np.add.reduceat(per_class, self.first_class, axis=1)
         else:
             z = rng.standard_normal((count, self.K, 3))
             total = self.mean + np.einsum("kab,skb->ska", self.root, z)
