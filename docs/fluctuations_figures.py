@@ -1,6 +1,6 @@
 """Figures of docs/fluctuations.md: finite-N retrieval in the paper's Fig. 3 model (M = 4).
 
-Run: python docs/fluctuations_figures.py [--quick]   (writes docs/figures/fluctuations_*.png and prints tables)
+Run: python docs/fluctuations_figures.py [--quick] [--retrieval-only] [--no-twa]   (writes docs/figures/fluctuations_*.png and prints tables)
 """
 
 import sys
@@ -33,7 +33,10 @@ for n, ds in runs.items():
            f" (MF {float(abs(last.isel(initial=nu, pattern=nu)['overlap_meanfield'])):.4f})" for nu in range(4)]
     print(f"| {n} | " + " | ".join(row) + " |")
 
-# TWA at N_sp = 100 and 1000 from pattern 1, for comparison with the cumulants at the same late time
+if "--retrieval-only" in sys.argv:
+    sys.exit(0)
+
+# TWA at N_sp = 100 and 1000 from every pattern, for comparison with the cumulants at the same late time
 for n in (100, 1000):
     model = paper_model(g0=1.2, n_spins=n, seed=0)
     w = twa(model, [1, 2, 3, 4], t_final=T_LATE, times=5, samples=100 if quick else 400, seed=1, dt=0.02)

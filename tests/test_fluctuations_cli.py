@@ -55,6 +55,7 @@ def test_bad_input_names_the_option(args, option):
         assert re.search(r"would need [0-9.]+ GiB", result.output)
 
 
+@pytest.mark.slow
 def test_figure3_writes_figure_and_data(tmp_path: Path):
     result = invoke("--figure3", "--n-spins", "100,400", "--points", "2", "--g0-min", "0.9", "--g0-max", "1.5",
                     "--t-final", "1", "--out", str(tmp_path), "--json")
