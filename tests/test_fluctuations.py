@@ -147,6 +147,8 @@ def test_cumulant_linear_version_is_mean_field_and_n_independent():
     np.testing.assert_allclose(a["overlap_meanfield"].values, mf["overlap"].values, atol=1e-8)
     N = lambda m: m.n_spins / 2 ** (m.n_modes - 1)  # noqa: E731
     np.testing.assert_allclose(N(model) * a["cost_linear"].values, N(big) * b["cost_linear"].values, rtol=1e-6)
+    # a coherent spin state is not squeezed: Wineland ξ_R² = 1 in every group at t = 0
+    np.testing.assert_allclose(a["squeezing"].values[0], 1.0, rtol=1e-12)
     # E_N(0) = 2 Σ_k 1/n_k + M/N for a pattern state (GUIDE §3): groups of 4 spins here
     assert a["cost"].values[0] == pytest.approx(2 * (1 / 4 + 1 / 4) + 2 / N(model), rel=1e-12)
     # with feedback the means move away from mean field by O(1/N), and less for the larger model
