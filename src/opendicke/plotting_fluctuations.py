@@ -21,7 +21,7 @@ def plot_finite_n_figure3(ds, path=None):
     g0 = ds["g0"].values
     for nu in range(M):
         ax = axes[nu]
-        ax.plot(g0, ds["overlap_theory"].values[:, nu], "k-", lw=1.2, label="Eq. (12)")
+        ax.plot(*_eq12_curve(ds, nu), "k-", lw=1.2, label="Eq. (12)")
         for i, n in enumerate(sizes):
             y = ds["overlap"].values[i, :, nu]
             err = ds["overlap_std"].values[i, :, nu]
@@ -34,6 +34,19 @@ def plot_finite_n_figure3(ds, path=None):
     axes[-1].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"finite-N Fig. 3 ({ds.attrs['method']})", fontsize=10)
     return save_figure(fig, path) if path is not None else fig
+
+
+def _eq12_curve(ds, nu: int):
+    """Eq. (12) for pattern ν on a fine g0 grid (closed form, thermodynamic limit; 0 below g_c)."""
+    from .theory import retrieval_overlap
+
+    g0 = ds["g0"].values
+    fine = np.linspace(g0.min(), g0.max(), 400)
+    omega, mode, kappa = ds.attrs["omega"], np.atleast_1d(ds.attrs["omega_modes"])[nu], np.atleast_1d(ds.attrs["kappa"])[nu]
+    try:
+        return fine, retrieval_overlap(fine, omega, mode, kappa)
+    except ValueError:  # Eq. (12) does not apply (e.g. κ = 0): the coarse stored values (NaN)
+        return g0, ds["overlap_theory"].values[:, nu]
 
 
 def plot_retrieval_spread(datasets: dict, path=None, *, title: str | None = None):
