@@ -36,7 +36,7 @@ def fluctuations(
     flip_seed: FlipSeedOption = 0,
     mirror: MirrorOption = False,
     method: Annotated[str, typer.Option("--method", help="cumulant (second-order cumulants with the 1/N feedback) | twa (truncated Wigner, statistical error bars)")] = "cumulant",
-    t_final: Annotated[float, typer.Option("--t-final", help="Final time.")] = 10.0,
+    t_final: Annotated[Optional[float], typer.Option("--t-final", help="Final time (default 10; with --figure3 the fixed late time, default 100).")] = None,
     times: Annotated[int, typer.Option("--times", help="Number of equally spaced output times, start and end included.")] = 101,
     samples: Annotated[int, typer.Option("--samples", help="TWA phase-space samples (≥ 2).")] = 1000,
     dt: Annotated[float, typer.Option("--dt", help="TWA: largest step of the stochastic integrator.")] = 0.01,
@@ -62,6 +62,7 @@ def fluctuations(
     else:
         sizes = _sizes(n_spins, figure3)
     if figure3:
+        t_final = 100.0 if t_final is None else t_final
         return _figure3(model, sizes, seed, method, t_final, samples, dt, spin_sampling, points, g0_min, g0_max,
                         out, as_json)
     if model.patterns is None:
@@ -76,6 +77,7 @@ def fluctuations(
                 f"--n-spins/--omega-modes: M = {model.n_modes} at N_sp = {model.n_spins} gives {grouping.n_groups} groups; "
                 f"the cumulant covariance would need {need / 2**30:.1f} GiB (limit {DEFAULT_MAX_MEMORY / 2**30:.0f} GiB): "
                 f"use --method twa (memory ∝ groups), or fewer spins or modes")
+    t_final = 10.0 if t_final is None else t_final
     (start,) = start_states(model, pattern, flip, flip_seed, mirror)
     options = {"t_final": t_final, "times": times}
     if method == "twa":
