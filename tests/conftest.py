@@ -1,6 +1,6 @@
 """Independent references shared by the physics tests.
 
-Nothing here imports opendicke: the mean-field equations are written out again from GUIDE §2 (paper
+Nothing here imports opendicke: the mean-field equations are written out again from docs/physics-notes.md, Conventions (paper
 Eq. 7) in a different form (precession ṡ = B × s with B = (2Ω, 0, h)), integrated with scipy's own
 DOP853, and the ideal f matrix / fixed point are built from their definitions.
 """
@@ -24,7 +24,7 @@ PAPER_KAPPA = np.ones(4)
 
 
 def reference_rhs(couplings, weights, omega, omega_modes, kappa, g0):
-    """Right-hand side of Eq. (7) for K spins (or groups) and M modes, written from GUIDE §2.
+    """Right-hand side of Eq. (7) for K spins (or groups) and M modes, written from docs/physics-notes.md, Conventions.
 
     State layout (ours, not the package's): [s (K×3, row-major), Re α (M), Im α (M)].
     Spin j precesses about B_j = (2Ω, 0, h_j), h_j = 2 g0 Σ_μ f[μ,j] · 2 Re α_μ, i.e.
@@ -114,7 +114,7 @@ def hand_gauge_and_groups(G):
 
 
 def fixed_point(omega, omega_nu, kappa_nu, g0):
-    """GUIDE §2 retrieval fixed point, written out: (g_c, z, s_x, α_ν)."""
+    """docs/physics-notes.md, Conventions retrieval fixed point, written out: (g_c, z, s_x, α_ν)."""
     g_c = np.sqrt(0.5 * (omega / omega_nu) * (omega_nu**2 + kappa_nu**2 / 4))
     z = np.sqrt(1 - (g_c / g0) ** 4)
     sx = -((g_c / g0) ** 2)

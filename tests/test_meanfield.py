@@ -1,8 +1,8 @@
 """Batched mean-field dynamics (paper Eq. 7) against independent references.
 
-References: our own right-hand side of GUIDE §2 integrated point by point with scipy's DOP853 at
+References: our own right-hand side of docs/physics-notes.md, Conventions integrated point by point with scipy's DOP853 at
 rtol 1e-12 (conftest.reference_evolve), the conservation of |m_k|, the analytic retrieval solution
-(Eq. 12) and the corrupted-pattern result of GUIDE §3, and the package's second representation.
+(Eq. 12) and the corrupted-pattern result of docs/physics-notes.md, Measured facts, and the package's second representation.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def test_bloch_length_drift_over_t1000_at_default_tolerances():
 
 # ---------------------------------------------------------------------------------------------- retrieval
 def test_retrieval_approaches_the_analytic_solution():
-    """Loose check (relaxation is slow, GUIDE §3): from pattern ν the overlap and occupation approach Eq. 12
+    """Loose check (relaxation is slow, docs/physics-notes.md, Measured facts): from pattern ν the overlap and occupation approach Eq. 12
     above g_c and 0 below; the other overlaps stay exactly 0 in the thermodynamic limit."""
     g0s = [0.8, 1.0]  # g_c = 0.646, 0.729, 0.806, 0.878: at 0.8 patterns 1, 2 retrieve, 3, 4 do not
     ds = evolve(FIG3, [1, 2, 3, 4, od.PatternState(2, sign=-1)], t_final=300.0, times=31, vary={"g0": g0s})
@@ -168,7 +168,7 @@ def test_retrieval_approaches_the_analytic_solution():
         for s, (nu, sign) in enumerate([(1, 1), (2, 1), (3, 1), (4, 1), (2, -1)]):
             got = end.isel(g0=i, initial=s)
             xi = got.overlap.values
-            # the Z2 symmetry: a trajectory may land on the mirror solution (ξ → −ξ, α → −α), GUIDE §2
+            # the Z2 symmetry: a trajectory may land on the mirror solution (ξ → −ξ, α → −α), docs/physics-notes.md, Conventions
             landed = 1 if xi[nu - 1] >= 0 else -1
             theory = od.retrieval_state(m, nu, sign=landed)
             assert abs(xi[nu - 1]) == pytest.approx(abs(theory["overlap"]), abs=1e-3), (g0, nu, sign)
@@ -179,8 +179,8 @@ def test_retrieval_approaches_the_analytic_solution():
                 assert abs(xi[nu - 1]) > 0.5  # not trivially satisfied by a decayed state
 
 
-def test_corrupted_pattern_keeps_reduced_overlap_guide_example():
-    """GUIDE §3: M = 1, N_sp = 400, p = 0.1, g0 = 1: the stationary overlap is √(r² − (g_c/g0)^4) = 0.68293
+def test_corrupted_pattern_keeps_reduced_overlap_notes_example():
+    """docs/physics-notes.md, Measured facts: M = 1, N_sp = 400, p = 0.1, g0 = 1: the stationary overlap is √(r² − (g_c/g0)^4) = 0.68293
     (r = 1 − 2p), not Eq. 12's 0.909: mean field never repairs a corrupted pattern."""
     r, g0 = 0.8, 1.0
     g_c4 = (0.5 * (0.5 / 1.5) * (1.5**2 + 0.25)) ** 2

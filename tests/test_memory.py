@@ -1,7 +1,7 @@
 """Associative-memory experiments (issue 5): recognition maps, the pattern-selective regime, census, crosstalk.
 
 References are independent of the code under test: the corrupted-pattern overlap √((1−2p)² − (g_c/g0)^4) and
-its boundary g_c/√(1−2p) (GUIDE §3), the closed-form full-space threshold g_stab = g_c(ν)^{3/2}/(g_c,min^{1/2}
+its boundary g_c/√(1−2p) (docs/physics-notes.md, Measured facts), the closed-form full-space threshold g_stab = g_c(ν)^{3/2}/(g_c,min^{1/2}
 √(1−2p)) written out by hand, the dense Jacobian stability of :mod:`opendicke.meanfield.steady`, and the
 single-mode model, where every start above g_c must end on the Eq. (12) state.
 """
@@ -152,8 +152,8 @@ def test_which_json_contract_and_corrupted_threshold():
     assert clean["patterns"][0]["overlap"] == pytest.approx(_overlap(0.75, G_C[0], 0.0), abs=1e-6)
 
 
-def test_finite_n_single_mode_recognition_matches_guide_example():
-    # GUIDE §3: M = 1, N_sp = 400, p = 0.1, g0 = 1 → 0.68293 (Eq. 12 alone would say 0.909)
+def test_finite_n_single_mode_recognition_matches_the_notes_example():
+    # docs/physics-notes.md, Measured facts: M = 1, N_sp = 400, p = 0.1, g0 = 1 → 0.68293 (Eq. 12 alone would say 0.909)
     model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, n_spins=400, seed=3)
     rm = mem.recognition_map(model, [0.7, 1.0], [0.1], samples=2, draws=2)
     assert rm.sizes["sample"] == 4
@@ -167,7 +167,7 @@ def test_finite_n_single_mode_recognition_matches_guide_example():
 
 def test_census_single_mode_has_a_known_answer():
     model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0)
-    census, _ = mem.attractor_census(model, [0.5, 1.2], n_random=6, n_mixtures=0)
+    census = mem.attractor_census(model, [0.5, 1.2], n_random=6, n_mixtures=0)
     frac = census["fraction"].sel(kind="all")
     assert float(frac.sel(g0=0.5, outcome_name="paramagnetic")) == 1.0
     assert float(frac.sel(g0=1.2, outcome_name="recognition")) == 1.0
@@ -175,7 +175,7 @@ def test_census_single_mode_has_a_known_answer():
 
 
 def test_census_below_every_threshold_is_paramagnetic_but_not_stationary_spins():
-    census, _ = mem.attractor_census(paper_model(), [0.5], n_random=4, n_mixtures=4, t_max=1500)
+    census = mem.attractor_census(paper_model(), [0.5], n_random=4, n_mixtures=4, t_max=1500)
     assert (census["outcome"].values == "paramagnetic").all()
     # overlaps vanish while generic starts keep group vectors precessing along undamped directions
     assert census["precessing"].values[0, :4].all()
@@ -303,7 +303,7 @@ def test_crosstalk_at_m20_and_ten_thousand_spins():
 
 @pytest.mark.slow
 def test_census_fig3_model_finds_recognition_of_every_robust_pattern():
-    census, _ = mem.attractor_census(paper_model(), [1.4], n_random=24, n_mixtures=24)
+    census = mem.attractor_census(paper_model(), [1.4], n_random=24, n_mixtures=24)
     ends = census["ends_on"].values[census["outcome"].values == "recognition"]
     assert float(census["fraction"].sel(kind="all", outcome_name="recognition").isel(g0=0)) >= 0.8
     assert set(np.unique(ends)) >= {1}

@@ -90,6 +90,7 @@ def test_gaussian_equals_plain_basis_one_mode():
     assert max(squares.values()) < 1e-6, squares
 
 
+@pytest.mark.slow  # 40-80 s at load 13 (issue 10); fast representatives: plain-basis and dataset tests
 def test_gaussian_equals_comoving_two_modes():
     """Two modes, two blocks (four frame modes), N_sp = 400, t ≤ 0.4: against the co-moving frame with 4 rotated
     Dicke states and 4 displaced levels (measured agreement 1e-9 in the occupations, 1e-12 in the overlaps)."""
@@ -102,6 +103,7 @@ def test_gaussian_equals_comoving_two_modes():
     assert max(diffs.values()) < 1e-7, diffs
 
 
+@pytest.mark.slow  # 40-80 s at load 13 (issue 10); fast representatives: plain-basis and dataset tests
 def test_result_does_not_depend_on_the_frame():
     """The frame is a change of basis: a squeezing at 60 % of the fitted one gives the same observables
     (N_sp = 10^5, t ≤ 2, 12 quanta; measured 3e-8, limited by the truncation of the worse frame; with the sign
@@ -119,6 +121,7 @@ def test_result_does_not_depend_on_the_frame():
     assert a.truncation().max() < 1e-7
 
 
+@pytest.mark.slow  # 40-80 s at load 13 (issue 10); fast representatives: plain-basis and dataset tests
 def test_frame_state_is_nearly_thermal_as_predicted():
     """At N_sp = 10^5 the exact state in the frame has the total occupation of the leading-order Williamson
     modes (t = 3: predicted 0.70)."""
@@ -134,6 +137,7 @@ def test_frame_state_is_nearly_thermal_as_predicted():
 
 
 # ----------------------------------------------------------------------------- search, solve, errors
+@pytest.mark.slow  # 40-80 s at load 13 (issue 10); fast representatives: plain-basis and dataset tests
 def test_search_converges_and_small_limit_warns():
     p = build(one_mode(10_000), 1, fock=2)
     times = np.linspace(0, 2.0, 11)
@@ -145,6 +149,7 @@ def test_search_converges_and_small_limit_warns():
     assert not s.converged and s.levels == 8
 
 
+@pytest.mark.slow  # 40-80 s at load 13 (issue 10); fast representatives: plain-basis and dataset tests
 def test_search_stops_early_when_the_tolerance_is_out_of_reach():
     from opendicke.quantum.gaussian import _levels_needed
 
@@ -171,6 +176,7 @@ def test_solve_gaussian_dataset_and_cost():
     assert abs(ds["overlap"].values[-1, 0] - ds["overlap_meanfield"].values[-1, 0]) < 1e-2
 
 
+@pytest.mark.slow  # 40-80 s at load 13 (issue 10); fast representatives: plain-basis and dataset tests
 def test_gaussian_validation():
     with pytest.raises(ValueError, match="needs every block to hold"):
         propagate_gaussian(build(one_mode(8), 1), [0.0, 1.0], 4)

@@ -1,7 +1,7 @@
 """Stationary states of the mean-field equations (issue 3) against independent references.
 
-References: the retrieval fixed point and g_c written out in conftest (GUIDE §2, paper Eq. 12); the
-corrupted-pattern overlap √(r² − (g_c/g0)^4) and the GUIDE §3 example; our own right-hand side
+References: the retrieval fixed point and g_c written out in conftest (docs/physics-notes.md, Conventions, paper Eq. 12); the
+corrupted-pattern overlap √(r² − (g_c/g0)^4) and the docs/physics-notes.md, Measured facts example; our own right-hand side
 (conftest.reference_rhs) for finite-difference Jacobians, their spectra and long scipy DOP853 runs; the
 Z2 symmetry; the per-spin representation; and exact periods of decoupled precession.
 """
@@ -85,7 +85,7 @@ def test_newton_keeps_the_conserved_lengths(rng):
     ref = reference_rhs(f, [1.0], 0.5, [1.5], [1.0], 1.0)  # for one group both layouts coincide
     assert max(np.abs(ref(0.0, y[0])).max(), np.abs(ref(0.0, y[1])).max()) < 1e-12
     np.testing.assert_allclose(y[0], exact, atol=1e-12)  # the unit-length fixed point is Eq. 12's
-    # the length-0.6 fixed point: s_x keeps −(g_c/g0)², |z| = √(0.36 − (g_c/g0)^4) (GUIDE §3)
+    # the length-0.6 fixed point: s_x keeps −(g_c/g0)², |z| = √(0.36 − (g_c/g0)^4) (docs/physics-notes.md, Measured facts)
     np.testing.assert_allclose(abs(y[1, 2]), np.sqrt(0.36 - (g_c / 1.0) ** 4), atol=1e-12)
 
 
@@ -125,7 +125,7 @@ def test_figure3_model_matches_eq12(figure3_batch):
         assert np.abs(occ - n)[far].max() <= 1e-6
         assert xi[g0 < G_C[nu]].max() <= 1e-6
         assert np.abs(np.delete(sel["overlap"].values, nu, axis=1)).max() <= 1e-9
-        # the stationary spin points along the field: s_x = −(g_c/g0)² above g_c, −1 below (Eq. 12, GUIDE §2)
+        # the stationary spin points along the field: s_x = −(g_c/g0)² above g_c, −1 below (Eq. 12, docs/physics-notes.md, Conventions)
         sx = sel["bloch"].values[:, 0, 0]
         np.testing.assert_allclose(sx[far & (g0 > G_C[nu])], -((G_C[nu] / g0[far & (g0 > G_C[nu])]) ** 2), atol=1e-9)
         np.testing.assert_allclose(sx[g0 < G_C[nu] - 0.01], -1.0, atol=1e-9)
@@ -141,7 +141,7 @@ def test_figure3_evidence_is_recorded(figure3_batch):
     assert ds["eigenvalues"].dims[-1] == "eigenvalue"
     assert np.all(ds["eigenvalues"].values.real[..., 0] < 0)
     assert (ds["subspace_dim"] == 5).all()  # one group and one mode (the pattern-ν invariant subspace)
-    # GUIDE §3: one radial zero per group and 2^(M−1) − M undamped combinations (two eigenvalues each)
+    # docs/physics-notes.md, Measured facts: one radial zero per group and 2^(M−1) − M undamped combinations (two eigenvalues each)
     assert (ds["n_conserved"] == 8).all() and (ds["n_undamped"] == 8).all()
     assert np.all((ds["linearity"] <= 1.0) | (ds["time_integrated"] == 0))
 
@@ -180,7 +180,7 @@ def test_mirror_start_gives_the_mirror_solution():
 
 @pytest.mark.parametrize("flip", [0.1, 0.25])
 def test_corrupted_pattern_keeps_its_reduced_overlap(flip):
-    """GUIDE §3: the stationary overlap is √(r² − (g_c/g0)^4), r = 1 − 2p; the threshold moves to g_c/√r."""
+    """docs/physics-notes.md, Measured facts: the stationary overlap is √(r² − (g_c/g0)^4), r = 1 − 2p; the threshold moves to g_c/√r."""
     r = 1 - 2 * flip
     g_c = G_C[0]
     g0 = np.array([0.9 * g_c / np.sqrt(r), 1.03 * g_c / np.sqrt(r), 1.0, 1.5, 2.0])
@@ -191,8 +191,8 @@ def test_corrupted_pattern_keeps_its_reduced_overlap(flip):
     np.testing.assert_allclose(np.linalg.norm(ds["bloch"].values, axis=-1), r, atol=1e-12)  # lengths conserved
 
 
-def test_corrupted_pattern_finite_n_guide_example_in_both_representations():
-    """GUIDE §3: M = 1, N_sp = 400, p = 0.1, g0 = 1 → 0.68293 (Eq. 12 alone would say 0.909)."""
+def test_corrupted_pattern_finite_n_notes_example_in_both_representations():
+    """docs/physics-notes.md, Measured facts: M = 1, N_sp = 400, p = 0.1, g0 = 1 → 0.68293 (Eq. 12 alone would say 0.909)."""
     model = od.DickeModel(0.5, [1.5], 1.0, g0=1.0, n_spins=400, seed=0)
     start = od.CorruptedPattern(1, flip=0.1, seed=2)
     groups = steady_state(model, start, representation="groups")
@@ -223,7 +223,7 @@ def test_batch_gives_the_same_answer_as_single_points():
 
 
 def test_accepted_fixed_point_is_the_long_time_limit_of_an_independent_integration():
-    """At g0 = 1.2 (slowest rate 0.012, GUIDE §3) the solver stops early; scipy DOP853 on our own rhs, run to
+    """At g0 = 1.2 (slowest rate 0.012, docs/physics-notes.md, Measured facts) the solver stops early; scipy DOP853 on our own rhs, run to
     t = 2500 where e^(−0.012 t) ~ 1e-13, ends on the reported fixed point."""
     ds = steady_state(FIG3.replace(g0=1.2), 1)
     assert str(ds["classification"].values) == "stable"
@@ -245,24 +245,24 @@ def _tangent_spectrum(y, omega, omega_nu, kappa_nu, g0):
     return np.delete(lam, np.argmin(np.abs(lam)))
 
 
-def test_slowest_decay_rates_on_the_pattern_subspace_match_guide():
-    """GUIDE §3 (Fig. 3 model, pattern 1): 0.13 at g0 = 0.5, 0.15 at g_c ± 0.01, 0.057 at 1.0, 0.012 at 1.2,
+def test_slowest_decay_rates_on_the_pattern_subspace_match_the_notes():
+    """docs/physics-notes.md, Measured facts (Fig. 3 model, pattern 1): 0.13 at g0 = 0.5, 0.15 at g_c ± 0.01, 0.057 at 1.0, 0.012 at 1.2,
     1.5e-4 at 2.0, 5.8e-6 at 3.0; and a finite-difference spectrum of the reference rhs at the fixed point."""
-    guide = {0.5: 0.13, G_C[0] - 0.01: 0.15, G_C[0] + 0.01: 0.15, 1.0: 0.057, 1.2: 0.012, 2.0: 1.5e-4, 3.0: 5.8e-6}
-    g0 = np.array(list(guide))
+    quoted = {0.5: 0.13, G_C[0] - 0.01: 0.15, G_C[0] + 0.01: 0.15, 1.0: 0.057, 1.2: 0.012, 2.0: 1.5e-4, 3.0: 5.8e-6}
+    g0 = np.array(list(quoted))
     ds = steady_state(FIG3, 1, vary={"g0": g0})
     assert (ds["classification"] == "stable").all()
-    for i, (g, rate) in enumerate(guide.items()):
+    for i, (g, rate) in enumerate(quoted.items()):
         sel = ds.isel(g0=i)
-        assert abs(float(sel["excited_rate"]) - rate) <= 0.05 * rate  # the GUIDE quotes two digits
+        assert abs(float(sel["excited_rate"]) - rate) <= 0.05 * rate  # the notes quote two digits
         y = np.concatenate([sel["bloch"].values[0], [complex(sel["alpha"][0]).real, complex(sel["alpha"][0]).imag]])
         lam = _tangent_spectrum(y, PAPER_OMEGA, PAPER_OMEGA_MODES[0], 1.0, g)
         slowest = -lam.real.max()
         assert abs(slowest - float(sel["excited_rate"])) <= max(1e-3 * slowest, 5e-8 * np.abs(lam).max())
 
 
-def test_marginal_directions_of_the_full_model_are_counted_as_guide_says():
-    """GUIDE §3: at g0 = 1, 16 of the 32 eigenvalues of the Fig. 3 model lie on the imaginary axis (8 radial
+def test_marginal_directions_of_the_full_model_are_counted_as_the_notes_say():
+    """docs/physics-notes.md, Measured facts: at g0 = 1, 16 of the 32 eigenvalues of the Fig. 3 model lie on the imaginary axis (8 radial
     zeros, 8 undamped precessions); the rest are damped. Counted on a finite-difference Jacobian."""
     ds = steady_state(FIG3, 1)
     y = pack(ds["bloch"].values, ds["alpha"].values)
@@ -362,7 +362,8 @@ def test_critical_couplings_found_by_bisection_agree_with_eq12():
     np.testing.assert_allclose(ds["g_crit"].values, G_C, atol=1e-3)
     assert np.all(ds["g_lower"].values < G_C + 1e-4) and np.all(ds["g_upper"].values > G_C - 1e-4)
     assert np.all(ds["g_upper"].values - ds["g_lower"].values <= 1e-4)
-    assert isinstance(find_critical_coupling(FIG3, 4, tol=1e-3), float)
+    single = find_critical_coupling(FIG3, 4, tol=1e-3)  # a Dataset, like every public result
+    assert single["pattern"].values.tolist() == [4]
 
 
 def test_corrupted_threshold_moves_to_gc_over_sqrt_r():

@@ -204,7 +204,7 @@ def test_resume_recomputes_only_missing_chunks(tmp_path):
     assert again.attrs["sweep_chunks_reused"] == 4
     assert _stats(parts / name for name in before) == before  # the finished chunks were not touched
     assert not list(parts.glob(".*.tmp"))
-    strip = dict(sweep_chunks_reused=0, sweep_seconds=0, sweep_executor="")
+    strip = dict(sweep_chunks_reused=0, elapsed_seconds=0, sweep_executor="")
     xr.testing.assert_identical(again.assign_attrs(strip), first.assign_attrs(strip))
     # complete: resuming again computes nothing and returns the file
     CALLS.clear()
@@ -326,6 +326,7 @@ def _descendants(pid):
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+@pytest.mark.slow  # starts Dask processes (issue 10: default run ≤ 5 min); representative: the SIGKILL resume test
 def test_local_cluster_listens_on_loopback_only_and_matches_in_process():
     from opendicke.sweep import _client
 
@@ -340,8 +341,8 @@ def test_local_cluster_listens_on_loopback_only_and_matches_in_process():
     local = run_sweep(paper_model(), STARTS, scheduler="local", workers=2, **kwargs)
     inproc = run_sweep(paper_model(), STARTS, scheduler="in-process", **kwargs)
     assert local.attrs["sweep_executor"].startswith("local cluster (2 worker")
-    xr.testing.assert_identical(local.assign_attrs(sweep_executor="", sweep_seconds=0),
-                                inproc.assign_attrs(sweep_executor="", sweep_seconds=0))
+    xr.testing.assert_identical(local.assign_attrs(sweep_executor="", elapsed_seconds=0),
+                                inproc.assign_attrs(sweep_executor="", elapsed_seconds=0))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,7 +378,7 @@ def _assert_same_sweep(path, reference):
     ds = load_dataset(path)
     assert ds.attrs["sweep_spec_hash"] == reference.attrs["sweep_spec_hash"]
     assert np.array_equal(ds["g0"].values, reference["g0"].values) and np.unique(ds["g0"].values).size == ds.sizes["g0"]
-    strip = dict(sweep_executor="", sweep_seconds=0, sweep_chunks_reused=0)
+    strip = dict(sweep_executor="", elapsed_seconds=0, sweep_chunks_reused=0)
     xr.testing.assert_identical(ds.assign_attrs(strip), reference.assign_attrs(strip))
     return ds
 
@@ -441,6 +442,7 @@ def _by_value(func):
     return func
 
 
+@pytest.mark.slow  # starts Dask processes (issue 10: default run ≤ 5 min); representative: the SIGKILL resume test
 def test_killing_a_worker_mid_sweep_loses_and_duplicates_nothing(dask_cluster, reference, tmp_path):
     address, procs, client = dask_cluster
     out = tmp_path / "cluster.nc"
@@ -638,7 +640,7 @@ def test_convergence_study_through_run_sweep_equals_the_direct_call_and_resumes(
     again = run_sweep(model, 1, resume=True, keep_chunks=True, **kwargs)
     assert again.attrs["sweep_chunks_reused"] == 2 and _stats(files[1:]) == before
     assert again["n_spins"].values.tolist() == [2, 3, 4] and again.attrs["slope"] == ref.attrs["slope"]
-    strip = dict(sweep_chunks_reused=0, sweep_seconds=0, sweep_executor="")
+    strip = dict(sweep_chunks_reused=0, elapsed_seconds=0, sweep_executor="")
     xr.testing.assert_identical(again.drop_vars("elapsed_seconds").assign_attrs(strip),
                                 first.drop_vars("elapsed_seconds").assign_attrs(strip))
 

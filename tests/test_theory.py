@@ -1,4 +1,4 @@
-"""Analytic retrieval theory (paper Eq. 12 and g_crit, GUIDE §2).
+"""Analytic retrieval theory (paper Eq. 12 and g_crit, docs/physics-notes.md, Conventions).
 
 References: the paper's formulas typed in again (conftest.fixed_point and Eq. 12 in the paper's own
 form), hand-computed g_c for the Fig. 3 model, and the mean-field right-hand side written independently
@@ -24,7 +24,7 @@ def test_critical_coupling_of_the_paper_fig3_model():
     expected = np.sqrt([2.5 / 6, 4.25 / 8, 6.5 / 10, 9.25 / 12])
     got = od.critical_coupling(PAPER_OMEGA, PAPER_OMEGA_MODES, PAPER_KAPPA)
     np.testing.assert_allclose(got, expected, rtol=1e-14)
-    np.testing.assert_allclose(got, [0.6455, 0.7289, 0.8062, 0.8780], atol=6e-5)  # GUIDE §2 values
+    np.testing.assert_allclose(got, [0.6455, 0.7289, 0.8062, 0.8780], atol=6e-5)  # docs/physics-notes.md, Conventions values
     m = od.paper_model(1.0)
     for nu in range(1, 5):
         assert od.retrieval_state(m, nu)["g_crit"] == pytest.approx(expected[nu - 1], rel=1e-14)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .model import DickeModel
 
-__all__ = ["ParameterBatch", "parameter_batch", "parse_range", "VARIABLE_NAMES"]
+__all__ = ["ParameterBatch", "parameter_batch", "parse_range", "parse_vary", "check_distinct", "VARIABLE_NAMES"]
 
 VARIABLE_NAMES = ("g0", "omega", "kappa", "kappa_<n>", "omega_mode_<n>")
 _MODE_NAME = re.compile(r"^(kappa|omega_mode)_(\d+)$")
@@ -46,7 +46,16 @@ def _values(name: str, values) -> np.ndarray:
         raise ValueError(f"vary {name}: give a non-empty 1-D list of values")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"vary {name}: values must be finite")
+    check_distinct(name, arr)
     return arr
+
+
+def check_distinct(name: str, values: np.ndarray) -> None:
+    """A grid dimension is a coordinate: repeated values would make it ambiguous (raise ValueError)."""
+    unique, counts = np.unique(values, return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(f"vary {name}: value(s) {unique[counts > 1].tolist()} given more than once; "
+                         f"each value of a grid dimension must be distinct")
 
 
 def parameter_batch(model: DickeModel, vary: dict | None = None) -> ParameterBatch:
@@ -102,3 +111,16 @@ def parse_range(text: str) -> tuple[str, np.ndarray]:
     except ValueError:
         raise ValueError(f"--vary {text!r}: expected NAME=START:STOP:COUNT (COUNT ≥ 1) or NAME=V1,V2,...") from None
     return name, values
+
+
+def parse_vary(texts) -> dict[str, np.ndarray]:
+    """Several ``--vary`` specifications → ``{name: values}`` in the order given; a name given twice is an error."""
+    out: dict[str, np.ndarray] = {}
+    for text in texts:
+        name, values = parse_range(text)
+        if name in out:
+            raise ValueError(f"--vary {name} is given more than once ({text!r}); give all its values in one "
+                             f"--vary {name}=V1,V2,... or {name}=START:STOP:COUNT")
+        check_distinct(name, values)
+        out[name] = values
+    return out

@@ -10,6 +10,11 @@ A model file holds the same fields as :class:`~opendicke.model.DickeModel`::
     seed = 7               # random patterns ...
     patterns = ["++-+", "+-+-"]   # ... or explicit ones (rows of + and -), implying n_spins
 
+Every field is optional: :func:`load_model` fills the missing ones from the paper's Fig. 3 model (Ω = 0.5,
+Ω_μ = Ω(μ + 2), κ = 1, g0 = 1, thermodynamic limit), so a file with only ``g0 = 0.8`` is valid. When the file
+gives patterns (or mode frequencies) for M modes but no mode frequencies, the paper's family Ω_μ = Ω(μ + 2)
+is continued to those M modes.
+
 Results are written to a temporary file in the target directory and renamed into place, so a reader
 never sees a half-written file. Complex variables (α) are stored as ``<name>_real``/``<name>_imag``
 pairs and joined again on reading.
@@ -28,7 +33,8 @@ import xarray as xr
 
 from .model import DickeModel, parse_patterns
 
-__all__ = ["load_model", "model_from_dict", "save_model", "save_dataset", "load_dataset", "atomic_path"]
+__all__ = ["load_model", "read_model_file", "model_from_dict", "merge_with_defaults", "save_model", "save_dataset",
+           "load_dataset", "atomic_path", "check_writable"]
 
 MODEL_FIELDS = ("omega", "omega_modes", "kappa", "g0", "n_spins", "seed", "patterns")
 
@@ -48,22 +54,94 @@ def model_from_dict(data: dict) -> DickeModel:
     return DickeModel(**kwargs)
 
 
-def load_model(path: str | os.PathLike) -> DickeModel:
-    """Read a model from a TOML file (fields as in the module docstring)."""
+def merge_with_defaults(data: dict) -> dict:
+    """The model fields in ``data`` on top of the paper's Fig. 3 model (see the module docstring).
+
+    The number of modes M comes from ``omega_modes``, else from the rows of ``patterns``, else from a list of
+    ``kappa`` values, else it is the paper's 4; missing mode frequencies continue the family Ω_μ = Ω(μ + 2).
+    """
+    from .model import paper_model
+
+    unknown = set(data) - set(MODEL_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown model field(s) {sorted(unknown)}; allowed: {', '.join(MODEL_FIELDS)}")
+    out = {k: v for k, v in data.items() if v is not None}
+    if "omega_modes" not in out:
+        n_modes = None
+        if "patterns" in out:
+            pats = out["patterns"]
+            pats = parse_patterns(",".join(pats) if isinstance(pats, list) and all(isinstance(p, str) for p in pats) else pats)
+            out["patterns"] = pats
+            n_modes = pats.shape[0]
+        elif isinstance(out.get("kappa"), (list, tuple)) and len(out["kappa"]) > 0:
+            n_modes = len(out["kappa"])
+        omega = float(out.get("omega", 0.5)) if isinstance(out.get("omega", 0.5), (int, float)) else 0.5
+        out["omega_modes"] = (omega * (np.arange(1, (n_modes or 4) + 1) + 2.0)).tolist()
+    defaults = paper_model().to_dict()
+    for key in ("omega", "kappa", "g0"):
+        out.setdefault(key, defaults[key][0] if key == "kappa" else defaults[key])
+    return out
+
+
+def read_model_file(path: str | os.PathLike) -> dict:
+    """The fields of a model file (TOML, optionally under a ``[model]`` table) as a dict, checked for unknown keys."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config file {path} is a directory, not a model file (TOML)")
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ValueError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config file {path} is not a valid TOML model file: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     if "model" in data and isinstance(data["model"], dict):
         data = data["model"]
+    unknown = set(data) - set(MODEL_FIELDS)
+    if unknown:
+        raise ValueError(f"{path}: unknown model field(s) {sorted(unknown)}; allowed: {', '.join(MODEL_FIELDS)}")
+    return data
+
+
+def load_model(path: str | os.PathLike) -> DickeModel:
+    """Read a model from a TOML file; missing fields come from the paper's Fig. 3 model (module docstring)."""
+    data = read_model_file(path)
     try:
-        return model_from_dict(data)
+        return model_from_dict(merge_with_defaults(data))
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def check_writable(path: str | os.PathLike, *, directory: bool = False, option: str = "out") -> Path:
+    """Check, before any work, that a result can be written to ``path``; raise ValueError naming ``option`` if not.
+
+    ``directory=False``: ``path`` is a file; it must not be an existing directory. ``directory=True``: ``path``
+    is a folder that receives several files; it must not be an existing file. In both cases the nearest
+    existing ancestor must be a directory in which a file can be created (probed with a temporary file that
+    is removed at once); nothing else is created.
+    """
+    path = Path(path)
+    if directory and path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a directory (this command writes several files into a folder)")
+    if not directory and path.is_dir():
+        raise ValueError(f"{option} {path}: is a directory; give a file name (e.g. {path / 'result.nc'})")
+    probe_dir = path if directory else path.parent
+    existing = probe_dir
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option} {path}: {existing} is not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".opendicke-probe-", dir=existing)
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
+    return path
 
 
 def _toml_value(value) -> str:

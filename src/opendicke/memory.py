@@ -1,6 +1,6 @@
 """Associative-memory experiments: recognition maps, the pattern-selective regime, attractor census, crosstalk.
 
-Physics (GUIDE §3, paper Eq. 12 and Discussion). Boson loss is the only dissipation, so mean field never
+Physics (docs/physics-notes.md, Measured facts, paper Eq. 12 and Discussion). Boson loss is the only dissipation, so mean field never
 repairs a corrupted pattern: every group rotates rigidly and keeps the length r_k = |1 − 2p_k| of its mean
 Bloch vector. From pattern ν with a fraction p flipped evenly (thermodynamic limit) the stationary overlap is
 √(r² − (g_c/g0)^4), r = |1 − 2p|, and it exists above g_c/√r. *Recognition* means keeping a finite overlap
@@ -58,6 +58,7 @@ import numpy as np
 
 from .model import DickeModel, paper_model
 from .reduction import Grouping, reduce
+from .results import timed
 from .states import BlochState, CorruptedPattern, InitialState, PatternState, RandomState
 
 __all__ = [
@@ -192,7 +193,7 @@ def _length(flip):
 
 def corrupted_overlap(g0, g_crit, flip):
     """Stationary |ξ_ν| from pattern ν with a fraction ``flip`` flipped evenly: √(r² − (g_c/g0)^4), r = |1 − 2p|,
-    and 0 below the boundary (GUIDE §3). Broadcasts."""
+    and 0 below the boundary (docs/physics-notes.md, Measured facts). Broadcasts."""
     g0 = np.abs(np.asarray(g0, dtype=float))
     r = _length(flip)
     with np.errstate(divide="ignore"):
@@ -273,6 +274,7 @@ def _seeds(model: DickeModel, samples: int, draws: int, seed: int | None):
     return model_seeds, list(range(draws))
 
 
+@timed
 def recognition_map(
     model: DickeModel,
     g0: Sequence[float],
@@ -432,7 +434,7 @@ def recognition_map(
         coords["draw_seed"] = ("sample", np.tile(draw_seeds, len(model_seeds)))
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(_attrs(model, "recognition_map", threshold=threshold, settle_tol=settle_tol, t_max=t_max,
-                           elapsed_s=time.perf_counter() - t0))
+                           elapsed_seconds=time.perf_counter() - t0))
     ds.attrs["definition"] = _RETRIEVABLE_DOC if model.thermodynamic_limit else _RECOGNISED_DOC
     _long_names(ds)
     return ds
@@ -513,6 +515,7 @@ def _perturbed(start: InitialState, model: DickeModel, size: float, seed: int):
     return BlochState(w, alpha=start.alpha, name=f"{start.label()} + perturbation {size:g}")
 
 
+@timed
 def retrievable_patterns(
     model: DickeModel,
     flip: float = 0.0,
@@ -627,6 +630,7 @@ def retrievable_patterns(
     return out
 
 
+@timed
 def stability_threshold(
     model: DickeModel,
     patterns: Sequence[int] | None = None,
@@ -765,6 +769,7 @@ def _kind(start: InitialState) -> str:
     return "other"
 
 
+@timed
 def attractor_census(
     model: DickeModel,
     g0: Sequence[float] | None = None,
@@ -797,7 +802,7 @@ def attractor_census(
       than ``mixture_ratio``·|ξ_μ| (an admixture, reported as ``second_overlap``);
     * ``mixture``: two or more overlaps above ``threshold`` and above ``mixture_ratio`` × the largest;
     * ``paramagnetic``: all overlaps → 0 (|ξ_μ| ≤ ``threshold``). Not the same as stationary: ``precessing``
-      says whether the group vectors still move (undamped directions, GUIDE §3);
+      says whether the group vectors still move (undamped directions, docs/physics-notes.md, Measured facts);
     * ``non-stationary``: the overlaps keep oscillating (range over the last window > ``settle_tol``, solver
       verdict "not stationary");
     * ``undecided``: the overlaps are still changing when ``t_max`` is spent.
@@ -861,18 +866,35 @@ def attractor_census(
     )
     out.attrs.update(_attrs(model, "attractor_census", threshold=threshold, mixture_ratio=mixture_ratio,
                             settle_tol=settle_tol, t_max=t_max,
-                            perturbation=perturbation, seed=seed, elapsed_s=time.perf_counter() - t0))
+                            perturbation=perturbation, seed=seed, elapsed_seconds=time.perf_counter() - t0))
     out.attrs["definition"] = (
         "outcomes judged on the overlaps: recognition (one |xi| > threshold; others below threshold or below "
         "mixture_ratio x the largest), mixture (several), paramagnetic (none; "
         "'precessing' says whether group vectors still move along undamped directions), non-stationary (overlaps keep "
         "oscillating), undecided (still changing at t_max)"
     )
+    # the starts as solved (after the perturbation), so that census_examples can rerun any of them
+    grouping = reduce(model) if model.thermodynamic_limit else None
+    vectors = np.stack([s.group_vectors(model, grouping) if grouping is not None else s.spin_vectors(model) for s in run])
+    alphas = np.stack([np.broadcast_to(np.asarray(s.initial_alpha(model), dtype=complex), (model.n_modes,)) for s in run])
+    out["start_vectors"] = (("start", "site", "component"), vectors)
+    out["start_alpha"] = (("start", "pattern"), alphas)
+    out = out.assign_coords(component=("component", ["x", "y", "z"]))
+    out["start_vectors"].attrs["long_name"] = ("Bloch vectors of the starts as solved (per group in the thermodynamic "
+                                               "limit, gauged frame; per spin at finite N_sp)")
     _long_names(out)
-    return out, run
+    return out
 
 
-def census_examples(model: DickeModel, census, run_starts, *, t_final: float = 400.0, times: int = 801):
+def _run_starts(model: DickeModel, census) -> list:
+    """The starts of a census as :class:`BlochState` objects, from its ``start_vectors``/``start_alpha``."""
+    return [BlochState(v, alpha=a, name=str(n)) for v, a, n in zip(census["start_vectors"].values,
+                                                                   census["start_alpha"].values,
+                                                                   census["start_label"].values)]
+
+
+@timed
+def census_examples(model: DickeModel, census, run_starts=None, *, t_final: float = 400.0, times: int = 801):
     """One trajectory per outcome found in a census (the first start of each outcome at the g0 where that outcome
     is most frequent), integrated with :func:`~opendicke.meanfield.evolve`. Returns a Dataset with dims
     (example, time, pattern) and coordinates ``outcome``, ``g0``, ``start_label``."""
@@ -890,6 +912,8 @@ def census_examples(model: DickeModel, census, run_starts, *, t_final: float = 4
         rows.append((name, gi, si))
     if not rows:
         raise ValueError("the census has no outcomes to show")
+    if run_starts is None:
+        run_starts = _run_starts(model, census)
     xs, labels = [], []
     for name, gi, si in rows:
         g = float(census["g0"].values[gi])
@@ -899,6 +923,7 @@ def census_examples(model: DickeModel, census, run_starts, *, t_final: float = 4
         labels.append(str(census["start_label"].values[si]))
     return xr.Dataset(
         {"overlap": (("example", "time", "pattern"), np.stack(xs))},
+        attrs=_attrs(model, "census_examples", t_final=t_final),
         coords={
             "example": ("example", np.arange(len(rows))),
             "outcome": ("example", np.array([r[0] for r in rows])),
@@ -1061,6 +1086,7 @@ def _window_overlaps(rhs, y0, t_start, t_end, samples, wf, chunk=10):
     return y, np.stack(xis)  # (B, n), (T, B, M)
 
 
+@timed
 def crosstalk(
     n_spins: Sequence[int],
     n_modes: Sequence[int],
@@ -1180,7 +1206,7 @@ def crosstalk(
         "threshold_purity": (dims, purity),
         "crosstalk_rms": (dims, ct_rms),
         "n_groups": (dims, n_groups),
-        "elapsed_s": (dims, elapsed),
+        "elapsed_seconds": (dims, elapsed),
     })
     ds = xr.Dataset(data, coords={
         "n_modes": ("n_modes", np.array(Ms)), "n_spins": ("n_spins", np.array(Ns)), "seed": ("seed", np.array(seeds)),
@@ -1188,7 +1214,8 @@ def crosstalk(
     })
     ds.attrs.update({"kind": "crosstalk", "pattern": pattern, "t_final": t_final, "window": window,
                      "dynamics": int(dynamics), "model_family": "paper_model(n_modes=M, n_spins=N, seed=s)"
-                     if model_factory is None else getattr(model_factory, "__name__", "custom")})
+                     if model_factory is None else getattr(model_factory, "__name__", "custom"),
+                     "opendicke_version": _version()})
     _long_names(ds)
     return ds
 
@@ -1197,15 +1224,16 @@ def crosstalk(
 # Labels
 
 
-def _attrs(model: DickeModel, kind: str, **extra) -> dict:
-    import json
-
+def _version() -> str:
     from . import __version__
 
-    attrs = {"kind": kind, "model_json": json.dumps(model.to_dict()), "omega": model.omega,
-             "omega_modes": model.omega_modes.tolist(), "kappa": model.kappa.tolist(), "g0_model": model.g0,
-             "n_modes": model.n_modes, "n_spins": -1 if model.n_spins is None else model.n_spins,
-             "thermodynamic_limit": int(model.thermodynamic_limit), "opendicke_version": __version__}
+    return __version__
+
+
+def _attrs(model: DickeModel, kind: str, **extra) -> dict:
+    from .results import model_attrs
+
+    attrs = {"kind": kind, **model_attrs(model)}
     attrs.update({k: (int(v) if isinstance(v, bool) else v) for k, v in extra.items() if v is not None})
     return attrs
 
@@ -1213,7 +1241,7 @@ def _attrs(model: DickeModel, kind: str, **extra) -> dict:
 _LONG_NAMES = {
     "overlap": "stationary |xi_nu| reached from the start of pattern nu",
     "overlaps": "stationary |xi_mu| of every pattern mu reached from the start",
-    "overlap_theory": "sqrt((1-2p)^2 - (g_c/g0)^4), 0 below the boundary (GUIDE 3)",
+    "overlap_theory": "sqrt((1-2p)^2 - (g_c/g0)^4), 0 below the boundary (docs/physics-notes.md)",
     "boundary_theory": "g_c/sqrt(|1-2p|): existence boundary of the corrupted retrieval state",
     "robust_theory": "g_stab = g_c/sqrt(r) max(1, sqrt(g_c/min g_c)): full-space stability threshold (closed form)",
     "boundary": "existence boundary found numerically by multisection (no formula)",

@@ -145,6 +145,13 @@ class DickeModel:
             n_spins = int(n_spins)
             if n_spins < 1:
                 raise ValueError(f"n_spins must be ≥ 1, got {n_spins}")
+        seed = self.seed
+        if seed is not None:
+            if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+                raise ValueError(f"seed must be a non-negative integer or None, got {seed!r} ({type(seed).__name__})")
+            if seed < 0:
+                raise ValueError(f"seed must be a non-negative integer, got {seed}")
+            set_("seed", int(seed))
         if self.patterns is not None:
             pats = _validate_patterns(self.patterns, modes.size, n_spins)
             n_spins = pats.shape[1]

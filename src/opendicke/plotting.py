@@ -182,3 +182,39 @@ def plot_convergence(ds, path=None):
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+def plot_result(ds, path=None) -> tuple[object, list[str]]:
+    """Re-plot any result from its Dataset (e.g. read back from NetCDF), chosen by its ``kind`` attribute.
+
+    Returns ``(figure, notes)``; ``notes`` say what was chosen where the result has more dimensions than the
+    figure shows (the first value of each extra dimension is drawn). Raises ValueError for a kind without a
+    figure.
+    """
+    from .plotting_memory import plot_census, plot_crosstalk, plot_recognition_map
+
+    kind = ds.attrs.get("kind", "")
+    notes: list[str] = []
+
+    def first_of(data, keep):
+        extra = [d for d in data.dims if d not in keep]
+        for d in extra:
+            label = data[d].values[0] if d in data.coords else 0
+            notes.append(f"{d} has {data.sizes[d]} values: drawing {d} = {label}")
+        return data.isel({d: 0 for d in extra})
+
+    if kind == "meanfield_steady_state" and "g0" in ds.dims and "initial" in ds.dims:
+        return plot_phase_diagram(first_of(ds, {"g0", "initial", "pattern", "group", "component", "eigenvalue"}), path), notes
+    if kind == "recognition_map":
+        return plot_recognition_map(ds, path), notes
+    if kind == "attractor_census":
+        return plot_census(ds, path), notes
+    if kind == "crosstalk":
+        return plot_crosstalk(ds, path), notes
+    if kind == "quantum_convergence":
+        return plot_convergence(ds, path), notes
+    if "time" in ds.dims and "overlap" in ds and "occupation" in ds:  # mean-field or exact evolution
+        keep = {"time", "pattern", "initial", "group", "component", "n_spins"}
+        return plot_evolution(first_of(ds, keep), path), notes
+    raise ValueError(f"no figure for results of kind {kind!r}; figures exist for evolutions, steady-state sweeps over g0 "
+                     f"and initial, recognition maps, censuses, crosstalk and quantum convergence studies")

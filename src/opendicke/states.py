@@ -4,7 +4,7 @@ Each state knows its per-spin Bloch vectors in the original (ungauged) frame for
 group mean Bloch vectors (gauged frame of the reduction) for any :class:`~opendicke.reduction.Grouping`,
 including the thermodynamic limit. Bosons start from ``alpha`` (α = ⟨a⟩/√N_sp; the vacuum by default).
 
-"Pattern ν" (GUIDE §2): every spin j in the σ_z eigenstate with eigenvalue G[ν, j], bosons in vacuum.
+"Pattern ν" (docs/physics-notes.md, Conventions): every spin j in the σ_z eigenstate with eigenvalue G[ν, j], bosons in vacuum.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class CorruptedPattern(InitialState):
 
     Give either ``flip`` (a fraction in [0, 1]) or ``n_flip`` (a number of spins). At finite N_sp the
     flipped spins are drawn uniformly at random with ``seed``; in the thermodynamic limit a fraction p is
-    flipped evenly in every group, so each group vector has length |1 − 2p| (GUIDE §3).
+    flipped evenly in every group, so each group vector has length |1 − 2p| (docs/physics-notes.md, Measured facts).
     """
 
     pattern: int

@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .grid import parameter_batch
+from .grid import check_distinct, parameter_batch
 from .model import DickeModel
 from .states import InitialState, as_initial_state
 
@@ -67,6 +67,8 @@ __all__ = [
     "combine_chunks",
     "parts_directory",
     "resolve_scheduler",
+    "check_workers",
+    "ExecutionOptions",
     "SOLVES_PER_CHUNK",
     "AUTO_LOCAL_SOLVES",
     "IN_PROCESS",
@@ -253,6 +255,8 @@ def plan_sweep(
     for name in own_axes:
         if name in grid and (grid[name].ndim != 1 or grid[name].size == 0 or not np.all(np.isfinite(grid[name]))):
             raise ValueError(f"vary {name}: give a non-empty list of finite numbers")
+        if name in grid:
+            check_distinct(name, grid[name])
     params = {name: values for name, values in grid.items() if name not in own_axes}
     parameter_batch(model, {name: values[:1] for name, values in params.items()})  # names and values checked
     for name, values in params.items():
@@ -399,6 +403,45 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def check_workers(workers) -> None:
+    """``workers`` is ``None`` (the usable cores) or a whole number ≥ 1; anything else is a ValueError, raised
+    before any work (a local cluster asked for ≤ 0 workers would otherwise wait for ever)."""
+    if workers is None:
+        return
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a whole number ≥ 1 (worker processes of a local cluster), got {workers!r}; "
+                         f"omit it to use the usable cores ({_usable_cores()})")
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """Where and how a sweep runs; validated on construction, before any planning or work.
+
+    ``scheduler``: "auto", "in-process", "local", an address ``tcp://HOST:PORT`` or a ``distributed.Client``;
+    ``workers``: local-cluster size (None: the usable cores); ``chunk_size``: parameter points per task (None:
+    about :data:`SOLVES_PER_CHUNK` solves); ``resume``/``keep_chunks``: see :func:`run_sweep`.
+    """
+
+    scheduler: object = AUTO
+    workers: int | None = None
+    chunk_size: int | None = None
+    resume: bool = False
+    keep_chunks: bool = False
+
+    def __post_init__(self):
+        check_workers(self.workers)
+        if self.chunk_size is not None and (isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, (int, np.integer))
+                                            or self.chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive whole number of parameter points, got {self.chunk_size!r}")
+        for name in ("resume", "keep_chunks"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        sched = self.scheduler
+        if not (sched is None or isinstance(sched, str) or (hasattr(sched, "submit") and hasattr(sched, "scheduler"))):
+            raise ValueError(f"scheduler must be 'auto', 'in-process', 'local', an address or a distributed.Client, "
+                             f"got {sched!r}")
+
+
 def resolve_scheduler(scheduler: str | None, plan: SweepPlan, n_todo: int | None = None, workers: int | None = None) -> str:
     """``"in-process"``, ``"local"`` or a scheduler address, with ``"auto"``/``None`` decided (module docstring).
 
@@ -443,7 +486,8 @@ def _client(target: str, workers: int | None) -> Iterator:
     from distributed import Client, LocalCluster
 
     if target == LOCAL:
-        n = workers or _usable_cores()
+        check_workers(workers)
+        n = workers if workers is not None else _usable_cores()
         # The nanny's default MALLOC_TRIM_THRESHOLD_=65536 fixes glibc's otherwise adaptive thresholds; the
         # batched solvers allocate many mid-sized temporaries and cost 25 % more CPU with it (measured here:
         # 3.7 s → 4.7 s for 81 × 4 steady states at N_sp = 200). The statistical profiler (a stack sample every
@@ -638,12 +682,17 @@ def run_sweep(
         The combined result (:func:`combine_chunks`) with provenance attributes: the solver's own (model JSON,
         package version, options, ...) and ``sweep_spec`` (JSON: solver, model, initial states, grid, seeds,
         options, chunk layout, version), ``sweep_spec_hash``, ``sweep_executor``, ``sweep_chunks``,
-        ``sweep_chunks_reused``, ``sweep_seconds``. Per-point convergence flags are the solver's
+        ``sweep_chunks_reused``, ``elapsed_seconds`` (wall time of the whole sweep). Per-point convergence flags are the solver's
         (``converged``/``classification`` for steady states, ``success`` for evolution).
     """
-    plan = plan or plan_sweep(model, initial, vary=vary, solver=solver, options=options, chunk_size=chunk_size)
+    ExecutionOptions(scheduler, workers, chunk_size, resume, keep_chunks)  # validated before any work
     if resume and out is None:
         raise ValueError("resume needs out: the chunks of a sweep are kept beside its output file")
+    if out is not None:
+        from .io import check_writable
+
+        check_writable(out)
+    plan = plan or plan_sweep(model, initial, vary=vary, solver=solver, options=options, chunk_size=chunk_size)
     t0 = time.perf_counter()
     if out is None:
         results: dict[int, object] = {}
@@ -745,7 +794,7 @@ def _finish(plan, results, description, n_reused, t0):
         "sweep_executor": description,
         "sweep_chunks": len(plan.chunks),
         "sweep_chunks_reused": n_reused,
-        "sweep_seconds": round(time.perf_counter() - t0, 3),
+        "elapsed_seconds": round(time.perf_counter() - t0, 3),
     })
     return ds
 

@@ -19,7 +19,7 @@ from ..model import paper_model
 
 PAPER_DEFAULTS = paper_model().to_dict()
 
-# Options every model command accepts (GUIDE §2 names; flags override --config).
+# Options every model command accepts (docs/physics-notes.md, Conventions names; flags override --config).
 _MODEL_OPTIONS = {
     "config": (Optional[Path], typer.Option("--config", help="Model file (TOML) with omega, omega_modes, kappa, g0, n_spins, seed, patterns.", rich_help_panel="Model")),
     "omega": (Optional[float], typer.Option("--omega", help="Spin frequency Ω. Default: the paper's Fig. 3 model (Ω = 0.5).", rich_help_panel="Model")),
@@ -49,11 +49,11 @@ def _floats(name: str, text: str) -> list[float]:
 
 
 def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, n_spins=None, seed=None, patterns=None):
-    """The model from a TOML file (or the paper's Fig. 3 model) with command-line flags on top."""
-    from ..io import load_model, model_from_dict
+    """The model from a TOML file (missing fields: the paper's Fig. 3 model) with command-line flags on top."""
+    from ..io import merge_with_defaults, model_from_dict, read_model_file
     from ..model import parse_patterns
 
-    data = load_model(config).to_dict() if config is not None else dict(PAPER_DEFAULTS)
+    data = dict(read_model_file(config)) if config is not None else {}
     if omega_modes is not None:
         data["omega_modes"] = _floats("--omega-modes", omega_modes)
         if kappa is None and isinstance(data.get("kappa"), list) and len(set(data["kappa"])) == 1:
@@ -64,6 +64,10 @@ def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, 
     if kappa is not None:
         values = _floats("--kappa", kappa)
         data["kappa"] = values[0] if len(values) == 1 else values
+    if seed is not None and seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {seed}")
+    if n_spins is not None and n_spins < 1:
+        raise ValueError(f"--n-spins must be ≥ 1, got {n_spins}")
     if patterns is not None:
         data["patterns"] = parse_patterns(patterns)
         if n_spins is not None and n_spins != data["patterns"].shape[1]:
@@ -78,7 +82,12 @@ def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, 
             data["seed"] = seed
         if "n_spins" not in data:
             raise ValueError("--seed needs --n-spins (random patterns exist only for a finite number of spins)")
-    return model_from_dict(data)
+    try:
+        return model_from_dict(merge_with_defaults(data))
+    except ValueError as exc:
+        if config is None:
+            raise
+        raise ValueError(f"{config} (with the command-line flags on top): {exc}") from None
 
 
 def model_command(func=None, *, omit: tuple[str, ...] = ()):
@@ -133,32 +142,106 @@ def print_json(obj: dict) -> None:
     sys.stdout.flush()
 
 
+def console(stderr: bool = False):
+    """A rich Console that never cuts numbers: at a terminal it uses the terminal's width; piped or redirected
+    (not a TTY) it gets a width no table reaches, so tables keep every digit instead of shrinking to 80 columns."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=PIPED_WIDTH, no_color=True, highlight=False)
+
+
+#: Console width when the output is not a terminal (wide enough for every table the CLI prints).
+PIPED_WIDTH = 400
+
+
+def check_out(path, *, directory: bool = False, option: str = "--out"):
+    """Fail (exit 2) before any work when ``path`` cannot be written (see :func:`opendicke.io.check_writable`)."""
+    if path is None:
+        return None
+    from ..io import check_writable
+
+    try:
+        return check_writable(path, directory=directory, option=option)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 class Progress:
-    """A rich progress bar on stderr, driven by fractions in [0, 1]; silent when disabled."""
+    """Progress on stderr, driven by fractions in [0, 1]; silent when disabled.
+
+    At a terminal: a rich progress bar. Otherwise (stderr redirected to a log file or a pipe): plain lines
+    ``DESCRIPTION: 40 % after 12.3 s``, one per 10 % of progress and at most one every :attr:`LOG_INTERVAL`
+    seconds, and a final ``DESCRIPTION: done in T s``.
+    """
+
+    LOG_INTERVAL = 2.0
 
     def __init__(self, description: str, enabled: bool = True):
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self.bar = enabled and sys.stderr.isatty()
         self.description = description
 
     def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
+        import time
+
+        self._t0 = time.perf_counter()
+        self._last_time = -float("inf")
+        self._last_step = 0
+        if self.bar:
             from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
 
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                                     TimeElapsedColumn(), console=console(stderr=True), transient=True)
             self._bar.__enter__()
             self._task = self._bar.add_task(self.description, total=1.0)
         return self
 
     def __call__(self, fraction: float) -> None:
-        if self.enabled:
-            self._bar.update(self._task, completed=min(max(fraction, 0.0), 1.0))
+        if not self.enabled:
+            return
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if self.bar:
+            self._bar.update(self._task, completed=fraction)
+            return
+        import time
+
+        now = time.perf_counter()
+        step = int(fraction * 10)
+        if step > self._last_step and step < 10 and now - self._last_time >= self.LOG_INTERVAL:
+            self._last_step, self._last_time = step, now
+            sys.stderr.write(f"{self.description}: {10 * step} % after {now - self._t0:.1f} s\n")
+            sys.stderr.flush()
 
     def __exit__(self, *exc):
-        if self.enabled:
+        if self.bar:
             self._bar.__exit__(*exc)
+        elif self.enabled and exc[0] is None:
+            import time
+
+            sys.stderr.write(f"{self.description}: done in {time.perf_counter() - self._t0:.1f} s\n")
+            sys.stderr.flush()
         return False
+
+
+def _no_type_for_flags() -> None:
+    """Typer ≥ 0.2x shows a type column ``<bool>`` for flags, which take no value (``--json``, ``--help``): users
+    then write ``--json true`` and get an error. Show no type for flags; every other option keeps its type."""
+    option = getattr(getattr(typer, "core", None), "TyperOption", None)
+    original = getattr(option, "display_type_rich", None)
+    if original is None or getattr(original, "_opendicke", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) and not getattr(self, "secondary_opts", None) else original(self, ctx)
+
+    display_type_rich._opendicke = True
+    option.display_type_rich = display_type_rich
+
+
+_no_type_for_flags()
 
 
 # Start options shared by evolve, steady and quantum (the start is pattern NU, possibly corrupted or mirrored).
@@ -184,6 +267,11 @@ def start_states(model, pattern, flip=None, flip_seed: int = 0, mirror: bool = F
     if flip is None:
         return [PatternState(n, sign=sign) for n in numbers]
     return [CorruptedPattern(n, flip=flip, seed=flip_seed, sign=sign) for n in numbers]
+
+
+MemoryBudgetOption = Annotated[Optional[str], typer.Option(
+    "--memory-budget", help="Memory the computation may use, e.g. 8GiB or 500MB (default 2GiB): the need is estimated "
+    "before anything large is allocated, and a larger need is refused with the number of bytes.")]
 
 
 # Execution options of the chunked sweeps (``sweep``, ``memory map``): one definition, shared.
@@ -213,6 +301,10 @@ def run_chunked(description: str, *, out, resume: bool, scheduler, workers, chun
 
     if resume and out is None:
         raise ValueError("--resume needs --out (the finished chunks live beside the output file)")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be ≥ 1 (worker processes of a local cluster), got {workers}; omit it to "
+                         f"use every usable core")
+    check_out(out)
     try:
         with Progress(description, enabled=progress) as bar:
             return run_sweep(out=out, scheduler=scheduler, workers=workers, chunk_size=chunk_size, resume=resume,
@@ -230,3 +322,11 @@ def chunk_summary(ds) -> str:
     """"N chunks (R reused, C computed) on EXECUTOR" from a sweep result's attributes."""
     n_chunks, reused = ds.attrs["sweep_chunks"], ds.attrs["sweep_chunks_reused"]
     return f"{n_chunks} chunks ({reused} reused, {n_chunks - reused} computed) on {ds.attrs['sweep_executor']}"
+
+
+def titled_table(title: str):
+    """A rich Table whose title stays on one line (rich would wrap it to the table's width)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    return Table(title=Text(title, no_wrap=True, overflow="ignore"), title_justify="left")

@@ -20,8 +20,8 @@ from .common import (
     ResumeOption,
     SchedulerOption,
     WorkersOption,
+    check_out,
     chunk_summary,
-    fail,
     model_command,
     plain,
     print_json,
@@ -38,17 +38,15 @@ app.add_typer(memory_app, name="memory")
 
 
 def _grid(vary: List[str]) -> np.ndarray:
-    from ..grid import parse_range
+    from ..grid import parse_vary
 
-    values = None
-    for text in vary:
-        name, v = parse_range(text)
-        if name != "g0":
-            raise ValueError(f"--vary {text!r}: memory commands scan the coupling only (g0=START:STOP:COUNT)")
-        values = v
-    if values is None:
+    grid = parse_vary(vary)
+    other = [name for name in grid if name != "g0"]
+    if other:
+        raise ValueError(f"--vary {other[0]}: memory commands scan the coupling only (g0=START:STOP:COUNT)")
+    if "g0" not in grid:
         raise ValueError("give --vary g0=START:STOP:COUNT")
-    return values
+    return grid["g0"]
 
 
 def _flips(text: str) -> np.ndarray:
@@ -104,6 +102,8 @@ def map_command(
     from ..memory import _seeds, recognition_map_task
 
     g0 = _grid(vary)
+    figure = _default_plot(out, plot, no_plot)
+    check_out(figure, option="--plot")
     pats = _patterns(pattern, model.n_modes)
     pats = list(range(1, model.n_modes + 1)) if pats is None else pats
     _seeds(model, samples, draws, None)  # samples/draws and flips checked before any work (or chunk directory) starts
@@ -116,14 +116,13 @@ def map_command(
                      vary={"flip": flip_values}, solver=recognition_map_task,
                      options={"g0": g0, "samples": samples, "draws": draws, "threshold": threshold, "t_max": t_max})
     elapsed = time.perf_counter() - t0
-    figure = _default_plot(out, plot, no_plot)
     if figure is not None:
         from ..plotting_memory import plot_recognition_map
 
         size = "thermodynamic limit" if model.thermodynamic_limit else f"$N_{{sp}}={model.n_spins}$"
         plot_recognition_map(ds, figure, title=f"recognition map, {size}")
     summary = _map_summary(ds)
-    summary.update({"elapsed_s": elapsed, "out": str(out), "figure": None if figure is None else str(figure),
+    summary.update({"elapsed_seconds": elapsed, "elapsed_s": elapsed, "out": str(out), "figure": None if figure is None else str(figure),
                     "chunks": int(ds.attrs["sweep_chunks"]), "chunks_reused": int(ds.attrs["sweep_chunks_reused"]),
                     "executor": str(ds.attrs["sweep_executor"])})
     if as_json:
@@ -208,11 +207,11 @@ def which_command(
         print_json({"patterns": rows, "g0": model.g0, "flip": flip, "n_spins": model.n_spins,
                     "definition": ds.attrs["definition"]})
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
     size = "thermodynamic limit" if model.thermodynamic_limit else f"N_sp = {model.n_spins}, {int(ds['n_samples'])} samples"
-    table = Table(title=f"patterns held at g0 = {model.g0:g}, flip {flip:g} ({size})")
+    table = titled_table(f"patterns held at g0 = {model.g0:g}, flip {flip:g} ({size})")
     tl = model.thermodynamic_limit
     cols = ["ν", "g_c", "g_c/√(1−2p)", "g_stab", "retrievable", "|ξ_ν|"]
     cols += ["subspace", "|ξ_ν| subsp."] if tl else ["P"]
@@ -264,10 +263,10 @@ def stability_command(
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
-    table = Table(title=f"thresholds, flip {flip:g}   ({model!r})")
+    table = titled_table(f"thresholds, flip {flip:g}   ({model!r})")
     for name in ("pattern", "g_c/√(1−2p) num.", "formula", "g_stab num.", "formula", "note"):
         table.add_column(name, justify="right")
     fmt = lambda v: "—" if v is None else f"{v:.6f}"  # noqa: E731
@@ -295,9 +294,11 @@ def census_command(
     from ..memory import attractor_census, census_examples
 
     g0 = _grid(vary)
+    check_out(out)
+    check_out(plot, option="--plot")
     t0 = time.perf_counter()
     with Progress("census", enabled=not as_json) as progress:
-        ds, run = attractor_census(model, g0, n_random=random, n_mixtures=mixtures, seed=census_seed, perturbation=perturbation,
+        ds = attractor_census(model, g0, n_random=random, n_mixtures=mixtures, seed=census_seed, perturbation=perturbation,
                                    t_max=t_max, progress=progress)
     elapsed = time.perf_counter() - t0
     if out is not None:
@@ -307,22 +308,23 @@ def census_command(
     if plot is not None:
         from ..plotting_memory import plot_census
 
-        plot_census(ds, plot, examples=census_examples(model, ds, run))
+        plot_census(ds, plot, examples=census_examples(model, ds))
     record = {
         "g0": plain(ds["g0"].values),
         "outcomes": [str(o) for o in ds["outcome_name"].values],
         "kinds": [str(k) for k in ds["kind"].values],
         "fraction": {str(k): plain(ds["fraction"].sel(kind=k).values) for k in ds["kind"].values},
         "precessing_paramagnetic": plain(((ds["outcome"] == "paramagnetic") & ds["precessing"]).mean("start").values),
-        "elapsed_s": elapsed,
+        "elapsed_seconds": elapsed,
+        "elapsed_s": elapsed,  # alias of the first contract
     }
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
-    table = Table(title=f"attractor census, {ds.sizes['start']} starts ({model!r})")
+    table = titled_table(f"attractor census, {ds.sizes['start']} starts ({model!r})")
     table.add_column("g0", justify="right")
     for name in record["outcomes"]:
         table.add_column(name, justify="right")
@@ -343,26 +345,42 @@ def _ints(name: str, text: str) -> list[int]:
 
 
 @memory_app.command("crosstalk")
+@model_command(omit=("omega_modes", "g0", "n_spins", "seed", "patterns"))
 def crosstalk_command(
+    model,
     n_spins: Annotated[str, typer.Option("--n-spins", help="Numbers of spins, comma separated (1e4 allowed).")] = "10000,30000",
     n_modes: Annotated[str, typer.Option("--n-modes", help="Numbers of patterns M, comma separated.")] = "4,10,20",
     seeds: Annotated[int, typer.Option("--seeds", help="Pattern realisations per (M, N_sp).")] = 2,
     g0: Annotated[float, typer.Option("--g0", help="Coupling of the recognised-overlap measurement.")] = 1.0,
     pattern: Annotated[int, typer.Option("--pattern", help="Start pattern.")] = 1,
     t_final: Annotated[float, typer.Option("--t-final", help="Length of the trajectories.")] = 300.0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file for the labelled result.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Figure path.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON lists over (M, N_sp, seed).")] = False,
 ):
-    """Crosstalk and load at finite N_sp (paper's family Ω_μ = Ω(μ+2)): recognised overlap and threshold vs N_sp, M/N_sp."""
-    from ..memory import crosstalk
+    """Crosstalk and load at finite N_sp: recognised overlap and threshold vs N_sp, M/N_sp.
 
-    try:
-        Ns, Ms = _ints("--n-spins", n_spins), _ints("--n-modes", n_modes)
-        with Progress("crosstalk", enabled=not as_json) as progress:
-            ds = crosstalk(Ns, Ms, g0=g0, pattern=pattern, seeds=range(seeds), t_final=t_final, progress=progress)
-    except ValueError as exc:
-        fail(str(exc))
+    The models are the family Ω_μ = Ω(μ + 2) for every M, with Ω and κ from --config/--omega/--kappa
+    (default: the paper's Ω = 0.5, κ = 1; κ must be one value for all modes).
+    """
+    from ..memory import crosstalk
+    from ..model import DickeModel
+
+    check_out(out)
+    check_out(plot, option="--plot")
+    kappa = np.unique(model.kappa)
+    if kappa.size != 1:
+        raise ValueError(f"crosstalk varies M: give one loss rate κ for all modes, got {model.kappa.tolist()}")
+    omega, kappa = model.omega, float(kappa[0])
+
+    def family(n_modes, n_spins, seed):
+        return DickeModel(omega=omega, omega_modes=omega * (np.arange(1, n_modes + 1) + 2.0), kappa=kappa, g0=g0,
+                          n_spins=n_spins, seed=seed)
+
+    Ns, Ms = _ints("--n-spins", n_spins), _ints("--n-modes", n_modes)
+    with Progress("crosstalk", enabled=not as_json) as progress:
+        ds = crosstalk(Ns, Ms, g0=g0, pattern=pattern, seeds=range(seeds), t_final=t_final, model_factory=family,
+                       progress=progress)
     if out is not None:
         from ..io import save_dataset
 
@@ -374,15 +392,16 @@ def crosstalk_command(
     sel = ds.isel(g0=0)
     record = {name: plain(sel[name].values) for name in ("overlap_dynamics", "overlap_centre", "overlap_static", "overlap_tl",
                                                          "shift", "threshold", "threshold_tl", "threshold_shift",
-                                                         "crosstalk_rms", "elapsed_s")}
+                                                         "crosstalk_rms", "elapsed_seconds")}
+    record["elapsed_s"] = record["elapsed_seconds"]  # alias of the first contract
     record.update({"n_modes": Ms, "n_spins": Ns, "seeds": seeds, "g0": g0, "pattern": pattern})
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
-    table = Table(title=f"crosstalk: pattern {pattern} at g0 = {g0:g} (mean over {seeds} seeds)")
+    table = titled_table(f"crosstalk: pattern {pattern} at g0 = {g0:g} (mean over {seeds} seeds)")
     for name in ("M", "N_sp", "M/N_sp", "|ξ| dynamics", "shift vs Eq. 12", "shift fully polarised", "g_c(N) − g_c",
                  "crosstalk rms", "time (s)"):
         table.add_column(name, justify="right")
@@ -392,5 +411,5 @@ def crosstalk_command(
             table.add_row(str(M), str(N), f"{M / N:.1e}", f"{float(s['overlap_dynamics'].mean()):.6f}",
                           f"{float(s['shift'].mean()):+.2e}", f"{float(s['shift_static'].mean()):+.2e}",
                           f"{float(s['threshold_shift'].mean()):+.2e}", f"{float(s['crosstalk_rms'].mean()):.2e}",
-                          f"{float(s['elapsed_s'].sum()):.1f}")
+                          f"{float(s['elapsed_seconds'].sum()):.1f}")
     Console().print(table)

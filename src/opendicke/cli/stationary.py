@@ -11,6 +11,7 @@ from . import app
 from .common import (
     FlipOption,
     FlipSeedOption,
+    MemoryBudgetOption,
     MirrorOption,
     PatternOption,
     ChunkSizeOption,
@@ -19,8 +20,8 @@ from .common import (
     ResumeOption,
     SchedulerOption,
     WorkersOption,
+    check_out,
     chunk_summary,
-    fail,
     model_command,
     plain,
     print_json,
@@ -39,14 +40,16 @@ def steady(
     mirror: MirrorOption = False,
     t_max: Annotated[float, typer.Option("--t-max", help="Time budget of the trajectory before giving up.")] = 2000.0,
     paper_units: Annotated[bool, typer.Option("--paper-units", help="Occupations in the paper's normalisation.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write the labelled result (with its evidence) as NetCDF.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file for the labelled result (with its evidence).")] = None,
+    memory_budget: MemoryBudgetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (lists over patterns 1..M).")] = False,
 ):
     """One stationary state of the mean-field dynamics, found, verified and classified."""
     from ..meanfield.steady import steady_state
 
+    check_out(out)
     (start,) = start_states(model, str(pattern), flip, flip_seed, mirror)
-    ds = steady_state(model, start, t_max=t_max, paper_units=paper_units)
+    ds = steady_state(model, start, t_max=t_max, paper_units=paper_units, memory_budget=memory_budget)
     if out is not None:
         from ..io import save_dataset
 
@@ -56,6 +59,7 @@ def steady(
         "occupations": plain(ds["occupation"].values),
         "converged": bool(ds["converged"]),
         "stable": bool(ds["stable"]),
+        "stable_on_subspace": bool(ds["stable_on_subspace"]),
         "classification": str(ds["classification"].values),
         "residual": plain(ds["residual"].values),
         "message": str(ds["message"].values),
@@ -69,11 +73,11 @@ def steady(
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
     console = Console()
-    table = Table(title=f"stationary state from {start.label()}   ({model!r})")
+    table = titled_table(f"stationary state from {start.label()}   ({model!r})")
     for name in ("pattern", "ξ_μ", "n_μ", "ξ_μ at end of trajectory"):
         table.add_column(name, justify="right")
     for mu, xi, n, xf in zip(ds["pattern"].values, record["overlaps"], record["occupations"], record["final_overlaps"]):
@@ -96,9 +100,9 @@ def sweep(
                                             "seeds: new random patterns per seed, needs --n-spins).")],
     pattern: Annotated[str, typer.Option("--pattern", help="'all' or a pattern number: the start(s).")] = "all",
     flip: Annotated[Optional[float], typer.Option("--flip", help="Flip this fraction of the spins in the start(s).")] = None,
-    flip_seed: Annotated[int, typer.Option("--flip-seed")] = 0,
+    flip_seed: FlipSeedOption = 0,
     t_max: Annotated[float, typer.Option("--t-max", help="Time budget per point.")] = 2000.0,
-    paper_units: Annotated[bool, typer.Option("--paper-units")] = False,
+    paper_units: Annotated[bool, typer.Option("--paper-units", help="Occupations in the paper's normalisation.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file for the labelled result; finished chunks "
                                                 "land in OUT.parts/ as they finish.")] = None,
     scheduler: SchedulerOption = None,
@@ -108,38 +112,48 @@ def sweep(
     keep_chunks: KeepChunksOption = False,
 ):
     """Stationary states over a grid of model parameters (one labelled dimension per --vary), in chunks."""
-    from ..grid import parse_range
+    from ..grid import parse_vary
 
-    grid = dict(parse_range(v) for v in vary)
+    grid = parse_vary(vary)
     starts = start_states(model, pattern, flip, flip_seed, False)
     t0 = time.perf_counter()
     ds = run_chunked("sweeping", out=out, resume=resume, scheduler=scheduler, workers=workers, chunk_size=chunk_size,
                      keep_chunks=keep_chunks, model=model, initial=starts, vary=grid,
                      options={"t_max": t_max, "paper_units": paper_units})
     elapsed = time.perf_counter() - t0
-    counts = {str(k): int(v) for k, v in zip(*np.unique(ds["classification"].values, return_counts=True))}
+    counts = verdict_counts(ds)
     typer.echo(f"{ds['classification'].size} points in {elapsed:.1f} s: "
                + ", ".join(f"{v} {k}" for k, v in counts.items())
                + f"; {chunk_summary(ds)}"
                + (f"; wrote {out}" if out else ""))
 
 
+def verdict_counts(ds) -> dict:
+    """How many points got each verdict; "stable" means stable in the full space, and a point stable only on its
+    invariant subspace (a saddle in the full space) is counted under its own name."""
+    cls = ds["classification"].values.astype(str)
+    if "stable_on_subspace" in ds:
+        saddle = ds["stable_on_subspace"].values & ~ds["stable"].values
+        cls = np.where(saddle, "stable on subspace only (full-space saddle)", cls)
+    return {str(k): int(v) for k, v in zip(*np.unique(cls, return_counts=True))}
+
+
 @app.command()
+@model_command(omit=("g0",))
 def figure3(
-    out: Annotated[Path, typer.Option("--out", help="Directory for figure3.png/.pdf/.nc/.csv.")] = Path("results/figure3"),
+    model,
+    out: Annotated[Path, typer.Option("--out", help="Folder for figure3.png/.pdf/.nc/.csv (several files).")] = Path("results/figure3"),
     points: Annotated[int, typer.Option("--points", help="Number of g0 values.")] = 161,
-    g0_min: Annotated[float, typer.Option("--g0-min")] = 0.5,
-    g0_max: Annotated[float, typer.Option("--g0-max")] = 2.0,
+    g0_min: Annotated[float, typer.Option("--g0-min", help="Smallest coupling g0 of the grid.")] = 0.5,
+    g0_max: Annotated[float, typer.Option("--g0-max", help="Largest coupling g0 of the grid.")] = 2.0,
     paper_units: Annotated[bool, typer.Option("--paper-units", help="Occupations in the paper's normalisation.")] = False,
 ):
-    """Reproduce paper Fig. 3: stationary overlaps (a) and occupations (b) vs g0 for M = 4, with Eq. (12)."""
-    try:
-        _figure3(out, points, g0_min, g0_max, paper_units)
-    except ValueError as exc:
-        fail(str(exc))
+    """Reproduce paper Fig. 3: stationary overlaps (a) and occupations (b) vs g0, with Eq. (12) (default: M = 4 model)."""
+    check_out(out, directory=True)
+    _figure3(model, out, points, g0_min, g0_max, paper_units)
 
 
-def _figure3(out: Path, points: int, g0_min: float, g0_max: float, paper_units: bool):
+def _figure3(model, out: Path, points: int, g0_min: float, g0_max: float, paper_units: bool):
     from ..io import save_dataset
     from ..meanfield.steady import find_critical_coupling, steady_state
     from ..model import paper_model
@@ -150,7 +164,6 @@ def _figure3(out: Path, points: int, g0_min: float, g0_max: float, paper_units: 
     if points < 2 or not g0_max > g0_min:
         raise ValueError("need --points ≥ 2 and --g0-max > --g0-min")
     t0 = time.perf_counter()
-    model = paper_model()
     M = model.n_modes
     g0 = np.linspace(g0_min, g0_max, points)
     with Progress("stationary states") as progress:
@@ -186,10 +199,11 @@ def _figure3(out: Path, points: int, g0_min: float, g0_max: float, paper_units: 
     worst = np.nanmax(np.where(ok, np.abs(own - ds["overlap_theory"].values), 0.0))
     classes = {str(k): int(v) for k, v in zip(*np.unique(ds["classification"].values, return_counts=True))}
 
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
-    table = Table(title=f"Fig. 3 model (M = {M}, Ω = 0.5, Ω_μ = Ω(μ+2), κ = 1): critical couplings")
+    name = "Fig. 3 model (M = 4, Ω = 0.5, Ω_μ = Ω(μ+2), κ = 1)" if model == paper_model(g0=model.g0) else repr(model)
+    table = titled_table(f"{name}: critical couplings")
     for name in ("pattern", "g_c numerical", "g_c Eq. (12)", "difference"):
         table.add_column(name, justify="right")
     for nu in range(M):

@@ -7,7 +7,7 @@ Per group k (or per spin: a "group" of one), with h_k = 2 g0 Σ_μ f[μ,k] · 2 
     ṁ_z,k = 2Ω m_y,k
     α̇_μ   = −(iΩ_μ + κ_μ/2) α_μ − i g0 Σ_k w_k f[μ,k] m_z,k
 
-with w_k = n_k/N_sp and α_μ = ⟨a_μ⟩/√N_sp (GUIDE §2). The state of one point is packed as a real
+with w_k = n_k/N_sp and α_μ = ⟨a_μ⟩/√N_sp (docs/physics-notes.md, Conventions). The state of one point is packed as a real
 vector [m_x (K), m_y (K), m_z (K), Re α (M), Im α (M)]; a batch is an array of shape (B, 3K + 2M).
 |m_k| is conserved exactly by these equations.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,11 +13,107 @@ from ..reduction import Grouping, per_spin, reduce
 from ..states import InitialState, as_initial_state
 from .equations import MeanFieldRHS, pack, unpack
 from .integrate import integrate
+from ..results import timed
 
-__all__ = ["evolve", "choose_grouping", "DEFAULT_RTOL", "DEFAULT_ATOL"]
+__all__ = ["evolve", "EvolveOptions", "choose_grouping", "DEFAULT_RTOL", "DEFAULT_ATOL", "DEFAULT_MEMORY_BUDGET", "MemoryBudgetError",
+           "n_groups", "check_memory", "format_bytes", "parse_bytes"]
 
 DEFAULT_RTOL = 1e-10
 DEFAULT_ATOL = 1e-12
+#: Memory a mean-field computation may plan to use unless told otherwise (``memory_budget``, ``--memory-budget``).
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
+
+
+class MemoryBudgetError(ValueError):
+    """The estimated memory of a computation exceeds its budget (raised before anything large is allocated)."""
+
+
+def format_bytes(n: float) -> str:
+    """``4398046511104`` → ``"4.0 TiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str | int | float) -> int:
+    """A memory size: a number of bytes or a number with a unit (``"8GiB"``, ``"500 MB"``, ``"2e9"``)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        import re
+
+        m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([A-Za-z]*)\s*", str(text))
+        if m is None or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"memory budget: expected bytes or a size like 8GiB or 500MB, got {text!r}")
+        try:
+            value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+        except ValueError:
+            raise ValueError(f"memory budget: expected bytes or a size like 8GiB or 500MB, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"memory budget must be positive, got {text!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class EvolveOptions:
+    """Numerical settings of :func:`evolve`, validated on construction (before any work)."""
+
+    representation: str = "auto"
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+    paper_units: bool = False
+    keep_bloch: bool = True
+    max_steps: int = 1_000_000
+    memory_budget: int | str | None = None
+
+    def __post_init__(self):
+        if self.representation not in ("auto", "groups", "spins"):
+            raise ValueError(f"representation must be 'auto', 'groups' or 'spins', got {self.representation!r}")
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not (self.rtol > 0 and self.atol >= 0):
+            raise ValueError(f"need rtol > 0 and atol ≥ 0, got rtol={self.rtol}, atol={self.atol}")
+        for name in ("paper_units", "keep_bloch"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, (int, np.integer)) or self.max_steps < 1:
+            raise ValueError(f"max_steps must be a positive whole number, got {self.max_steps!r}")
+        if self.memory_budget is not None:
+            parse_bytes(self.memory_budget)
+
+
+def n_groups(model: DickeModel, representation: str = "auto") -> int:
+    """Number of groups K the mean-field equations will have, without building the grouping when it is large:
+    2^(M-1) in the thermodynamic limit, at most N_sp at finite N_sp."""
+    if model.thermodynamic_limit:
+        return 2 ** (model.n_modes - 1)
+    return choose_grouping(model, representation).n_groups
+
+
+def check_memory(needed: float, budget: float | None, what: str) -> None:
+    """Raise :class:`MemoryBudgetError` (with the number of bytes) when ``needed`` exceeds ``budget``."""
+    budget = DEFAULT_MEMORY_BUDGET if budget is None else parse_bytes(budget)
+    if needed > budget:
+        raise MemoryBudgetError(
+            f"{what} needs about {int(needed):d} bytes ({format_bytes(needed)}), above the memory budget of "
+            f"{int(budget):d} bytes ({format_bytes(budget)}); use fewer modes, points or output times, or raise the "
+            f"budget (memory_budget=..., --memory-budget)")
+
+
+def evolve_bytes(n_modes: int, K: int, n_points: int, n_times: int, keep_bloch: bool) -> float:
+    """Estimated peak memory of :func:`evolve`: the stored trajectories (T·B·n values, n = 3K + 2M), the
+    integrator's 13 stage arrays and temporaries (about 22·B·n) and the labelled result (bloch, lengths)."""
+    n = 3 * K + 2 * n_modes
+    per_output = n + K + (3 * K if keep_bloch else 0) + 4 * n_modes
+    return 8.0 * (n_times * n_points * per_output + 22 * n_points * n + 2 * n_modes * K)
 
 
 def choose_grouping(model: DickeModel, representation: str = "auto") -> Grouping:
@@ -54,6 +151,7 @@ def output_times(t_final: float, times: int | Sequence[float]) -> np.ndarray:
     return arr
 
 
+@timed
 def evolve(
     model: DickeModel,
     initial: InitialState | int | Sequence[InitialState | int] = 1,
@@ -67,6 +165,7 @@ def evolve(
     paper_units: bool = False,
     keep_bloch: bool = True,
     max_steps: int = 1_000_000,
+    memory_budget: int | str | None = None,
     progress: Callable[[float], None] | None = None,
 ):
     """Integrate the mean-field equations (Eq. 7) for every varied parameter point and initial state.
@@ -91,6 +190,10 @@ def evolve(
         Report α and occupations in the paper's normalisation (α_paper = √(2^(M-1)) α).
     keep_bloch:
         Store the group Bloch vectors at every output time (the largest part of the result).
+    memory_budget:
+        Bytes (or a size such as ``"8GiB"``) the computation may use; default :data:`DEFAULT_MEMORY_BUDGET`.
+        The need is estimated before anything large is allocated (the thermodynamic limit has 2^(M-1)
+        groups: 40 modes would need TiB) and a larger one raises :class:`MemoryBudgetError` with the number.
 
     Returns
     -------
@@ -106,8 +209,12 @@ def evolve(
     if not starts:
         raise ValueError("initial: give at least one initial state")
     t = output_times(t_final, times)
-    grouping = choose_grouping(model, representation)
+    EvolveOptions(representation, rtol, atol, paper_units, keep_bloch, max_steps, memory_budget)  # checked up front
     params = parameter_batch(model, vary)
+    K = n_groups(model, representation)
+    check_memory(evolve_bytes(model.n_modes, K, params.size * len(starts), t.size, keep_bloch), memory_budget,
+                 f"evolve ({params.size * len(starts)} trajectories × {K} groups × {t.size} output times)")
+    grouping = choose_grouping(model, representation)
 
     y_start = np.stack([pack(s.group_vectors(model, grouping), s.initial_alpha(model)) for s in starts])  # (S, n)
     P, S = params.size, len(starts)

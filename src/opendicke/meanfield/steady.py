@@ -1,7 +1,7 @@
 """Stationary states of the mean-field equations (paper Eq. 7): found, verified and classified.
 
 Integrating to a fixed "long" time is not a stationary-state method here: the slowest decay rate of the
-retrieval state of the paper's Fig. 3 model is 1.5e-4 at g0 = 2 and 5.8e-6 at g0 = 3 (GUIDE §3). Instead,
+retrieval state of the paper's Fig. 3 model is 1.5e-4 at g0 = 2 and 5.8e-6 at g0 = 3 (docs/physics-notes.md, Measured facts). Instead,
 for a whole batch of parameter points and initial states at once:
 
 0. **Invariant subspace.** Each initial state is reduced to the subspace fixed by its symmetries (see
@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from enum import Enum
 
 import numpy as np
 
@@ -54,10 +55,11 @@ from ..grid import parameter_batch
 from ..model import DickeModel
 from ..states import InitialState, as_initial_state
 from .equations import MeanFieldRHS, pack, unpack
-from .evolve import choose_grouping
+from .evolve import check_memory, choose_grouping, n_groups
 from .integrate import integrate
 from .jacobian import jacobian
 from .symmetry import invariant_reduction
+from ..results import timed
 
 __all__ = [
     "steady_state",
@@ -67,10 +69,21 @@ __all__ = [
     "tangent_basis",
     "stability",
     "CLASSIFICATIONS",
+    "Classification",
 ]
 
-CLASSIFICATIONS = ("stable", "marginal", "unstable", "not stationary", "not converged")
-_STABLE, _MARGINAL, _UNSTABLE, _NOT_STATIONARY, _NOT_CONVERGED = range(5)
+class Classification(str, Enum):
+    """Verdict on one point of :func:`steady_state` (string values: stored as such in NetCDF and JSON)."""
+
+    STABLE = "stable"
+    MARGINAL = "marginal"
+    UNSTABLE = "unstable"
+    NOT_STATIONARY = "not stationary"
+    NOT_CONVERGED = "not converged"
+
+
+CLASSIFICATIONS = tuple(c.value for c in Classification)
+_STABLE, _MARGINAL, _UNSTABLE, _NOT_STATIONARY, _NOT_CONVERGED = range(5)  # codes = positions in Classification
 _RUNNING = -1
 
 
@@ -523,8 +536,7 @@ def _find(rhs: MeanFieldRHS, y0: np.ndarray, lengths: np.ndarray, xi_map, opts: 
                 res.final[p] = ys[good, j]
                 res.time_integrated[p] = times[good] + extra[p]
                 res.status[p] = _NOT_CONVERGED
-                res.message[p] = (f"integration failed after t = {times[good]:.6g} (step-size underflow, non-finite "
-                                  f"values or more than {opts.max_steps} steps)")
+                res.message[p] = f"integration gave up after t = {times[good] + extra[p]:.6g}: {stats.reason[j]}"
             keep = stats.success
             active, ys, sub = active[keep], ys[:, keep], sub.take(np.nonzero(keep)[0])
             if active.size == 0:
@@ -943,13 +955,18 @@ def _frozen_outcome(P, M, opts) -> _Outcome:
 # Public entry points
 
 
-def _starts_and_batch(model, initial, vary, representation):
+def _starts_and_batch(model, initial, vary, representation, memory_budget=None):
     many = isinstance(initial, (list, tuple))
     starts = [as_initial_state(s) for s in (initial if many else [initial])]
     if not starts:
         raise ValueError("initial: give at least one initial state")
-    grouping = choose_grouping(model, representation)
     params = parameter_batch(model, vary)
+    K, B = n_groups(model, representation), params.size * len(starts)
+    # one window of up to 400 samples per point plus the integrator's stages; the Jacobians act on the
+    # (much smaller) invariant subspaces and are not counted
+    check_memory(8.0 * B * (3 * K + 2 * model.n_modes) * 430 + 16.0 * model.n_modes * K, memory_budget,
+                 f"steady_state ({B} points × {K} groups)")
+    grouping = choose_grouping(model, representation)
     y_start = np.stack([pack(s.group_vectors(model, grouping), s.initial_alpha(model)) for s in starts])
     return many, starts, grouping, params, y_start
 
@@ -964,6 +981,7 @@ def _options(options, overrides) -> SteadyStateOptions:
     return opts
 
 
+@timed
 def steady_state(
     model: DickeModel,
     initial: InitialState | int | Sequence[InitialState | int] = 1,
@@ -972,6 +990,7 @@ def steady_state(
     representation: str = "auto",
     options: SteadyStateOptions | None = None,
     paper_units: bool = False,
+    memory_budget: int | str | None = None,
     progress: Callable[[float], None] | None = None,
     **option_overrides,
 ):
@@ -992,6 +1011,8 @@ def steady_state(
         A :class:`SteadyStateOptions`; single fields can also be given as keywords (``t_max=5000``).
     paper_units:
         Report α and occupations in the paper's normalisation (α_paper = √(2^(M-1)) α).
+    memory_budget:
+        Bytes (or ``"8GiB"``) the search may use (default 2 GiB); checked before anything large is allocated.
     progress:
         Called now and then with the fraction of points settled so far.
 
@@ -999,7 +1020,9 @@ def steady_state(
     -------
     xarray.Dataset
         Per point: ``classification`` (one of :data:`CLASSIFICATIONS`, decided on the invariant subspace
-        the trajectory lives in), ``stationary``, ``stable``, ``converged``, ``message`` (why); the fixed
+        the trajectory lives in), ``stationary``, ``stable`` (stable in the full space: classification
+        "stable" *and* ``full_space_stability`` "stable"), ``stable_on_subspace`` (classification "stable"
+        alone), ``converged``, ``message`` (why); the fixed
         point (``overlap``, ``occupation``, ``alpha`` per pattern, ``bloch`` per group; NaN when there is
         none) and its evidence: ``residual`` (max |dy/dt| there), ``newton_iterations``, ``time_integrated``,
         ``n_steps``, ``distance`` (trajectory to fixed point over the last window), ``linearity``,
@@ -1011,7 +1034,9 @@ def steady_state(
         ``overlap_min``/``overlap_max`` over the last window and ``period`` (not stationary, periodic).
     """
     opts = _options(options, option_overrides)
-    many, starts, grouping, params, y_start = _starts_and_batch(model, initial, vary, representation)
+    if not isinstance(paper_units, (bool, np.bool_)):
+        raise ValueError(f"paper_units must be True or False, got {paper_units!r}")
+    many, starts, grouping, params, y_start = _starts_and_batch(model, initial, vary, representation, memory_budget)
     P, S = params.size, len(starts)
     rep = lambda a: np.repeat(a, S, axis=0)  # noqa: E731  (parameters per point, initial state fastest, as in evolve)
     solved = _solve(grouping, y_start, np.tile(np.arange(S), P), rep(params.omega), rep(params.g0),
@@ -1037,7 +1062,8 @@ def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
     data = {
         "classification": shaped(np.array(CLASSIFICATIONS)[status].astype(str)),
         "stationary": shaped(np.isin(status, (_STABLE, _MARGINAL, _UNSTABLE))),
-        "stable": shaped(status == _STABLE),
+        "stable": shaped((status == _STABLE) & (full_code == _STABLE)),
+        "stable_on_subspace": shaped(status == _STABLE),
         "converged": shaped(status != _NOT_CONVERGED),
         "message": shaped(np.array(out("message"), dtype=str)),
         "overlap": shaped(bloch[..., 2] @ grouping.weighted_f, ("pattern",)),
@@ -1074,6 +1100,10 @@ def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
         "classification": "stable / marginal / unstable fixed point (on the invariant subspace of the trajectory), "
                           "not stationary, or not converged",
         "stationary": "the trajectory ends on a fixed point (stable, marginal or unstable)",
+        "stable": "stable against all perturbations: stable on the invariant subspace (classification) and in the "
+                  "full space (full_space_stability)",
+        "stable_on_subspace": "stable on the invariant subspace of the trajectory (classification == 'stable'); "
+                              "may still be a saddle in the full space",
         "converged": "the solver reached a verdict within the time budget",
         "message": "why the point was classified as it was",
         "overlap": "stationary overlap xi_mu (NaN unless stationary)",
@@ -1109,6 +1139,7 @@ def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
     return ds
 
 
+@timed
 def find_critical_coupling(
     model: DickeModel,
     patterns: int | Sequence[int] | None = None,
@@ -1142,14 +1173,12 @@ def find_critical_coupling(
 
     Returns
     -------
-    float or xarray.Dataset
-        For a single pattern number: g_c (the midpoint of the final bracket, NaN if the bracket did not hold
-        the transition). Otherwise a Dataset over ``pattern`` with ``g_crit`` (midpoint), ``g_lower``,
-        ``g_upper``, ``rounds`` and ``message``. All patterns are searched in the same batches.
+    xarray.Dataset
+        Over ``pattern`` (length 1 for a single pattern number) with ``g_crit`` (the midpoint of the final
+        bracket, NaN if the bracket did not hold the transition), ``g_lower``, ``g_upper``, ``rounds`` and
+        ``message``. All patterns are searched in the same batches.
     """
     import xarray as xr
-
-    single = patterns is not None and np.ndim(patterns) == 0
 
     opts = _options(options, option_overrides)
     M = model.n_modes
@@ -1226,5 +1255,8 @@ def find_critical_coupling(
         },
         coords={"pattern": ("pattern", np.array(pats, dtype=int))},
     )
-    ds.attrs.update({"kind": "critical_coupling", "threshold": threshold, "tol": tol, **opts.as_attrs()})
-    return float(ds["g_crit"].values[0]) if single else ds
+    from ..results import model_attrs
+
+    ds.attrs.update({"kind": "critical_coupling", **model_attrs(model), "threshold": threshold, "tol": tol,
+                     **opts.as_attrs()})
+    return ds
