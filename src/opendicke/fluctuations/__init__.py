@@ -11,6 +11,7 @@
 Physics, equations and validation: docs/fluctuations.md.
 """
 
+from . import results as _results  # noqa: F401  (registers the result kinds "fluctuations", "fluctuations_figure3")
 from .cumulant import CumulantRHS, cumulant, initial_covariance, memory_needed
 from .twa import twa
 

@@ -68,8 +68,12 @@ def finite_n_figure3(
     data = {name: (dims, arr) for name, arr in out.items() if not (name == "overlap_error" and method != "twa")}
     data["overlap_theory"] = (("g0", "pattern"), theory)
     ds = xr.Dataset(data, coords={"n_spins": sizes, "g0": g0, "pattern": np.arange(1, M + 1)})
+    from .. import __version__
+    from .results import FIGURE3_KIND
+
     ds.attrs.update({
-        "kind": "fluctuations_figure3",
+        "kind": FIGURE3_KIND.name,
+        "opendicke_version": __version__,
         "method": method,
         "t_final": float(t_final),
         "pattern_seed": -1 if seed is None else int(seed),

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..results import BatchLayout
+from ..results import BatchLayout, register_kind
 
-__all__ = ["cumulant_dataset", "twa_dataset"]
+__all__ = ["cumulant_dataset", "twa_dataset", "FIGURE3_KIND"]
+
+register_kind("fluctuations", variables=("overlap", "overlap_std", "occupation", "alpha", "cost", "overlap_meanfield",
+              "occupation_meanfield"), dims=("time", "pattern", "group"), attrs=("method", "units"),
+              description="fluctuations.cumulant / fluctuations.twa")
+FIGURE3_KIND = register_kind("fluctuations_figure3", variables=("overlap", "overlap_std", "overlap_meanfield",
+                             "overlap_theory"), dims=("n_spins", "g0", "pattern"), attrs=("method", "t_final"),
+                             description="fluctuations.figure3.finite_n_figure3", single_model=False)
 
 _LONG_NAMES = {
     "overlap": "pattern overlap xi_mu = (1/N_sp) sum_j G[mu,j] <sigma_z^j>",
