@@ -376,13 +376,19 @@ def test_trajectory_error_bars_shrink_as_inverse_square_root(sixteen_spins):
         assert 1.6 < ratio < 2.5, (name, ratio)
 
 
-def test_method_is_chosen_by_size_and_reported():
+def test_method_is_chosen_by_memory_and_reported():
+    from opendicke.quantum import MethodWarning, master_equation_memory
+
     small = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=4, seed=1)
     ds = solve(small, 1, t_final=1.0, times=5, cost=False)
-    assert ds.attrs["method"] == "mesolve" and "overlap_error" not in ds
+    assert ds.attrs["method"] == "chebyshev" and "overlap_error" not in ds
     large = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=60, seed=1)
+    # 61 × 60 = 3660 states: the master equation needs ~0.43 GiB; with a 0.1 GiB budget it does not fit
+    assert master_equation_memory("chebyshev", 3660) > 0.1 * 2**30
     fractions = []
-    ds = solve(large, 1, t_final=0.3, times=4, fock=60, ntraj=4, seed=0, progress=fractions.append)
+    with pytest.warns(MethodWarning, match="memory budget"):
+        ds = solve(large, 1, t_final=0.3, times=4, fock=60, ntraj=4, seed=0, progress=fractions.append,
+                   memory=0.1 * 2**30)
     assert ds.attrs["method"] == "mcsolve" and ds.attrs["dimension"] > 1000 and ds.attrs["ntraj"] == 4
     assert "overlap_error" in ds and "cost_error" in ds
     assert fractions[-1] == pytest.approx(1.0) and np.all(np.diff(fractions) > 0)

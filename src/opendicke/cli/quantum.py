@@ -27,6 +27,26 @@ from .common import (
 )
 
 
+_UNITS = {"": 2**30, "gib": 2**30, "gb": 1e9, "mib": 2**20, "mb": 1e6, "kib": 2**10, "b": 1}
+
+
+def _memory(text: Optional[str]) -> Optional[float]:
+    """--memory: bytes from '2', '2GiB', '512MiB', '1.5GB' (a bare number is GiB)."""
+    if text is None:
+        return None
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _UNITS:
+        raise ValueError(f"--memory must be a size such as 2, 2GiB, 512MiB or 1.5GB (a bare number is GiB), got {text!r}")
+    try:
+        value = float(m.group(1)) * _UNITS[unit]
+    except ValueError:
+        raise ValueError(f"--memory must be a size such as 2, 2GiB or 512MiB, got {text!r}") from None
+    return value
+
+
 def _fock(fock: Optional[str]):
     if fock is None:
         return "auto"
@@ -49,28 +69,35 @@ def quantum(
     times: Annotated[int, typer.Option("--times", help="Number of equally spaced output times.")] = 101,
     fock: Annotated[Optional[str], typer.Option("--fock", help="Fock levels per mode (one value or M; with --frame gaussian: total quanta kept); default: chosen automatically to meet --tol.")] = None,
     tol: Annotated[float, typer.Option("--tol", help="Target accuracy of overlaps and occupations.")] = 1e-6,
-    method: Annotated[str, typer.Option("--method", help="auto | mesolve | expm | mcsolve")] = "auto",
+    method: Annotated[str, typer.Option("--method", help="auto (the master equation whenever it fits --memory, trajectories beyond) | chebyshev | mesolve | expm | mcsolve")] = "auto",
     frame: Annotated[str, typer.Option("--frame", help="auto | plain | comoving (displaced and rotated with the mean-field solution, truncated in the fluctuations) | gaussian (co-moving and squeezed along the fluctuations; large N_sp)")] = "auto",
     max_dim: Annotated[Optional[int], typer.Option("--max-dim", help="Largest Hilbert-space dimension the cutoff search may use (default 1500 for the master equation).")] = None,
     ntraj: Annotated[int, typer.Option("--ntraj", help="Trajectories (mcsolve).")] = 500,
     traj_seed: Annotated[Optional[int], typer.Option("--traj-seed", help="Seed of the trajectories' random numbers.")] = None,
+    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory budget of the master equation (e.g. 2, 2GiB, 512MiB; a bare number is GiB; default 2 GiB): beyond it --method auto takes trajectories, and a --fock that does not fit is refused before anything is built.")] = None,
+    threads: Annotated[int, typer.Option("--threads", help="Threads of the compiled master-equation kernel.")] = 1,
+    deviation_tol: Annotated[Optional[float], typer.Option("--deviation-tol", help="Gaussian frame: also require the relative change of N(xi - xi_MF), N(n - n_MF) and N E_N between truncations to be below this (default: reported only).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the labelled result as NetCDF.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a figure (exact vs mean field).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: t, overlaps, occupations, cost, method, fock, truncation_error.")] = False,
 ):
     """Exact finite-N quantum dynamics (master equation or trajectories) in the reduced basis."""
-    from ..quantum import FockCutoffWarning, solve
+    from ..quantum import FockCutoffWarning, MethodWarning, QuantumOptions, solve
 
     if model.thermodynamic_limit:
         fail("the exact quantum dynamics needs a finite number of spins: give --n-spins N (or --patterns)")
+    budget = _memory(memory)
+    options = QuantumOptions(t_final=t_final, times=times, fock=_fock(fock), tol=tol, method=method, frame=frame,
+                             max_dim=max_dim, ntraj=ntraj, seed=traj_seed, threads=threads, deviation_tol=deviation_tol,
+                             **({} if budget is None else {"memory": budget}))
     (start,) = start_states(model, pattern, flip, flip_seed, mirror)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings():
         warnings.simplefilter("always", FockCutoffWarning)
+        warnings.simplefilter("always", MethodWarning)
+        warnings.showwarning = lambda message, *args, **kwargs: typer.echo(f"warning: {message}", err=True)
         with Progress("quantum dynamics", enabled=not as_json) as progress:
-            ds = solve(model, start, t_final=t_final, times=times, fock=_fock(fock), tol=tol, method=method,
-                       frame=frame, max_dim=max_dim, ntraj=ntraj, seed=traj_seed, progress=progress)
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
+            ds = solve(model, start, options=options, progress=progress,
+                       announce=lambda text: typer.echo(text, err=True))
     if out is not None:
         from ..io import save_dataset
 
@@ -124,9 +151,9 @@ def convergence(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random patterns drawn at every N_sp.")] = 0,
     pattern: Annotated[int, typer.Option("--pattern", help="Start from pattern NU.")] = 1,
     t_final: Annotated[float, typer.Option("--t-final", help="End of the fixed time window.")] = 10.0,
-    times: Annotated[int, typer.Option("--times")] = 101,
-    tol: Annotated[float, typer.Option("--tol")] = 1e-6,
-    method: Annotated[str, typer.Option("--method")] = "auto",
+    times: Annotated[int, typer.Option("--times", help="Number of equally spaced output times.")] = 101,
+    tol: Annotated[float, typer.Option("--tol", help="Target accuracy of overlaps and occupations at every N_sp.")] = 1e-6,
+    method: Annotated[str, typer.Option("--method", help="auto | chebyshev | mesolve | expm | mcsolve")] = "auto",
     fit_from: Annotated[int, typer.Option("--fit-from", help="Fit the power law over N_sp ≥ this only (small N_sp are pre-asymptotic); default all.")] = 0,
     out: Annotated[Path, typer.Option("--out", help="Directory for convergence.nc/.png/.pdf.")] = Path("results/convergence"),
     as_json: Annotated[bool, typer.Option("--json", help="Print n_spins, deviation, slope.")] = False,

@@ -4,7 +4,8 @@
   initial state (pattern, corrupted pattern, …) with one large spin per block (reduction group refined by
   the initial state) in its maximal-spin sector and M truncated modes; :meth:`QuantumProblem.to_qutip`
   exports Hamiltonian, collapse operators, initial state and observables as QuTiP objects.
-* :func:`solve`: master-equation dynamics with an automatic Fock cutoff, as an ``xarray.Dataset``
+* :func:`solve`: master-equation dynamics (exact by default: a compiled Chebyshev propagator, :mod:`.plain`,
+  whenever it fits the memory budget) with an automatic Fock cutoff, as an ``xarray.Dataset``
   (overlaps, occupations, α, group Bloch vectors, truncation indicators, cost function E_N(t)).
 * :func:`propagate`: one run at a fixed cutoff (raw expectation values).
 * :mod:`.frame`: the same exact problem in the frame co-moving with the mean-field solution (rotated large
@@ -17,13 +18,16 @@ from .frame import (
     ComovingProblem, FramePropagation, MeanFieldFrame, comoving, mean_field_frame, propagate_comoving, propagate_plain,
     search_truncation,
 )
+from .options import DEFAULT_MEMORY, DEFAULT_TOL, FRAMES, METHODS, QuantumOptions
+from .result import FockCutoffWarning, Propagation
 from .solve import (
-    AUTO_COMOVING_SPINS, AUTO_MASTER_EQUATION_DIM, FRAMES, DEFAULT_TOL, METHODS, FockCutoffWarning, Propagation, cost_function, initial_cost, propagate, solve,
+    AUTO_COMOVING_SPINS, MethodWarning, cost_function, initial_cost, master_equation_memory, propagate, solve,
 )
 
 __all__ = [
     "QuantumProblem", "QutipProblem", "build", "solve", "propagate", "Propagation", "FockCutoffWarning",
-    "cost_function", "initial_cost", "DEFAULT_TOL", "METHODS", "AUTO_MASTER_EQUATION_DIM",
+    "cost_function", "initial_cost", "DEFAULT_TOL", "DEFAULT_MEMORY", "METHODS", "QuantumOptions", "MethodWarning",
+    "master_equation_memory",
     "FRAMES", "AUTO_COMOVING_SPINS", "ComovingProblem", "FramePropagation", "MeanFieldFrame", "comoving",
     "mean_field_frame", "propagate_comoving", "propagate_plain", "search_truncation",
 ]

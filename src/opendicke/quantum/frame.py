@@ -397,7 +397,7 @@ class _FrameObservables:
 
 
 # ------------------------------------------------------------------------------------ propagation
-from .solve import Propagation  # noqa: E402
+from .result import Propagation  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -539,7 +539,7 @@ def search_truncation(
     returned. Blocks already complete (n_r + 1 levels) are not enlarged."""
     import warnings
 
-    from .solve import FockCutoffWarning
+    from .result import FockCutoffWarning
 
     spin, fock = first_truncation(problem) if first is None else first
     frame = mean_field_frame(problem, float(times[-1]))
@@ -584,7 +584,7 @@ def propagate_plain(
     """The plain-basis master equation of :func:`~opendicke.quantum.propagate` with this module's DOP853
     on the dense ρ (dρ/dt = Y + Y†, Y = Kρ + ½Σ c ρ c†, K = −iH − ½Σ c†c): ``method = "dop853"``."""
     from ._rk import dop853
-    from .solve import Propagation, _expectations, _split_observables
+    from .result import Propagation, _expectations, _split_observables
 
     t = np.asarray(times, dtype=float)
     if t.ndim != 1 or t.size < 1 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):

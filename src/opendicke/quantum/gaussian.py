@@ -520,6 +520,18 @@ def _check_blocks(problem: QuantumProblem) -> None:
             f"{small} (use frame='plain' or 'comoving')")
 
 
+def relative_change(new: dict, old: dict) -> float:
+    """max over the named arrays of max|new − old| / max|new| (NaN when nothing is compared)."""
+    out = math.nan
+    for key, value in new.items():
+        a, b = np.asarray(value), np.asarray(old[key])
+        scale = float(np.max(np.abs(a))) if a.size else 0.0
+        if scale > 0:
+            r = float(np.max(np.abs(a - b))) / scale
+            out = r if math.isnan(out) else max(out, r)
+    return out
+
+
 def _levels_needed(history: list, tol: float, step: int) -> int:
     """Total quanta at which the changes would reach ``tol`` if they keep falling geometrically at the rate of
     the last two steps (the current levels + step while fewer than two changes are known; 10^6 if they do
@@ -544,6 +556,7 @@ class LevelSearch:
     change: float
     converged: bool
     history: list
+    deviation_change: float = float("nan")  # relative change of N·(ξ − ξ_MF), N·(n − n_MF), N·E_N (last step)
 
 
 def search_levels(
@@ -559,14 +572,21 @@ def search_levels(
     atol: float = 1e-10,
     squares: bool = False,
     progress: Callable[[float], None] | None = None,
+    deviations: Callable | None = None,
+    deviation_tol: float | None = None,
 ) -> LevelSearch:
     """Enlarge the total-quanta truncation by ``step`` until the largest change of any overlap or occupation
     over the window between two successive truncations is ≤ ``tol``; the larger truncation's run is returned.
     Stops, flagged not converged (with a :class:`~opendicke.quantum.FockCutoffWarning`), before exceeding
-    ``max_dim`` kept states."""
+    ``max_dim`` kept states.
+
+    ``deviations(run)`` → dict of arrays (what the frame is about: N·(ξ − ξ_MF), N·(n − n_MF), N·E_N) gives the
+    relative change between truncations, max over its arrays of max_t|Δ| / max_t|value|, reported as
+    ``deviation_change``; with ``deviation_tol`` the search also requires it to be ≤ ``deviation_tol`` (an
+    absolute ``tol`` on ξ is as large as ξ − ξ_MF itself at large N_sp, so on its own it hides the bias)."""
     import warnings
 
-    from .solve import FockCutoffWarning
+    from .result import FockCutoffWarning
 
     _check_blocks(problem)
     frame = gaussian_frame(problem, float(times[-1]))
@@ -580,18 +600,20 @@ def search_levels(
         run = propagate_gaussian(problem, times, levels, frame=frame, hp_order=hp_order, rtol=rtol, atol=atol,
                                  squares=squares, progress=progress)
         change = run.change_from(prev) if prev is not None else math.nan
+        dev = relative_change(deviations(run), deviations(prev)) if (deviations and prev is not None) else math.nan
         history.append((levels, frame_dimension(problem, levels), float(run.truncation().max()), change, run.elapsed))
-        if prev is not None and change <= tol:
-            return LevelSearch(run, levels, change, True, history)
+        if prev is not None and change <= tol and (deviation_tol is None or dev <= deviation_tol):
+            return LevelSearch(run, levels, change, True, history, dev)
         needed = _levels_needed(history, tol, step)
         if frame_dimension(problem, max(levels + step, needed)) > max_dim:
             reason = (f"total quanta ≤ {levels + step} would keep {frame_dimension(problem, levels + step)} states"
                       if needed <= levels + step else
                       f"at the measured rate the changes would reach tol only near {needed} total quanta"
                       if needed < 10**6 else "the changes are not decreasing")
+            relative = "" if math.isnan(dev) else f", relative change of the deviations from mean field {dev:.3g}"
             warnings.warn(
                 f"Gaussian-frame truncation not converged: {reason} (max_dim = {max_dim} states); the last measured "
-                f"change was {change:.3g} (tol = {tol:g})", FockCutoffWarning, stacklevel=3)
-            return LevelSearch(run, levels, change, False, history)
+                f"change was {change:.3g} (tol = {tol:g}){relative}", FockCutoffWarning, stacklevel=3)
+            return LevelSearch(run, levels, change, False, history, dev)
         prev = run
         levels += step

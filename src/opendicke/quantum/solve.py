@@ -23,28 +23,25 @@ Engines (``method``):
 
 from __future__ import annotations
 
+import json
 import math
 import time as _time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..model import DickeModel
 from ..states import InitialState, as_initial_state
+from .options import DEFAULT_MEMORY, DEFAULT_TOL, FRAMES, METHODS, QuantumOptions
 from .problem import QuantumProblem, _fock_tuple, build
+from .result import FockCutoffWarning, Propagation, _expectations, _split_observables
 
-__all__ = ["solve", "propagate", "Propagation", "FockCutoffWarning", "DEFAULT_TOL", "METHODS", "AUTO_MASTER_EQUATION_DIM"]
+__all__ = ["solve", "propagate", "Propagation", "FockCutoffWarning", "MethodWarning", "DEFAULT_TOL", "DEFAULT_MEMORY",
+           "METHODS", "FRAMES", "QuantumOptions", "master_equation_memory"]
 
-DEFAULT_TOL = 1e-6
-METHODS = ("mesolve", "expm", "mcsolve")
-#: ``method="auto"`` integrates the master equation up to this Hilbert-space dimension (at the first cutoff
-#: tried), trajectories above. Measured (2 shared cores): d = 544 (N_sp = 16, n_c = 32) takes 26 s for
-#: t ≤ 10; the cost grows ≈ d² × n_c, so d = 1000 is a few minutes.
-AUTO_MASTER_EQUATION_DIM = 1000
-FRAMES = ("auto", "plain", "comoving", "gaussian")
 #: ``frame="auto"`` takes the Gaussian frame when every block holds at least this many spins (measured, M = 1,
 #: t ≤ 10: at N_sp = 256 its changes between truncations were 4.0e-3 and 3.7e-3 at 153 and 231 states against
 #: 8.3e-3 and 7.9e-3 for the co-moving frame at 384 and 640; at N_sp = 64 the co-moving frame won, 9e-3
@@ -52,87 +49,9 @@ FRAMES = ("auto", "plain", "comoving", "gaussian")
 AUTO_GAUSSIAN_BLOCK = 128
 #: ``frame="auto"`` takes the co-moving frame from this many spins on (see :func:`solve`).
 AUTO_COMOVING_SPINS = 24
-_MAX_DIM = {"mesolve": 1500, "expm": 1500, "mcsolve": 200_000}
+#: Default dimension limits of the cutoff search per engine (the Chebyshev run is limited by the memory budget).
+_MAX_DIM = {"chebyshev": 10**9, "mesolve": 1500, "expm": 1500, "mcsolve": 200_000}
 _COMPONENTS = ("x", "y", "z")
-
-
-class FockCutoffWarning(UserWarning):
-    """The Fock cutoff could not be shown to meet the tolerance (too small, or not converged)."""
-
-
-@dataclass(frozen=True)
-class Propagation:
-    """Expectation values of one run at one cutoff: ``values[name]`` is a complex array over time."""
-
-    problem: QuantumProblem
-    times: np.ndarray
-    values: dict
-    elapsed: float
-    method: str
-    errors: dict | None = None  # trajectories: standard error of the mean of every value
-    runs: dict | None = None  # trajectories: per-trajectory values (ntraj, T)
-    ntraj: int = 0
-    strata: object = None  # trajectories: the exact no-jump branch (_Strata)
-
-    def real(self, name: str) -> np.ndarray:
-        return np.real(self.values[name])
-
-    def per_pattern(self, prefix: str, source: dict | None = None) -> np.ndarray:
-        """(T, M) array of ``<prefix>_<μ>`` (from ``values``, or from ``source``, e.g. ``errors``)."""
-        source = self.values if source is None else source
-        return np.stack([source[f"{prefix}_{mu + 1}"] for mu in range(self.problem.n_modes)], axis=1)
-
-    def truncation(self) -> np.ndarray:
-        """Largest population of the top Fock level of each mode over the window, (M,)."""
-        return np.max(np.real(self.per_pattern("top")), axis=0)
-
-    def tail_ratio(self) -> np.ndarray:
-        """Per-level decay of the Fock tail of each mode, (M,): (p_top / p_{top−L})^(1/L) with p the largest
-        population of a level over the window (NaN where the tail was not recorded or is empty)."""
-        out = np.full(self.problem.n_modes, np.nan)
-        for mu in range(self.problem.n_modes):
-            names = [n for n in self.values if n.startswith(f"level_{mu + 1}_")]
-            if not names:
-                continue
-            deepest = max(int(n.rsplit("_", 1)[1]) for n in names)
-            p_top = self.truncation()[mu]
-            p_low = np.max(np.real(self.values[f"level_{mu + 1}_{deepest}"]))
-            if p_low > 0 and p_top > 0:
-                out[mu] = (p_top / p_low) ** (1.0 / deepest)
-        return out
-
-    def change_from(self, other: Propagation) -> float:
-        """max over time and patterns of |Δξ| and |Δ occupation| between two runs on the same times."""
-        d_xi = np.abs(np.real(self.per_pattern("overlap") - other.per_pattern("overlap")))
-        d_occ = np.abs(np.real(self.per_pattern("occupation") - other.per_pattern("occupation")))
-        return float(max(d_xi.max(), d_occ.max()))
-
-
-def _expectations(rho: np.ndarray, diag_ops: dict, full_ops: dict) -> dict:
-    """tr(O ρ) for diagonal operators (given as diagonals) and sparse ones."""
-    out = {}
-    pop = np.real(np.diagonal(rho))
-    for name, d in diag_ops.items():
-        out[name] = complex(d @ pop)
-    rho_t = rho.T
-    for name, op in full_ops.items():
-        coo = op.tocoo() if not isinstance(op, sp.coo_matrix) else op
-        out[name] = complex(np.sum(coo.data * rho_t[coo.row, coo.col]))
-    return out
-
-
-def _split_observables(problem: QuantumProblem, squares: bool, tail: int):
-    ops = problem.observables(squares, tail)
-    diag_ops, full_ops = {}, {}
-    for name, op in ops.items():
-        coo = op.tocoo()
-        if coo.nnz == 0 or np.all(coo.row == coo.col):
-            d = np.zeros(problem.dim, dtype=complex)
-            d[coo.row] = coo.data
-            diag_ops[name] = np.real(d) if np.all(np.abs(np.imag(d)) == 0) else d
-        else:
-            full_ops[name] = coo
-    return diag_ops, full_ops
 
 
 def _liouvillian(problem: QuantumProblem) -> sp.csr_matrix:
@@ -154,7 +73,7 @@ def propagate(
     problem: QuantumProblem,
     times: Sequence[float],
     *,
-    method: str = "mesolve",
+    method: str = "chebyshev",
     atol: float = 1e-8,
     rtol: float = 1e-6,
     squares: bool = False,
@@ -162,11 +81,14 @@ def propagate(
     ntraj: int = 500,
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
+    threads: int = 1,
 ) -> Propagation:
     """Run the dynamics of ``problem`` and record every observable of :meth:`QuantumProblem.observables`
     at ``times`` (the first time is the initial state).
 
-    ``method``: ``"mesolve"``, ``"expm"`` (master equation) or ``"mcsolve"`` (``ntraj`` quantum-jump
+    ``method``: ``"chebyshev"`` (the compiled real-representation kernel with one Chebyshev expansion,
+    :mod:`.plain`; ``atol`` bounds the series terms, ``threads`` the numba threads), ``"mesolve"``,
+    ``"expm"`` (master equation) or ``"mcsolve"`` (``ntraj`` quantum-jump
     trajectories from QuTiP's ``mcsolve``, seeded by ``seed``; the values are trajectory means and
     ``errors`` their standard errors). ``squares`` adds S_{a,k}² (for E_N); ``tail`` records the populations
     of that many Fock levels below the top (for :meth:`Propagation.tail_ratio`). ``progress`` is called with
@@ -186,6 +108,10 @@ def propagate(
     start = _time.perf_counter()
     if method == "mcsolve":
         return _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress)
+    if method == "chebyshev":
+        from .plain import propagate_chebyshev
+
+        return propagate_chebyshev(problem, t, tol=atol, squares=squares, tail=tail, threads=threads, progress=progress)
     if method == "mesolve":
         import qutip
 
@@ -358,7 +284,7 @@ class _CutoffSearch:
     history: list  # [(fock tuple, truncation list, change or nan, seconds)]
 
 
-def _search_fock(problem: QuantumProblem, t, tol, first, run_kwargs, max_dim, max_fock, progress) -> _CutoffSearch:
+def _search_fock(problem: QuantumProblem, t, tol, first, run_kwargs, max_dim, max_fock, progress, budget=None) -> _CutoffSearch:
     """Enlarge the cutoff until two successive cutoffs change overlaps and occupations by ≤ tol."""
     history = []
     fock = np.asarray(first)
@@ -369,16 +295,19 @@ def _search_fock(problem: QuantumProblem, t, tol, first, run_kwargs, max_dim, ma
     prev = None
     while True:
         p = problem.with_fock(fock)
-        if p.dim > max_dim:
+        over_memory = budget is not None and not budget.fits(p.dim)
+        if p.dim > max_dim or over_memory:
+            limit = (f"the memory budget ({budget.estimate(p.dim) / 2**30:.3g} GiB > {budget.memory / 2**30:.3g} GiB, "
+                     "memory=)" if over_memory else f"max_dim = {max_dim}")
             if prev is None:
                 raise ValueError(
-                    f"the first Fock cutoff {list(p.fock)} already gives dimension {p.dim} > max_dim = {max_dim}; "
-                    "give a smaller fock= (and check its truncation) or raise max_dim"
+                    f"the first Fock cutoff {list(p.fock)} (dimension {p.dim}) already exceeds {limit}; "
+                    "give a smaller fock= (and check its truncation) or raise the limit"
                 )
             last = history[-1][2]
             warnings.warn(
                 f"Fock cutoff not converged: growing {list(prev.problem.fock)} → {list(p.fock)} would exceed "
-                f"max_dim = {max_dim}; the last measured change was {last:.3g} (tol = {tol:g}), the top-level "
+                f"{limit}; the last measured change was {last:.3g} (tol = {tol:g}), the top-level "
                 f"population {prev.truncation().max():.3g}",
                 FockCutoffWarning, stacklevel=3,
             )
@@ -402,7 +331,7 @@ def _search_fock(problem: QuantumProblem, t, tol, first, run_kwargs, max_dim, ma
         prev, fock = run, nxt
 
 
-def _search_fock_by_indicator(problem, t, tol, first, run_kwargs, max_dim, max_fock, progress) -> _CutoffSearch:
+def _search_fock_by_indicator(problem, t, tol, first, run_kwargs, max_dim, max_fock, progress, budget=None) -> _CutoffSearch:
     """Trajectories: enlarge the cutoff until the top-level population is ≤ tol/10 (no change measured)."""
     history = []
     fock = np.asarray(first) if max_fock is None else np.minimum(first, max_fock)
@@ -473,21 +402,10 @@ def solve(
     model: DickeModel,
     initial: InitialState | int = 1,
     *,
-    t_final: float = 10.0,
-    times: int | Sequence[float] = 101,
-    fock: str | int | Sequence[int] = "auto",
-    tol: float = DEFAULT_TOL,
-    method: str = "auto",
-    cost: bool = True,
-    atol: float | None = None,
-    rtol: float | None = None,
-    max_dim: int | None = None,
-    max_fock: int | None = None,
-    ntraj: int = 500,
-    seed: int | None = None,
+    options: QuantumOptions | None = None,
     progress: Callable[[float], None] | None = None,
-    frame: str = "auto",
-    spin_levels: int | Sequence[int] | None = None,
+    announce: Callable[[str], None] | None = None,
+    **kwargs,
 ):
     """Exact finite-N dynamics (Lindblad master equation or quantum trajectories) in the reduced basis.
 
@@ -507,12 +425,15 @@ def solve(
         (one for all modes or one per mode): then the change is not measured and a
         :class:`FockCutoffWarning` is raised when the top level holds more than ``tol/10`` population.
     tol:
-        Target accuracy of overlaps and occupations (also sets the integrator tolerances).
+        Target accuracy of overlaps and occupations (also sets the propagator's own error control: the
+        Chebyshev series to min(1e-8, tol/100), the integrator tolerances of the other engines).
     method:
-        ``"auto"`` (default): ``"mesolve"`` if the first cutoff tried gives a dimension ≤
-        :data:`AUTO_MASTER_EQUATION_DIM`, else ``"mcsolve"``; the choice is in ``attrs["method"]``.
-        ``"mesolve"`` (QuTiP, DOP853), ``"expm"`` (sparse Liouvillian exponential, exact to double
-        precision) or ``"mcsolve"`` (``ntraj`` quantum-jump trajectories with QuTiP, seeded by ``seed``;
+        ``"auto"`` (default): the exact master equation by ``"chebyshev"`` (compiled real-representation
+        kernel, one Chebyshev expansion of the Liouvillian, :mod:`.plain`) whenever its memory estimate at the
+        first cutoff fits ``memory``; quantum trajectories (``"mcsolve"``) only beyond it, with a
+        :class:`MethodWarning` saying why. The choice is in ``attrs["method"]``. Or explicitly
+        ``"chebyshev"``, ``"mesolve"`` (QuTiP, DOP853), ``"expm"`` (sparse Liouvillian exponential, exact to
+        double precision) or ``"mcsolve"`` (``ntraj`` quantum-jump trajectories with QuTiP, seeded by ``seed``;
         every variable gets a ``<name>_error``, the standard error of the trajectory mean). For trajectories
         ``fock="auto"`` is judged by the truncation indicator only (top-level population ≤ tol/10;
         ``fock_change`` is NaN): differences between two cutoffs would be buried in statistical noise.
@@ -522,8 +443,24 @@ def solve(
     atol, rtol:
         Integrator tolerances (default: min(1e-8, tol/100) and min(1e-6, tol)).
     max_dim, max_fock:
-        Limits on the Hilbert-space dimension (default 1500 for the master equation, 200 000 for
-        trajectories) and on the cutoff of the automatic search.
+        Limits on the Hilbert-space dimension (default: the memory budget for ``"chebyshev"``, 1500 for
+        ``"mesolve"``/``"expm"``, 200 000 for trajectories) and on the cutoff of the automatic search.
+    memory:
+        Memory budget of the master equation in bytes (default 2 GiB): the automatic method choice, the
+        cutoff search and the frames' dimension limits all respect it; a given ``fock`` is checked against it
+        before any operator is built.
+    threads:
+        numba threads of the compiled kernel (default 1).
+    deviation_tol:
+        Gaussian frame: a relative tolerance on what the frame is about, N·(ξ − ξ_MF), N·(n − n_MF) and N·E_N
+        (max over time of the change between truncations over the max of the value), required besides ``tol``;
+        the measured relative change is always reported as ``deviation_change``.
+    options:
+        All of the above as one :class:`QuantumOptions` (validated on construction); keywords given as well
+        replace its fields.
+    announce:
+        Called once with one line naming the chosen basis, engine, (first) dimension and memory estimate,
+        before the propagation starts (the CLI prints it).
     ntraj, seed:
         Number of trajectories and the seed of their random numbers (``"mcsolve"``).
     progress:
@@ -555,57 +492,62 @@ def solve(
         ``fock_converged``; with ``cost``: ``cost`` (E_N), ``cost_initial`` (2 Σ 1/n_k + M/N),
         ``overlap_meanfield``, ``occupation_meanfield``.
     """
-    if model.thermodynamic_limit:
-        raise ValueError("the exact quantum dynamics needs a finite n_spins (give n_spins or patterns)")
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be a positive number, got {tol!r}")
-    if method not in METHODS + ("auto",):
-        raise ValueError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
-    if isinstance(fock, str) and fock != "auto":
-        raise ValueError(f"fock must be 'auto' or a number of Fock levels, got {fock!r}")
-    if frame not in FRAMES:
-        raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
-    if frame in ("comoving", "gaussian") and method != "auto":
-        raise ValueError(f"frame={frame!r} integrates the master equation with its own DOP853: leave method='auto' (got {method!r})")
+    opts = QuantumOptions(**kwargs) if options is None else (replace(options, **kwargs) if kwargs else options)
+    opts.check_model(model)  # every option checked before any mean-field or problem building
     start = as_initial_state(initial)
+    frame = opts.frame
     if frame == "auto":
-        frame = _auto_frame(model, start, method, fock)
-    if spin_levels is not None and frame != "comoving":
-        raise ValueError("spin_levels applies to frame='comoving' only")
+        frame = _auto_frame(model, start, opts.method, opts.fock)
     from ..meanfield.evolve import output_times
 
-    t = output_times(t_final, times)
+    t = output_times(opts.t_final, opts.times)
     if t[0] != 0.0:
         raise ValueError("times must start at 0 (the initial state)")
-    atol = min(1e-8, tol / 100) if atol is None else float(atol)
-    rtol = min(1e-6, tol) if rtol is None else float(rtol)
-
+    tol, fock, cost = opts.tol, opts.fock, opts.cost
+    atol = min(1e-8, tol / 100) if opts.atol is None else float(opts.atol)
+    rtol = min(1e-6, tol) if opts.rtol is None else float(opts.rtol)
+    problem = build(model, start, fock=2)
+    if not opts.fock_auto and frame in ("plain",):
+        # memory check first: a given cutoff that does not fit never builds its operators
+        _fixed = problem.with_fock(_fock_tuple(fock, model.n_modes))
+        method = _choose_method(opts, _fixed.dim, len(_fixed.dims), fixed=True)
     meanfield = None
-    if cost or isinstance(fock, str):
+    if cost or opts.fock_auto:
         from ..meanfield import evolve
 
         meanfield = evolve(model, start, times=t, representation="groups")
-    problem = build(model, start, fock=2)
-    if isinstance(fock, str):
+    if opts.fock_auto:
         peak = model.n_spins * np.asarray(meanfield["occupation"].values).max(axis=0)
         first = _initial_fock(peak)
     else:
         first = _fock_tuple(fock, model.n_modes)
+    max_dim = opts.max_dim
+    gib = 2**30
+    if frame in ("gaussian", "comoving") and announce is not None:
+        announce(f"basis: {frame} frame (truncation searched from a small start), master equation, memory budget "
+                 f"{opts.memory / gib:.3g} GiB")
     if frame == "gaussian":
-        return _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanfield, max_dim, progress)
+        return _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanfield, max_dim, progress,
+                               opts.memory, opts.deviation_tol)
     if frame == "comoving":
-        return _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol, cost, meanfield,
-                               max_dim, progress)
-    if method == "auto":
-        method = "mesolve" if problem.with_fock(first).dim <= AUTO_MASTER_EQUATION_DIM else "mcsolve"
+        return _solve_comoving(model, start, problem, t, fock, opts.spin_levels, tol, atol, rtol, cost, meanfield,
+                               max_dim, progress, opts.memory)
+    if opts.fock_auto:
+        method = _choose_method(opts, problem.with_fock(first).dim, len(problem.dims), fixed=False)
     max_dim = _MAX_DIM[method] if max_dim is None else int(max_dim)
-    run_kwargs = dict(method=method, atol=atol, rtol=rtol, squares=cost, tail=3)
+    run_kwargs = dict(method=method, atol=atol, rtol=rtol, squares=cost, tail=3, threads=opts.threads)
     if method == "mcsolve":
-        run_kwargs.update(ntraj=ntraj, seed=seed)
+        run_kwargs.update(ntraj=opts.ntraj, seed=opts.seed)
+    budget = _Budget(method, opts.memory, len(problem.dims))
+    if announce is not None:
+        dim0 = problem.with_fock(first).dim
+        announce(f"basis: plain (Dicke ⊗ Fock), method {method}, {'first ' if opts.fock_auto else ''}Fock levels "
+                 f"{list(first)}, dimension {dim0}, memory estimate {budget.estimate(dim0) / gib:.3g} GiB of "
+                 f"{opts.memory / gib:.3g} GiB")
     wall = _time.perf_counter()
-    if isinstance(fock, str):
+    if opts.fock_auto:
         finder = _search_fock_by_indicator if method == "mcsolve" else _search_fock
-        search = finder(problem, t, tol, first, run_kwargs, max_dim, max_fock, progress)
+        search = finder(problem, t, tol, first, run_kwargs, max_dim, opts.max_fock, progress, budget)
         run, change, converged, history = search.run, search.change, search.converged, search.history
     else:
         p = problem.with_fock(first)
@@ -621,15 +563,78 @@ def solve(
                 FockCutoffWarning, stacklevel=2,
             )
     total = _time.perf_counter() - wall
-    return _dataset(model, start, run, meanfield if cost else None, change, converged, history, tol, atol, rtol, total,
-                    seed if method == "mcsolve" else None)
+    ds = _dataset(model, start, run, meanfield if cost else None, change, converged, history, tol, atol, rtol, total,
+                  opts.seed if method == "mcsolve" else None)
+    ds.attrs["memory_budget"] = float(opts.memory)
+    ds.attrs["memory_estimate"] = float(budget.estimate(run.problem.dim))
+    if run.stats:
+        ds.attrs["propagator_stats"] = json.dumps(run.stats)
+    return ds
 
 
-def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol, cost, meanfield, max_dim, progress):
+class MethodWarning(UserWarning):
+    """``method="auto"`` could not use the exact master equation (it does not fit the memory budget)."""
+
+
+def master_equation_memory(method: str, dim: int, n_factors: int = 2) -> int:
+    """Bytes a master-equation run needs at Hilbert-space dimension ``dim`` (state, work arrays, operators):
+    the Chebyshev run holds four real d × d arrays; QuTiP's DOP853 (``"mesolve"``) about 13 complex ones (state,
+    stages) and the sparse Liouvillian (≈ 10 entries per row of d², 24 bytes each); ``"expm"`` the Liouvillian
+    and a few complex vectors of d²; trajectories a few kets per trajectory."""
+    from .plain import chebyshev_memory
+
+    d = int(dim)
+    if method == "chebyshev":
+        return chebyshev_memory(d, n_factors)
+    if method == "mesolve":
+        return 13 * 16 * d * d + 24 * 10 * d * d
+    if method == "expm":
+        return 8 * 16 * d * d + 24 * 10 * d * d
+    return 64 * 16 * d + 24 * 10 * d
+
+
+@dataclass(frozen=True)
+class _Budget:
+    method: str
+    memory: float
+    n_factors: int
+
+    def estimate(self, dim: int) -> int:
+        return master_equation_memory(self.method, dim, self.n_factors)
+
+    def fits(self, dim: int) -> bool:
+        return self.estimate(dim) <= self.memory
+
+
+def _choose_method(opts: QuantumOptions, dim: int, n_factors: int, fixed: bool) -> str:
+    """The engine for a plain-basis run whose (first) dimension is ``dim``: ``method="auto"`` takes the
+    Chebyshev master equation when it fits the memory budget, trajectories (with a :class:`MethodWarning`)
+    when not; an explicit master-equation method that does not fit is an error."""
+    gib = 2**30
+    if opts.method == "auto":
+        need = master_equation_memory("chebyshev", dim, n_factors)
+        if need <= opts.memory:
+            return "chebyshev"
+        warnings.warn(
+            f"the master equation at dimension {dim} needs {need / gib:.3g} GiB > the memory budget "
+            f"{opts.memory / gib:.3g} GiB (memory=): using quantum trajectories instead (statistical errors in "
+            f"the *_error variables); raise memory=, or use a frame (frame='comoving' or 'gaussian') for large N_sp",
+            MethodWarning, stacklevel=3)
+        return "mcsolve"
+    if opts.method != "mcsolve" and fixed:
+        need = master_equation_memory(opts.method, dim, n_factors)
+        if need > opts.memory:
+            raise ValueError(f"memory: method={opts.method!r} at dimension {dim} needs {need / gib:.3g} GiB > the "
+                             f"memory budget {opts.memory / gib:.3g} GiB; raise memory= or choose a smaller fock")
+    return opts.method
+
+
+def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol, cost, meanfield, max_dim, progress,
+                    memory=DEFAULT_MEMORY):
     """``solve(frame="comoving")``: fixed truncation, or the search of :func:`.frame.search_truncation`."""
     from .frame import MAX_COMOVING_DIM, comoving, first_truncation, propagate_comoving, search_truncation
 
-    max_dim = MAX_COMOVING_DIM if max_dim is None else int(max_dim)
+    max_dim = min(MAX_COMOVING_DIM if max_dim is None else int(max_dim), frame_max_dim(memory))
     wall = _time.perf_counter()
     if isinstance(fock, str):
         first = first_truncation(problem)
@@ -676,6 +681,12 @@ def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol
     return ds
 
 
+def frame_max_dim(memory: float) -> int:
+    """Largest frame dimension whose master equation fits ``memory`` bytes (the frames' DOP853 holds about 17
+    complex d × d arrays: state, 12 stages, error estimate, dense output)."""
+    return max(1, int(math.sqrt(memory / (17 * 16))))
+
+
 def _auto_frame(model, start, method, fock) -> str:
     if method != "auto" or not isinstance(fock, str):
         return "plain"
@@ -685,17 +696,37 @@ def _auto_frame(model, start, method, fock) -> str:
     return "plain"
 
 
-def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanfield, max_dim, progress):
+def deviation_measure(meanfield, with_cost: bool):
+    """What a frame is about, per run: N_sp·(ξ − ξ_MF), N_sp·(n − n_MF) over time and patterns, and with
+    ``with_cost`` N·E_N (paper normalisation); the truncation search compares these between truncations."""
+    xi_mf = np.asarray(meanfield["overlap"].values)
+    n_mf = np.asarray(meanfield["occupation"].values)
+
+    def measure(run: Propagation) -> dict:
+        N_sp = run.problem.n_spins
+        out = {"overlap": N_sp * (np.real(run.per_pattern("overlap")) - xi_mf),
+               "occupation": N_sp * (np.real(run.per_pattern("occupation")) - n_mf)}
+        if with_cost:
+            out["cost"] = N_sp / 2 ** (run.problem.n_modes - 1) * cost_function(run, meanfield)
+        return out
+
+    return measure
+
+
+def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanfield, max_dim, progress,
+                    memory=DEFAULT_MEMORY, deviation_tol=None):
     """``solve(frame="gaussian")``: a given total-quanta truncation, or the search of :func:`.gaussian.search_levels`."""
     import json
 
     from .gaussian import MAX_GAUSSIAN_DIM, frame_dimension, propagate_gaussian, search_levels
 
-    max_dim = MAX_GAUSSIAN_DIM if max_dim is None else int(max_dim)
+    max_dim = min(MAX_GAUSSIAN_DIM if max_dim is None else int(max_dim), frame_max_dim(memory))
     wall = _time.perf_counter()
     if isinstance(fock, str):
-        search = search_levels(problem, t, tol, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim, progress=progress)
+        search = search_levels(problem, t, tol, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim, progress=progress,
+                               deviations=deviation_measure(meanfield, cost), deviation_tol=deviation_tol)
         run, change, converged, history = search.run, search.change, search.converged, search.history
+        deviation_change = search.deviation_change
     else:
         levels = np.atleast_1d(np.asarray(fock))
         if levels.size != 1 or not float(levels[0]).is_integer() or levels[0] < 1:
@@ -705,7 +736,7 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
             raise ValueError(f"fock = {levels} keeps {frame_dimension(problem, levels)} states > max_dim = {max_dim}; "
                              "raise max_dim to run it")
         run = propagate_gaussian(problem, t, levels, rtol=rtol, atol=atol, squares=cost, progress=progress)
-        change = math.nan
+        change = deviation_change = math.nan
         history = [(levels, frame_dimension(problem, levels), float(run.truncation().max()), math.nan, run.elapsed)]
         converged = bool(run.truncation().max() <= tol / 10)
         if not converged:
@@ -716,6 +747,9 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
     total = _time.perf_counter() - wall
     plain_history = [((lv,) * model.n_modes, [top] * model.n_modes, ch, sec) for lv, _d, top, ch, sec in history]
     ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
+    ds["deviation_change"] = ((), float(deviation_change))
+    ds["deviation_change"].attrs["long_name"] = (
+        "relative change of N(xi - xi_MF), N(n - n_MF) and N E_N between the last two truncations (NaN: not measured)")
     ds["fock"].attrs["long_name"] = "total quanta kept in the Gaussian frame (the same number for every mode)"
     ds["truncation"].attrs["long_name"] = "largest population of the last kept shell (total quanta = fock) over the window"
     ds.attrs.update({
