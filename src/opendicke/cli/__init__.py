@@ -210,6 +210,7 @@ def plot(
 
 
 from . import quantum, stationary  # noqa: E402,F401  (register their commands)
+from . import fluctuations  # noqa: E402,F401  (the "fluctuations" command)
 from . import memory  # noqa: E402,F401  (the "memory" sub-app)
 
 
