@@ -95,6 +95,12 @@ def test_every_page_has_one_title():
         assert text.startswith("# "), f"{page.relative_to(ROOT)} must start with a '# Title' line"
 
 
+def test_display_equations_are_separated_by_a_blank_line():
+    """Two $$ blocks on consecutive lines render as one broken block with a literal "$$$$" in the middle."""
+    for page in _pages():
+        assert "$$\n$$" not in page.read_text(), f"{page.relative_to(ROOT)}: put a blank line between display equations"
+
+
 # ---------------------------------------------------------------------------------------------- links ----
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
