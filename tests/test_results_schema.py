@@ -7,12 +7,15 @@ To cover a new kind: register it with ``opendicke.results.register_kind`` and ad
 import numpy as np
 import pytest
 
+import opendicke as od
 import opendicke.memory as mem
 from opendicke.io import load_dataset, save_dataset
 from opendicke.meanfield import evolve, find_critical_coupling, steady_state
 from opendicke.model import paper_model
 from opendicke.results import RESULT_KINDS, check_result
 from opendicke.sweep import run_sweep
+from opendicke.fluctuations import cumulant, twa
+from opendicke.fluctuations.figure3 import finite_n_figure3
 
 TL = paper_model(1.0, n_modes=2)
 
@@ -31,6 +34,10 @@ PRODUCERS = {
     "attractor_census": _census,
     "census_examples": lambda: mem.census_examples(TL, _census(), t_final=5.0, times=6),
     "crosstalk": lambda: mem.crosstalk([64], [2], g0=[1.0], seeds=[0], t_final=30, window=10),
+    "retrieval_state": lambda: od.retrieval_state(TL, 2, sign=-1),
+    "fluctuations": lambda: twa(paper_model(1.0, n_modes=2, n_spins=40, seed=0), [1, 2], t_final=0.2, times=3,
+                                samples=4, seed=0, dt=0.05),
+    "fluctuations_figure3": lambda: finite_n_figure3(paper_model(1.0, n_modes=2), [40], [1.0], t_final=0.2),
 }
 
 

@@ -9,6 +9,9 @@ A model file holds the same fields as :class:`~opendicke.model.DickeModel`::
     n_spins = 400          # omit for the thermodynamic limit
     seed = 7               # random patterns ...
     patterns = ["++-+", "+-+-"]   # ... or explicit ones (rows of + and -), implying n_spins
+    gamma_down = 0.1       # optional individual spin decay, pumping and dephasing rates (default 0)
+    gamma_up = 0.0
+    gamma_phi = 0.05
 
 Every field is optional: :func:`load_model` fills the missing ones from the paper's Fig. 3 model (Ω = 0.5,
 Ω_μ = Ω(μ + 2), κ = 1, g0 = 1, thermodynamic limit), so a file with only ``g0 = 0.8`` is valid. When the file
@@ -36,7 +39,7 @@ from .model import DickeModel, parse_patterns
 __all__ = ["load_model", "read_model_file", "model_from_dict", "merge_with_defaults", "save_model", "save_dataset",
            "load_dataset", "atomic_path", "check_writable"]
 
-MODEL_FIELDS = ("omega", "omega_modes", "kappa", "g0", "n_spins", "seed", "patterns")
+MODEL_FIELDS = ("omega", "omega_modes", "kappa", "g0", "n_spins", "seed", "patterns", "gamma_down", "gamma_up", "gamma_phi")
 
 
 def model_from_dict(data: dict) -> DickeModel:

@@ -3,6 +3,10 @@
     H = Ω Σ_j σ_x^j + Σ_μ Ω_μ a_μ† a_μ + (g0/√N_sp) Σ_{μ,j} G[μ,j] (a_μ + a_μ†) σ_z^j,
     loss κ_μ D[a_μ] on every mode.
 
+Optional individual spin dissipation (docs/spin-dissipation.md), added to the paper's Lindbladian for every
+spin j in the paper's basis (σ_z = +1 excited, σ_- = (σ_x − iσ_y)/2): decay √γ↓ σ_-^j, pumping √γ↑ σ_+^j,
+dephasing √(γφ/2) σ_z^j (a single spin's coherence decays at rate γφ).
+
 A :class:`DickeModel` is immutable and validated on construction. It is either in the
 thermodynamic limit (``n_spins is None``: ideal, equally populated large-spin groups) or has a
 finite number of spins with explicit ±1 patterns ``G`` (shape ``M × N_sp``).
@@ -17,7 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DickeModel", "paper_model", "parse_patterns"]
+__all__ = ["DickeModel", "paper_model", "parse_patterns", "SPIN_RATES"]
+
+SPIN_RATES = ("gamma_down", "gamma_up", "gamma_phi")  # individual spin decay, pumping, dephasing
 
 
 def _finite_float(name: str, value) -> float:
@@ -112,6 +118,9 @@ class DickeModel:
         Explicit ±1 patterns, shape ``(M, N_sp)``. Implies ``n_spins``.
     seed:
         Seed for random patterns when ``n_spins`` is given without ``patterns``.
+    gamma_down, gamma_up, gamma_phi:
+        Individual spin decay γ↓ (jump √γ↓ σ_-^j), pumping γ↑ (√γ↑ σ_+^j) and dephasing γφ
+        (√(γφ/2) σ_z^j) rates, ≥ 0; default 0 (the paper's model).
     """
 
     omega: float
@@ -121,11 +130,19 @@ class DickeModel:
     n_spins: int | None = None
     patterns: np.ndarray | None = field(default=None, repr=False)
     seed: int | None = None
+    gamma_down: float = 0.0
+    gamma_up: float = 0.0
+    gamma_phi: float = 0.0
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
         set_("omega", _finite_float("omega", self.omega))
         set_("g0", _finite_float("g0", self.g0))
+        for name in SPIN_RATES:
+            rate = _finite_float(name, getattr(self, name))
+            if rate < 0:
+                raise ValueError(f"{name} must be ≥ 0 (a spin dissipation rate), got {rate}")
+            set_(name, rate)
         modes = _finite_vector("omega_modes", self.omega_modes, None)
         if modes.size < 1:
             raise ValueError("omega_modes must list at least one mode (M ≥ 1)")
@@ -177,6 +194,20 @@ class DickeModel:
         """True when the model has no finite N_sp (ideal equal large-spin groups)."""
         return self.n_spins is None
 
+    @property
+    def spin_dissipation(self) -> bool:
+        """True when any individual spin rate (γ↓, γ↑, γφ) is nonzero."""
+        return self.gamma_down > 0 or self.gamma_up > 0 or self.gamma_phi > 0
+
+    @property
+    def gauge_symmetric(self) -> bool:
+        """True when the spin dissipation is invariant under the reduction's gauge (γ↓ = γ↑).
+
+        The gauge (a π rotation about x) maps σ_- to σ_+, so spins with G[1, j] = −1 are pumped at γ↓ and
+        decay at γ↑ in the gauged frame; dephasing is invariant.
+        """
+        return self.gamma_down == self.gamma_up
+
     def replace(self, **changes) -> DickeModel:
         """A copy with some fields changed (validated again).
 
@@ -199,13 +230,17 @@ class DickeModel:
             if self.seed is not None:
                 out["seed"] = self.seed
             out["patterns"] = ["".join("+" if v > 0 else "-" for v in row) for row in self.patterns]
+        for name in SPIN_RATES:  # only when set, so files of the paper's model stay as they were
+            if getattr(self, name) != 0:
+                out[name] = getattr(self, name)
         return out
 
     def __repr__(self) -> str:
         size = "thermodynamic limit" if self.n_spins is None else f"n_spins={self.n_spins}"
+        rates = "".join(f", {name}={getattr(self, name):g}" for name in SPIN_RATES if getattr(self, name) != 0)
         return (
             f"DickeModel(M={self.n_modes}, omega={self.omega:g}, omega_modes={self.omega_modes.tolist()}, "
-            f"kappa={self.kappa.tolist()}, g0={self.g0:g}, {size})"
+            f"kappa={self.kappa.tolist()}, g0={self.g0:g}, {size}{rates})"
         )
 
     def __eq__(self, other) -> bool:
@@ -219,6 +254,7 @@ class DickeModel:
             and self.g0 == other.g0
             and np.array_equal(self.omega_modes, other.omega_modes)
             and np.array_equal(self.kappa, other.kappa)
+            and all(getattr(self, name) == getattr(other, name) for name in SPIN_RATES)
             and same_patterns
         )
 

@@ -10,6 +10,12 @@ All spins of a group feel the same field, so the mean-field dynamics of the grou
 exact (for any initial state); in the quantum problem each group is one large spin
 S_{a,k} = Σ_{j∈Γ_k} σ_a^j.
 
+With individual spin dissipation that is not gauge invariant (decay ≠ pumping, γ↓ ≠ γ↑), the gauge maps
+σ_- to σ_+ on the spins with G[1, j] = −1: in the gauged frame they are pumped where the others decay. The
+groups are then split by their gauge sign as well (``group_gauge``; at most 2^M groups, each paper group
+followed by its G[1, j] = −1 half); in the thermodynamic limit every ideal column then stands for two groups
+of weight 1/2^M. Dephasing and γ↓ = γ↑ are gauge invariant and keep the paper's groups.
+
 A :class:`Grouping` also describes the trivial "one spin per group" representation used by the per-spin
 mean-field path (no gauge), so both representations share one set of equations.
 """
@@ -59,6 +65,10 @@ class Grouping:
         Original spin indices ordered group by group (the relabelling of Fig. 2), or None.
     representation:
         "groups" (the exact reduction) or "spins" (one group per spin, no gauge).
+    group_gauge:
+        Gauge sign (G[1, j]) shared by all spins of each group, shape (K,), when the groups are split by
+        gauge sign (spin dissipation with γ↓ ≠ γ↑); +1 per spin in the per-spin representation; None when a
+        group may hold both signs.
     """
 
     f: np.ndarray
@@ -68,6 +78,7 @@ class Grouping:
     group_of_spin: np.ndarray | None = field(default=None, repr=False)
     permutation: np.ndarray | None = field(default=None, repr=False)
     representation: str = "groups"
+    group_gauge: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_groups(self) -> int:
@@ -114,7 +125,37 @@ def reduce(model: DickeModel) -> Grouping:
 
     In the thermodynamic limit this is the ideal f matrix with equal weights 1/2^(M-1). At finite N_sp
     the groups are the distinct gauged coupling columns, with their actual sizes (unequal in general).
+    With spin dissipation that is not gauge invariant (γ↓ ≠ γ↑) every group is split by its gauge sign.
     """
+    grouping = _reduce(model)
+    if model.gauge_symmetric:
+        return grouping
+    return _split_by_gauge(model, grouping)
+
+
+def _split_by_gauge(model: DickeModel, grouping: Grouping) -> Grouping:
+    """Each group k → (k, gauge +1), (k, gauge −1), in this order; empty halves dropped at finite N_sp."""
+    K = grouping.n_groups
+    if model.thermodynamic_limit:
+        f = np.repeat(grouping.f, 2, axis=1)
+        return Grouping(f=f, weights=np.full(2 * K, 0.5 / K), group_gauge=np.tile(np.array([1, -1], dtype=np.int8), K))
+    key = 2 * grouping.group_of_spin + (grouping.gauge < 0)
+    unique_keys, group_of_spin = np.unique(key, return_inverse=True)
+    group_of_spin = group_of_spin.ravel()
+    sizes = np.bincount(group_of_spin, minlength=unique_keys.size)
+    return Grouping(
+        f=grouping.f[:, unique_keys // 2],
+        weights=sizes / model.n_spins,
+        sizes=sizes,
+        gauge=grouping.gauge,
+        group_of_spin=group_of_spin,
+        permutation=np.argsort(group_of_spin, kind="stable"),
+        representation="groups",
+        group_gauge=np.where(unique_keys % 2 == 1, -1, 1).astype(np.int8),
+    )
+
+
+def _reduce(model: DickeModel) -> Grouping:
     M = model.n_modes
     if model.thermodynamic_limit:
         f = ideal_columns(M)
@@ -162,4 +203,5 @@ def per_spin(model: DickeModel) -> Grouping:
         group_of_spin=np.arange(n),
         permutation=np.arange(n),
         representation="spins",
+        group_gauge=np.ones(n, dtype=np.int8),
     )

@@ -91,6 +91,10 @@ def quantum(
                              max_dim=max_dim, ntraj=ntraj, seed=traj_seed, threads=threads, deviation_tol=deviation_tol,
                              **({} if budget is None else {"memory": budget}))
     (start,) = start_states(model, pattern, flip, flip_seed, mirror)
+    if model.spin_dissipation:  # individual spin rates: the permutation-invariant solver (issue 15)
+        from .permutation import run
+
+        return run(model, start, t_final=t_final, times=times, fock=_fock(fock), tol=tol, out=out, plot=plot, as_json=as_json)
     with warnings.catch_warnings():
         warnings.simplefilter("always", FockCutoffWarning)
         warnings.simplefilter("always", MethodWarning)

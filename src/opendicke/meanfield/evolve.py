@@ -170,6 +170,9 @@ def evolve(
 ):
     """Integrate the mean-field equations (Eq. 7) for every varied parameter point and initial state.
 
+    A model with individual spin rates (γ↓, γ↑, γφ) adds the Bloch damping terms of
+    :mod:`opendicke.meanfield.equations`; ``length_drift`` then checks the exact Bloch-length equation.
+
     Parameters
     ----------
     model:
@@ -199,7 +202,8 @@ def evolve(
     -------
     xarray.Dataset
         ``overlap``, ``occupation``, ``alpha`` (time, pattern), ``bloch`` (time, group, component),
-        ``bloch_length``, the per-point ``length_drift``, ``success`` and ``n_steps``, with the varied
+        ``bloch_length``, the per-point ``length_drift`` (with spin dissipation: the violation of the integrated
+        Bloch-length equation), ``success`` and ``n_steps``, with the varied
         parameters (and ``initial``) as leading dimensions.
     """
     from ..results import meanfield_dataset
@@ -220,8 +224,19 @@ def evolve(
     P, S = params.size, len(starts)
     y0 = np.broadcast_to(y_start, (P, S, y_start.shape[1])).reshape(P * S, -1)
     rep = lambda a: np.repeat(a, S, axis=0)  # noqa: E731  (parameters per point, initial state fastest)
-    rhs = MeanFieldRHS(grouping.f, grouping.weights, rep(params.omega), rep(params.g0), rep(params.omega_modes), rep(params.kappa))
-    ys, stats = integrate(rhs, y0, t, rtol=rtol, atol=atol, max_steps=max_steps, progress=progress)
+    if model.spin_dissipation:
+        # individual spin dissipation: Bloch damping per group, and the exact length equation integrated alongside
+        B, K = y0.shape[0], grouping.n_groups
+        rates = {name: np.full(B, getattr(model, name)) for name in ("gamma_down", "gamma_up", "gamma_phi")}
+        rhs = MeanFieldRHS(grouping.f, grouping.weights, rep(params.omega), rep(params.g0), rep(params.omega_modes),
+                           rep(params.kappa), **rates, group_gauge=grouping.group_gauge, length_budget=True)
+        y0 = np.concatenate([y0, np.zeros((B, K))], axis=1)
+        ys, stats = integrate(rhs, y0, t, rtol=rtol, atol=atol, max_steps=max_steps, progress=progress)
+        ys, budget = ys[..., : -K], ys[..., -K:]
+    else:
+        rhs = MeanFieldRHS(grouping.f, grouping.weights, rep(params.omega), rep(params.g0), rep(params.omega_modes), rep(params.kappa))
+        ys, stats = integrate(rhs, y0, t, rtol=rtol, atol=atol, max_steps=max_steps, progress=progress)
+        budget = None
     bloch, alpha = unpack(ys, grouping.n_groups)  # (T, B, K, 3), (T, B, M)
     return meanfield_dataset(
         model=model,
@@ -237,4 +252,5 @@ def evolve(
         atol=atol,
         paper_units=paper_units,
         keep_bloch=keep_bloch,
+        length_budget=budget,
     )

@@ -13,6 +13,10 @@ With the packed state [m_x (K), m_y (K), m_z (K), Re α (M), Im α (M)] of
 
 The spin part is the linearisation of ṁ_k = B_k × m_k with B_k = (2Ω, 0, h_k); the group lengths |m_k|
 are conserved, so ∇|m_k|² is a left null vector of the Jacobian at every state.
+
+With individual spin dissipation (docs/spin-dissipation.md) the diagonal gains ∂ṁ_x,k/∂m_x,k = ∂ṁ_y,k/∂m_y,k
+= −Γ⊥ and ∂ṁ_z,k/∂m_z,k = −Γ∥, and the lengths are no longer conserved. With ``length_budget=True`` the
+rows of the budget components Q̇_k = 2[−Γ⊥(m_x² + m_y²) − Γ∥ m_z² + σ_k(γ↑ − γ↓) m_z] are included too.
 """
 
 from __future__ import annotations
@@ -59,4 +63,14 @@ def jacobian(rhs: MeanFieldRHS, y: np.ndarray) -> np.ndarray:
     J[:, ii, ir] = -omega_modes
     J[:, ii, ii] = -half_kappa
     J[:, ii[:, None], iz[None, :]] = -(g0[:, :, None] * (rhs.weights * f)[None, :, :])  # (B, M, K)
+    if rhs._dissipative or rhs.length_budget:
+        J[:, ix, ix] -= rhs._transverse
+        J[:, iy, iy] -= rhs._transverse
+        J[:, iz, iz] -= rhs._longitudinal
+    if rhs.length_budget:
+        iq = np.arange(3 * K + 2 * M, 3 * K + 2 * M + K)
+        sz = y[:, 2 * K : 3 * K]
+        J[:, iq, ix] = -4.0 * rhs._transverse * sx
+        J[:, iq, iy] = -4.0 * rhs._transverse * sy
+        J[:, iq, iz] = -4.0 * rhs._longitudinal * sz + 2.0 * rhs._source
     return J

@@ -339,6 +339,9 @@ def build(model: DickeModel, initial: InitialState | int = 1, fock=20) -> Quantu
     """
     if model.thermodynamic_limit:
         raise ValueError("the exact quantum dynamics needs a finite n_spins (give n_spins or patterns)")
+    if model.spin_dissipation:  # the maximal-spin sector is not invariant any more (issue 15)
+        raise ValueError("this basis keeps each block's total spin, which individual spin rates break: use "
+                         "opendicke.quantum.permutation.solve for models with gamma_down/gamma_up/gamma_phi")
     start = as_initial_state(initial)
     grouping = reduce(model)
     fock_t = _fock_tuple(fock, model.n_modes)

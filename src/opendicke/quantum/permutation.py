@@ -1,0 +1,661 @@
+"""Exact finite-N dynamics with individual spin dissipation in a permutation-invariant Liouville space.
+
+Individual decay, pumping and dephasing (``DickeModel.gamma_down/gamma_up/gamma_phi``) break the
+conservation of each block's total spin, so the maximal-spin basis of :mod:`opendicke.quantum.problem` no
+longer suffices. Every *block* (spins with the same pattern column G[:, j] and the same initial single-spin
+state) is still symmetric under permutations of its spins, and so is the whole generator, so the density
+matrix stays in the space of permutation-invariant operators of each block.
+
+Basis (the construction differs from PIQS, Shammah et al. PRA 98, 063815 (2018), which uses Dicke states
+|j, m⟩⟨j, m'| of every total-spin sector j; the space is the same, of dimension C(n + 3, 3) = O(n³) per
+block of n spins). Write a single-spin operator in the four units e_t = |r⟩⟨c| (t = 2r + c, r, c ∈ {0, 1},
+|0⟩ the excited state σ_z = +1, |1⟩ the ground state). A permutation-invariant operator of n spins is a
+combination of the *type* operators
+
+    S(n_0, n_1, n_2, n_3) = Σ over the distinct arrangements of n_t units e_t on the n spins,
+
+and S(n)/√M(n), M(n) = n!/Π_t n_t! the number of arrangements, is orthonormal in the Hilbert-Schmidt
+product. Any sum over spins of one single-spin superoperator ℓ (4 × 4 on the units), Σ_j ℓ_j — and every
+term of the generator is of this form: left and right multiplication by Σ_j σ_a^j, and every individual
+dissipator Σ_j D[A_j] — acts on these coefficients as a bilinear of four bosonic modes b_t,
+
+    Σ_j ℓ_j  ↦  Σ_{t, t'} ℓ[t', t] b_{t'}† b_t,     b_{t'}† b_t |n⟩ = √(n_t (n_{t'} + 1)) |n − e_t + e_{t'}⟩,
+
+on the n-"particle" sector (the Schwinger-boson form of the symmetric tensor power). Traces: Tr S(n)/√M(n)
+= √M(n) when n_1 = n_2 = 0 (no off-diagonal units), else 0. A product state with single-spin density matrix
+ρ₁ on every spin of the block has coefficients √M(n) Π_t ρ₁[t]^{n_t}.
+
+Modes are truncated to ``fock`` levels and carried as full n_c × n_c density matrices. The Liouvillian is a
+sparse matrix on block 1 ⊗ … ⊗ block R ⊗ mode 1 ⊗ … ⊗ mode M (each mode factor n_c², row-major), in the
+**original, ungauged** frame (blocks are defined by the original columns, so the reduction's gauge never
+enters; decay is decay for every spin). Propagation: ``scipy.sparse.linalg.expm_multiply`` (default) or DOP853.
+
+Model (paper Eqs. 1-2 plus the spin rates, docs/spin-dissipation.md):
+
+    H = Ω Σ_j σ_x^j + Σ_μ Ω_μ a_μ†a_μ + (g0/√N_sp) Σ_{μ,j} G[μ,j] (a_μ + a_μ†) σ_z^j,
+    L = κ_μ D[a_μ] + Σ_j (γ↓ D[σ_-^j] + γ↑ D[σ_+^j] + (γφ/2) D[σ_z^j]).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time as _time
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..model import DickeModel
+from ..reduction import Grouping, reduce
+from ..states import InitialState, as_initial_state
+
+__all__ = [
+    "PermutationProblem", "build", "propagate", "solve", "block_types", "block_dimension", "one_body",
+    "PermutationRun", "FockCutoffWarning",
+]
+
+# Single-spin operators in the basis (|excited⟩, |ground⟩), the paper's σ_z = +1 first.
+_SX = np.array([[0, 1], [1, 0]], dtype=complex)
+_SY = np.array([[0, -1j], [1j, 0]], dtype=complex)
+_SZ = np.array([[1, 0], [0, -1]], dtype=complex)
+_SM = np.array([[0, 0], [1, 0]], dtype=complex)  # σ_- = (σ_x − iσ_y)/2 = |ground⟩⟨excited|
+_SP = _SM.conj().T
+_I2 = np.eye(2, dtype=complex)
+_PAULI = {"x": _SX, "y": _SY, "z": _SZ}
+_COMPONENTS = ("x", "y", "z")
+
+
+class FockCutoffWarning(UserWarning):
+    """The given Fock cutoff holds a non-negligible population in its top level."""
+
+
+# ------------------------------------------------------------------------------------ one block
+def block_types(n: int) -> np.ndarray:
+    """All (n_0, n_1, n_2, n_3) with sum n, shape (C(n+3, 3), 4), in lexicographic order."""
+    out = [(a, b, c, n - a - b - c) for a in range(n + 1) for b in range(n + 1 - a) for c in range(n + 1 - a - b)]
+    return np.array(out, dtype=np.int64).reshape(-1, 4)
+
+
+def block_dimension(n: int) -> int:
+    """Dimension C(n + 3, 3) of the permutation-invariant operator space of n spins."""
+    return math.comb(n + 3, 3)
+
+
+def _left(op: np.ndarray) -> np.ndarray:
+    """Single-spin superoperator X ↦ op X on the units e_t (t = 2r + c, row-major)."""
+    return np.kron(op, _I2)
+
+
+def _right(op: np.ndarray) -> np.ndarray:
+    """Single-spin superoperator X ↦ X op."""
+    return np.kron(_I2, op.T)
+
+
+def _dissipator(op: np.ndarray) -> np.ndarray:
+    """Single-spin superoperator D[A] X = A X A† − ½{A†A, X}."""
+    ada = op.conj().T @ op
+    return _left(op) @ _right(op.conj().T) - 0.5 * (_left(ada) + _right(ada))
+
+
+class _Block:
+    """The type basis of one block of n spins and its index."""
+
+    def __init__(self, n: int):
+        self.n = int(n)
+        self.types = block_types(self.n)
+        self.dim = self.types.shape[0]
+        # index of a type vector: lexicographic rank via a dense lookup table over (n0, n1, n2)
+        self._table = np.full((self.n + 1,) * 3, -1, dtype=np.int64)
+        self._table[self.types[:, 0], self.types[:, 1], self.types[:, 2]] = np.arange(self.dim)
+
+    def index(self, types: np.ndarray) -> np.ndarray:
+        return self._table[types[:, 0], types[:, 1], types[:, 2]]
+
+    @cached_property
+    def log_arrangements(self) -> np.ndarray:
+        """log M(n) = log(n!/Π n_t!) per basis element."""
+        from scipy.special import gammaln
+
+        return gammaln(self.n + 1.0) - gammaln(self.types + 1.0).sum(axis=1)
+
+    @cached_property
+    def trace(self) -> np.ndarray:
+        """Tr of every basis element S(n)/√M(n): √M(n) without off-diagonal units, else 0."""
+        diagonal = (self.types[:, 1] == 0) & (self.types[:, 2] == 0)
+        return np.where(diagonal, np.exp(0.5 * self.log_arrangements), 0.0)
+
+    def product_state(self, rho1: np.ndarray) -> np.ndarray:
+        """Coefficients of ρ₁^{⊗n}: √M(n) Π_t ρ₁[t]^{n_t}."""
+        units = np.asarray(rho1, dtype=complex).reshape(4)
+        out = np.zeros(self.dim, dtype=complex)
+        nonzero = np.all((units[None, :] != 0) | (self.types == 0), axis=1)
+        logs = np.where(units != 0, np.log(np.where(units != 0, units, 1.0)), 0.0)
+        t = self.types[nonzero]
+        out[nonzero] = np.exp(0.5 * self.log_arrangements[nonzero] + t @ logs)
+        return out
+
+    def one_body(self, ell: np.ndarray) -> sp.csr_matrix:
+        """Σ_j ℓ_j on the block: Σ_{t,t'} ℓ[t', t] b_{t'}† b_t."""
+        rows, cols, vals = [], [], []
+        n_t = self.types
+        for t in range(4):
+            for tp in range(4):
+                value = ell[tp, t]
+                if value == 0:
+                    continue
+                if t == tp:
+                    src = np.flatnonzero(n_t[:, t] > 0)
+                    rows.append(src)
+                    cols.append(src)
+                    vals.append(value * n_t[src, t])
+                    continue
+                src = np.flatnonzero(n_t[:, t] > 0)
+                new = n_t[src].copy()
+                new[:, t] -= 1
+                new[:, tp] += 1
+                rows.append(self.index(new))
+                cols.append(src)
+                vals.append(value * np.sqrt(n_t[src, t] * (n_t[src, tp] + 1.0)))
+        if not rows:
+            return sp.csr_matrix((self.dim, self.dim), dtype=complex)
+        return sp.csr_matrix(
+            (np.concatenate(vals).astype(complex), (np.concatenate(rows), np.concatenate(cols))), shape=(self.dim, self.dim)
+        )
+
+
+def one_body(n: int, ell: np.ndarray) -> sp.csr_matrix:
+    """The superoperator Σ_j ℓ_j of n spins (ℓ: 4 × 4 on the units e_t) in the orthonormal type basis."""
+    return _Block(n).one_body(np.asarray(ell, dtype=complex))
+
+
+# ------------------------------------------------------------------------------------ the problem
+def _kron_all(factors: list) -> sp.csr_matrix:
+    out = factors[0]
+    for f in factors[1:]:
+        out = sp.kron(out, f, format="csr")
+    return sp.csr_matrix(out)
+
+
+@dataclass(frozen=True, eq=False)
+class PermutationProblem:
+    """The Lindblad problem of a finite model with spin dissipation, one permutation-invariant factor per block.
+
+    Attributes
+    ----------
+    model, initial:
+        The model (finite N_sp) and the initial state (per-spin Bloch vectors of length ≤ 1, original frame).
+    block_columns:
+        Pattern column G[:, b] of every block (original frame), shape (M, R).
+    block_sizes:
+        Spins per block, shape (R,).
+    block_vectors:
+        Initial single-spin Bloch vector of every block (original frame), shape (R, 3).
+    block_of_spin:
+        Block index (0-based) of every spin.
+    fock:
+        Fock levels per mode.
+    """
+
+    model: DickeModel
+    initial: InitialState
+    block_columns: np.ndarray
+    block_sizes: np.ndarray
+    block_vectors: np.ndarray
+    block_of_spin: np.ndarray = field(repr=False)
+    fock: tuple[int, ...] = ()
+
+    @property
+    def n_blocks(self) -> int:
+        return int(self.block_sizes.size)
+
+    @property
+    def n_modes(self) -> int:
+        return self.model.n_modes
+
+    @property
+    def n_spins(self) -> int:
+        return int(self.model.n_spins)
+
+    @cached_property
+    def _blocks(self) -> list[_Block]:
+        return [_Block(int(n)) for n in self.block_sizes]
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """Liouville-space factor dimensions: C(n_b + 3, 3) per block, fock² per mode."""
+        return tuple(b.dim for b in self._blocks) + tuple(int(c) ** 2 for c in self.fock)
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.dims, dtype=np.int64))
+
+    def with_fock(self, fock) -> PermutationProblem:
+        return PermutationProblem(self.model, self.initial, self.block_columns, self.block_sizes, self.block_vectors,
+                                  self.block_of_spin, _fock_tuple(fock, self.n_modes))
+
+    # ------------------------------------------------------------- factors
+    def _identities(self) -> list[sp.csr_matrix]:
+        return [sp.identity(d, dtype=complex, format="csr") for d in self.dims]
+
+    def _embed(self, pieces: dict[int, sp.spmatrix]) -> sp.csr_matrix:
+        factors = self._identities()
+        for index, op in pieces.items():
+            factors[index] = op
+        return _kron_all(factors)
+
+    def _mode_ops(self, mu: int) -> dict[str, sp.csr_matrix]:
+        c = self.fock[mu]
+        a = sp.diags(np.sqrt(np.arange(1, c, dtype=float)), 1, shape=(c, c), format="csr", dtype=complex)
+        eye = sp.identity(c, dtype=complex, format="csr")
+        left = lambda op: sp.kron(op, eye, format="csr")  # noqa: E731  (row-major vec: op ρ)
+        right = lambda op: sp.kron(eye, op.T, format="csr")  # noqa: E731  (ρ op)
+        x = (a + a.T).tocsr()
+        num = (a.T @ a).tocsr()
+        return {
+            "Lx": left(x), "Rx": right(x), "Ln": left(num), "Rn": right(num),
+            "D": (sp.kron(a, a.conj(), format="csr") - 0.5 * (left(num) + right(num))).tocsr(),
+        }
+
+    @cached_property
+    def liouvillian(self) -> sp.csr_matrix:
+        """The generator L (dρ/dt = L ρ) as a sparse matrix on the product Liouville space."""
+        m = self.model
+        R = self.n_blocks
+        spin_single = -1j * float(m.omega) * (_left(_SX) - _right(_SX))
+        spin_single = spin_single + m.gamma_down * _dissipator(_SM) + m.gamma_up * _dissipator(_SP)
+        spin_single = spin_single + 0.5 * m.gamma_phi * _dissipator(_SZ)
+        total = sp.csr_matrix((self.dim, self.dim), dtype=complex)
+        z_left, z_right = [], []
+        for b, block in enumerate(self._blocks):
+            total = total + self._embed({b: block.one_body(spin_single)})
+            z_left.append(block.one_body(_left(_SZ)))
+            z_right.append(block.one_body(_right(_SZ)))
+        coupling = m.g0 / math.sqrt(m.n_spins)
+        for mu in range(self.n_modes):
+            ops = self._mode_ops(mu)
+            index = R + mu
+            mode = -1j * float(m.omega_modes[mu]) * (ops["Ln"] - ops["Rn"]) + float(m.kappa[mu]) * ops["D"]
+            total = total + self._embed({index: mode})
+            for b in range(R):
+                c = coupling * float(self.block_columns[mu, b])
+                if c == 0:
+                    continue
+                total = total - 1j * c * (self._embed({index: ops["Lx"], b: z_left[b]}) - self._embed({index: ops["Rx"], b: z_right[b]}))
+        total.sum_duplicates()
+        total.eliminate_zeros()
+        return total.tocsr()
+
+    def initial_vector(self) -> np.ndarray:
+        """ρ(0) as a vector: every block a product of its single-spin state, every mode a coherent state."""
+        parts = []
+        for block, v in zip(self._blocks, self.block_vectors):
+            rho1 = 0.5 * (_I2 + v[0] * _SX + v[1] * _SY + v[2] * _SZ)
+            parts.append(block.product_state(rho1))
+        alpha = self.initial.initial_alpha(self.model) * math.sqrt(self.n_spins)
+        for mu, c in enumerate(self.fock):
+            psi = _coherent(c, complex(alpha[mu]))
+            parts.append(np.outer(psi, psi.conj()).reshape(-1))
+        out = parts[0]
+        for p in parts[1:]:
+            out = np.kron(out, p)
+        return out
+
+    # ------------------------------------------------------------- observables
+    def functionals(self) -> dict:
+        """Per-factor linear functionals: 'trace' for every factor; per block S_x, S_y, S_z; per mode a, a†a, top."""
+        out = {"trace": []}
+        for b, block in enumerate(self._blocks):
+            out["trace"].append(block.trace.astype(complex))
+            for a in _COMPONENTS:
+                # Tr(Σ_j σ_a^j ρ) = trace · (Σ_j L_{σ_a})
+                out.setdefault(f"S{a}", {})[b] = block.one_body(_left(_PAULI[a])).T @ block.trace.astype(complex)
+        for mu, c in enumerate(self.fock):
+            eye = np.eye(c).reshape(-1).astype(complex)
+            out["trace"].append(eye)
+            a = np.diag(np.sqrt(np.arange(1, c, dtype=float)), 1)
+            out.setdefault("a", {})[mu] = a.T.reshape(-1).astype(complex)  # Tr(a ρ) = Σ a[c, r] ρ[r, c]
+            out.setdefault("n", {})[mu] = np.diag(np.arange(c, dtype=float)).reshape(-1).astype(complex)
+            top = np.zeros((c, c))
+            top[c - 1, c - 1] = 1.0
+            out.setdefault("top", {})[mu] = top.reshape(-1).astype(complex)
+        return out
+
+    def expectations(self, states: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw expectation values for states (T, dim): 'trace', 'S{a}_{b}', 'a_{mu}', 'n_{mu}', 'top_{mu}'."""
+        fun = self.functionals()
+        traces = fun["trace"]
+        tensor = states.reshape((states.shape[0],) + self.dims)
+        values = {}
+        for i in range(len(self.dims)):
+            marginal = _marginal(tensor, traces, i)
+            if i == 0:
+                values["trace"] = marginal @ traces[0]
+            if i < self.n_blocks:
+                for a in _COMPONENTS:
+                    values[f"S{a}_{i}"] = marginal @ fun[f"S{a}"][i]
+            else:
+                mu = i - self.n_blocks
+                for name in ("a", "n", "top"):
+                    values[f"{name}_{mu}"] = marginal @ fun[name][mu]
+        return values
+
+
+def _marginal(tensor: np.ndarray, traces: list[np.ndarray], keep: int) -> np.ndarray:
+    """Contract every factor except ``keep`` with its trace functional: (T, *dims) → (T, dims[keep])."""
+    out = tensor
+    axis = 1
+    for j, w in enumerate(traces):
+        if j == keep:
+            axis += 1
+            continue
+        out = np.tensordot(out, w, axes=([axis], [0]))
+    return out
+
+
+def _coherent(levels: int, beta: complex) -> np.ndarray:
+    out = np.zeros(levels, dtype=complex)
+    if beta == 0:
+        out[0] = 1.0
+        return out
+    n = np.arange(levels)
+    logmag = n * math.log(abs(beta)) - 0.5 * np.array([math.lgamma(i + 1) for i in n])
+    out = np.exp(logmag - logmag.max()) * np.exp(1j * n * np.angle(beta))
+    return out / np.linalg.norm(out)
+
+
+def _fock_tuple(fock, n_modes: int) -> tuple[int, ...]:
+    values = np.atleast_1d(np.asarray(fock))
+    if values.size == 1:
+        values = np.full(n_modes, values[0])
+    if values.size != n_modes or not all(float(v).is_integer() and v >= 2 for v in values):
+        raise ValueError(f"fock must be one integer ≥ 2 or M = {n_modes} of them, got {fock!r}")
+    return tuple(int(v) for v in values)
+
+
+def build(model: DickeModel, initial: InitialState | int = 1, fock=8) -> PermutationProblem:
+    """The permutation-invariant problem of a finite model and an initial product state.
+
+    Blocks: spins with the same original pattern column and the same initial Bloch vector (so corrupted
+    patterns, mirrored patterns and any per-spin product state are exact). Bloch vectors may be shorter than
+    1 (mixed single-spin states).
+    """
+    if model.thermodynamic_limit:
+        raise ValueError("the exact solver needs a finite n_spins (the thermodynamic limit has no finite Hilbert space)")
+    start = as_initial_state(initial)
+    vectors = np.asarray(start.spin_vectors(model), dtype=float)
+    G = np.asarray(model.patterns, dtype=np.int64)
+    keys = np.concatenate([G.T.astype(float), np.round(vectors, 12)], axis=1)
+    unique, block_of_spin = np.unique(keys, axis=0, return_inverse=True)
+    block_of_spin = block_of_spin.ravel()
+    sizes = np.bincount(block_of_spin, minlength=unique.shape[0])
+    M = model.n_modes
+    columns = unique[:, :M].T.astype(np.int8)
+    block_vectors = np.stack([vectors[block_of_spin == b][0] for b in range(unique.shape[0])])
+    return PermutationProblem(model, start, columns, sizes, block_vectors, block_of_spin, _fock_tuple(fock, M))
+
+
+# ------------------------------------------------------------------------------------ propagation
+@dataclass(frozen=True, eq=False)
+class PermutationRun:
+    """One propagation at a fixed cutoff: raw expectation values per output time."""
+
+    problem: PermutationProblem
+    times: np.ndarray
+    values: dict
+    elapsed: float
+    method: str
+
+    def overlaps(self) -> np.ndarray:
+        """ξ_μ(t) = (1/N_sp) Σ_b G[μ, b] ⟨S_z,b⟩, shape (T, M)."""
+        p = self.problem
+        sz = np.stack([np.real(self.values[f"Sz_{b}"]) for b in range(p.n_blocks)], axis=1)  # (T, R)
+        return sz @ p.block_columns.T.astype(float) / p.n_spins
+
+    def occupations(self) -> np.ndarray:
+        p = self.problem
+        return np.stack([np.real(self.values[f"n_{mu}"]) for mu in range(p.n_modes)], axis=1) / p.n_spins
+
+    def alphas(self) -> np.ndarray:
+        p = self.problem
+        return np.stack([self.values[f"a_{mu}"] for mu in range(p.n_modes)], axis=1) / math.sqrt(p.n_spins)
+
+    def top_populations(self) -> np.ndarray:
+        p = self.problem
+        return np.stack([np.real(self.values[f"top_{mu}"]) for mu in range(p.n_modes)], axis=1)
+
+    def block_bloch(self) -> np.ndarray:
+        """Mean Bloch vector of every block (original frame), shape (T, R, 3)."""
+        p = self.problem
+        return np.stack([np.stack([np.real(self.values[f"S{a}_{b}"]) for a in _COMPONENTS], axis=-1) / p.block_sizes[b]
+                         for b in range(p.n_blocks)], axis=1)
+
+    def change_from(self, other: PermutationRun) -> float:
+        """Largest difference in overlaps and occupations against another run on the same times."""
+        return float(max(np.max(np.abs(self.overlaps() - other.overlaps())),
+                         np.max(np.abs(self.occupations() - other.occupations()))))
+
+
+def propagate(problem: PermutationProblem, times, *, method: str = "expm", atol: float = 1e-10,
+              rtol: float = 1e-8) -> PermutationRun:
+    """Integrate dρ/dt = L ρ from ``times[0]`` and return the expectation values at every time.
+
+    ``method``: ``"expm"`` (``scipy.sparse.linalg.expm_multiply``, accurate to round-off; default) or
+    ``"dop853"`` (``scipy.integrate.solve_ivp`` with ``atol``/``rtol``).
+    """
+    from threadpoolctl import threadpool_limits
+
+    t = np.asarray(times, dtype=float)
+    if t.ndim != 1 or t.size < 1 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
+        raise ValueError("times must be a strictly increasing list of finite times")
+    if method not in ("expm", "dop853"):
+        raise ValueError(f"method must be 'expm' or 'dop853', got {method!r}")
+    start = _time.perf_counter()
+    with threadpool_limits(limits=1, user_api="blas"):
+        L = problem.liouvillian
+        rho0 = problem.initial_vector()
+        states = np.empty((t.size, rho0.size), dtype=complex)
+        states[0] = rho0
+        if t.size > 1:
+            if method == "expm":
+                from scipy.sparse.linalg import expm_multiply
+
+                steps = np.diff(t)
+                if np.allclose(steps, steps[0], rtol=1e-12, atol=0):
+                    states[:] = expm_multiply(L, rho0, start=t[0], stop=t[-1], num=t.size, endpoint=True)
+                    states[0] = rho0
+                else:
+                    for i, dt in enumerate(steps):
+                        states[i + 1] = expm_multiply(L * dt, states[i])
+            else:
+                from scipy.integrate import solve_ivp
+
+                sol = solve_ivp(lambda _t, y: L @ y, (t[0], t[-1]), rho0, method="DOP853", t_eval=t, atol=atol, rtol=rtol)
+                if not sol.success:
+                    raise RuntimeError(f"DOP853 failed: {sol.message}")
+                states[:] = sol.y.T
+    values = problem.expectations(states)
+    return PermutationRun(problem, t, values, _time.perf_counter() - start, method)
+
+
+# ------------------------------------------------------------------------------------ solve
+def _first_fock(model: DickeModel, start: InitialState, t: np.ndarray) -> np.ndarray:
+    """First cutoff guess from the mean-field peak boson number per mode (with the spin rates)."""
+    from ..meanfield.evolve import evolve
+
+    mf = evolve(model, start, times=t if t.size > 1 else [t[0], t[0] + 1e-9], representation="spins", keep_bloch=False)
+    peak = np.max(np.asarray(mf["occupation"].values), axis=0) * model.n_spins
+    return np.ceil(peak + 4.0 * np.sqrt(peak + 1.0) + 4.0).astype(int)
+
+
+def solve(
+    model: DickeModel,
+    initial: InitialState | int = 1,
+    *,
+    t_final: float = 10.0,
+    times: int | np.ndarray = 101,
+    fock=None,
+    tol: float = 1e-6,
+    method: str = "expm",
+    atol: float = 1e-10,
+    rtol: float = 1e-8,
+    max_dim: int = 20_000_000,
+    compare_meanfield: bool = True,
+):
+    """Exact master-equation dynamics with individual spin dissipation, as an ``xarray.Dataset``.
+
+    Parameters
+    ----------
+    model:
+        A finite model; its ``gamma_down``, ``gamma_up``, ``gamma_phi`` may be zero (then this is an
+        independent check of the maximal-spin solver, at a larger cost).
+    initial:
+        Pattern number (1-based) or an :class:`~opendicke.states.InitialState` (product state).
+    t_final, times:
+        Output times: a count on [0, t_final] or explicit increasing times.
+    fock:
+        Fock levels per mode (one value or M). ``None``: start from the mean-field peak boson number and
+        enlarge the cutoff by ≥ 25 % until overlaps and occupations change by ≤ ``tol`` over the whole window.
+    method, atol, rtol:
+        ``"expm"`` (default) or ``"dop853"`` (with these tolerances), see :func:`propagate`.
+    max_dim:
+        Largest Liouville-space dimension the cutoff search may try.
+    compare_meanfield:
+        Also integrate the mean field (with the same rates) on the same times: ``overlap_meanfield``,
+        ``occupation_meanfield``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``overlap``, ``occupation``, ``alpha`` (time, pattern), ``bloch`` (time, group, component; gauged
+        frame of :func:`opendicke.reduce`, as the other solvers), ``top_population``, ``fock``, ``fock_change``,
+        ``fock_converged``; attrs ``kind = "quantum_evolution"``, ``solver_frame = "permutation"``, the rates,
+        ``dimension``, ``blocks`` and ``elapsed_seconds``.
+    """
+    from ..meanfield.evolve import output_times
+
+    total_start = _time.perf_counter()
+    start = as_initial_state(initial)
+    t = output_times(t_final, times)
+    if not (tol > 0):
+        raise ValueError(f"tol must be positive, got {tol}")
+    base = build(model, start, fock=2)
+    history = []
+    if fock is not None:
+        problem = base.with_fock(fock)
+        _check_dim(problem, max_dim)
+        run = propagate(problem, t, method=method, atol=atol, rtol=rtol)
+        history.append((list(problem.fock), float(run.top_populations().max()), math.nan, run.elapsed))
+        change, converged = math.nan, False
+        top = run.top_populations().max(axis=0)
+        if np.any(top > tol):
+            warnings.warn(f"Fock cutoff {problem.fock} holds top-level populations up to {top.max():.2e} > tol = {tol:g}",
+                          FockCutoffWarning, stacklevel=2)
+    else:
+        levels = np.maximum(_first_fock(model, start, t), 3)
+        problem = base.with_fock(levels)
+        _check_dim(problem, max_dim)
+        run = propagate(problem, t, method=method, atol=atol, rtol=rtol)
+        history.append((list(problem.fock), float(run.top_populations().max()), math.nan, run.elapsed))
+        change, converged = math.nan, False
+        while True:
+            levels = np.maximum(levels + 2, np.ceil(1.25 * levels).astype(int))
+            bigger = base.with_fock(levels)
+            if bigger.dim > max_dim:
+                break
+            new = propagate(bigger, t, method=method, atol=atol, rtol=rtol)
+            change = new.change_from(run)
+            history.append((list(bigger.fock), float(new.top_populations().max()), change, new.elapsed))
+            problem, run = bigger, new
+            if change <= tol:
+                converged = True
+                break
+    meanfield = None
+    if compare_meanfield:
+        from ..meanfield.evolve import evolve
+
+        meanfield = evolve(model, start, times=t if t.size > 1 else [t[0], t[0] + 1e-9], keep_bloch=False)
+    return _dataset(model, start, run, change, converged, history, tol, _time.perf_counter() - total_start, meanfield)
+
+
+def _check_dim(problem: PermutationProblem, max_dim: int) -> None:
+    if problem.dim > max_dim:
+        raise ValueError(f"the Liouville space has dimension {problem.dim} > max_dim = {max_dim} "
+                         f"(blocks {problem.block_sizes.tolist()}, fock {list(problem.fock)})")
+
+
+def _group_bloch(run: PermutationRun, grouping: Grouping) -> np.ndarray:
+    """Mean gauged Bloch vector of every reduction group from the block vectors, (T, K, 3)."""
+    p = run.problem
+    blocks = run.block_bloch()  # (T, R, 3) original frame
+    spin0 = np.array([np.flatnonzero(p.block_of_spin == b)[0] for b in range(p.n_blocks)])
+    gauge = grouping.gauge[spin0].astype(float)
+    group = grouping.group_of_spin[spin0]
+    gauged = blocks.copy()
+    gauged[..., 1] *= gauge
+    gauged[..., 2] *= gauge
+    out = np.zeros((blocks.shape[0], grouping.n_groups, 3))
+    for b in range(p.n_blocks):
+        out[:, group[b]] += p.block_sizes[b] * gauged[:, b]
+    return out / grouping.sizes[None, :, None]
+
+
+def _dataset(model, start, run: PermutationRun, change, converged, history, tol, total, meanfield=None):
+    import xarray as xr
+
+    from ..results import model_attrs
+
+    p = run.problem
+    grouping = reduce(model)
+    M, K = p.n_modes, grouping.n_groups
+    data = {
+        "overlap": (("time", "pattern"), run.overlaps()),
+        "occupation": (("time", "pattern"), run.occupations()),
+        "alpha": (("time", "pattern"), run.alphas()),
+        "bloch": (("time", "group", "component"), _group_bloch(run, grouping)),
+        "top_population": (("time", "pattern"), run.top_populations()),
+        "trace": (("time",), np.real(run.values["trace"])),
+        "fock": (("pattern",), np.asarray(p.fock, dtype=np.int64)),
+        "truncation": (("pattern",), run.top_populations().max(axis=0)),
+        "fock_change": ((), float(change)),
+        "fock_converged": ((), int(bool(converged))),
+        "couplings": (("pattern", "group"), grouping.f.astype(np.int8)),
+    }
+    if meanfield is not None:
+        data["overlap_meanfield"] = (("time", "pattern"), np.asarray(meanfield["overlap"].values)[: run.times.size])
+        data["occupation_meanfield"] = (("time", "pattern"), np.asarray(meanfield["occupation"].values)[: run.times.size])
+    coords = {
+        "time": ("time", run.times),
+        "pattern": ("pattern", np.arange(1, M + 1)),
+        "group": ("group", np.arange(1, K + 1)),
+        "component": ("component", list(_COMPONENTS)),
+        "group_size": ("group", grouping.sizes.astype(np.int64)),
+    }
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(model_attrs(model))
+    ds.attrs.update({
+        "kind": "quantum_evolution",
+        "method": run.method,
+        "initial_state": start.label(),
+        "gamma_down": model.gamma_down,
+        "gamma_up": model.gamma_up,
+        "gamma_phi": model.gamma_phi,
+        "blocks": json.dumps({"sizes": p.block_sizes.tolist(), "columns": p.block_columns.T.tolist()}),
+        "dimension": p.dim,
+        "tol": tol,
+        "fock_history": json.dumps([
+            {"fock": f, "truncation": tr, "change": None if math.isnan(ch) else ch, "seconds": sec}
+            for f, tr, ch, sec in history
+        ]),
+        "elapsed_seconds": total,
+        "frame": "gauged (pi rotation about x on spins with G[1,j] = -1) for bloch; overlaps are frame-independent",
+        "solver_frame": "permutation",
+        "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp",
+    })
+    ds["overlap"].attrs["long_name"] = "pattern overlap xi_mu = (1/N_sp) sum_j G[mu,j] <sigma_z^j>"
+    ds["occupation"].attrs["long_name"] = "mode occupation per spin <a_mu^dag a_mu>/N_sp"
+    ds["trace"].attrs["long_name"] = "Tr rho (1 up to the propagation error)"
+    ds["truncation"].attrs["long_name"] = "largest population of the top Fock level over the time window"
+    return ds
