@@ -15,6 +15,7 @@ from opendicke.model import paper_model
 from opendicke.results import RESULT_KINDS, check_result
 from opendicke.sweep import run_sweep
 from opendicke.fluctuations import cumulant, twa
+import opendicke.quantum  # noqa: F401  (registers quantum_evolution)
 from opendicke.fluctuations.figure3 import finite_n_figure3
 
 TL = paper_model(1.0, n_modes=2)
@@ -35,6 +36,8 @@ PRODUCERS = {
     "census_examples": lambda: mem.census_examples(TL, _census(), t_final=5.0, times=6),
     "crosstalk": lambda: mem.crosstalk([64], [2], g0=[1.0], seeds=[0], t_final=30, window=10),
     "retrieval_state": lambda: od.retrieval_state(TL, 2, sign=-1),
+    "quantum_evolution": lambda: od.quantum.solve(paper_model(1.0, n_modes=1, n_spins=3, seed=0), 1, t_final=0.5,
+                                                  times=3, fock=6, tol=1e-2, cost=False),
     "fluctuations": lambda: twa(paper_model(1.0, n_modes=2, n_spins=40, seed=0), [1, 2], t_final=0.2, times=3,
                                 samples=4, seed=0, dt=0.05),
     "fluctuations_figure3": lambda: finite_n_figure3(paper_model(1.0, n_modes=2), [40], [1.0], t_final=0.2),
