@@ -90,7 +90,7 @@ def main():
     if path.exists():
         census = load_dataset(path)
         starts = mem.census_starts(model, 32, 32, seed=0)
-        from opendicke.memory import _perturbed
+        from opendicke.memory.starts import _perturbed
 
         run = [_perturbed(s, model, 1e-6, 0 + 7919 * (i + 1)) for i, s in enumerate(starts)]
     else:

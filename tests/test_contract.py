@@ -362,3 +362,64 @@ def test_plot_replots_results_from_their_files(tmp_path):
     assert "drawing g0 = 0.8" in invoke("plot", tmp_path / "evolution.nc").stderr  # what was chosen is said
     (tmp_path / "junk.nc").write_text("not netcdf")
     assert_clean_error(invoke("plot", tmp_path / "junk.nc"), "not a result file")
+
+
+# ------------------------------------------------------------------------------------------------
+# Steady-state options: one validated object, built at the public entry point, passed on unchanged
+
+
+@pytest.mark.parametrize("call", [
+    lambda mem, m: mem.recognition_map(m, [1.0], [0.0], rtol=-1.0),
+    lambda mem, m: mem.retrievable_patterns(m, 0.0, samples_per_window=3),
+    lambda mem, m: mem.stability_threshold(m, [1], newton_max_iter=0),
+    lambda mem, m: mem.attractor_census(m, [1.0], n_random=2, n_mixtures=0, symmetry="yes"),
+])
+def test_memory_experiments_check_steady_options_before_any_work(call, no_solver):
+    import opendicke.memory as mem
+
+    with pytest.raises((ValueError, TypeError)):
+        call(mem, paper_model())
+
+
+def test_memory_experiments_pass_one_options_object_down(monkeypatch):
+    import opendicke.meanfield.steady as steady
+    import opendicke.memory as mem
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args, **kwargs):
+        seen.append(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(steady, "steady_state", capture)
+    given = steady.SteadyStateOptions(rtol=1e-9, samples=64)
+    with pytest.raises(Stop):
+        mem.attractor_census(paper_model(), [1.0], n_random=2, n_mixtures=0, t_max=700.0, options=given, atol=1e-11)
+    (kw,) = seen
+    assert set(kw) == {"vary", "representation", "progress", "options"}  # no loose option keywords
+    assert kw["options"] == steady.SteadyStateOptions(rtol=1e-9, samples=64, atol=1e-11, t_max=700.0)
+    with pytest.raises(TypeError, match="SteadyStateOptions"):
+        steady.steady_options({"rtol": 1e-9})
+
+
+# ------------------------------------------------------------------------------------------------
+# Layout: packages of files with one job each, public names at their old addresses, no shadowed modules
+
+
+@pytest.mark.parametrize("package", ["opendicke.memory", "opendicke.meanfield.steady"])
+def test_split_packages_keep_public_addresses_and_shadow_no_module(package):
+    import importlib
+    import pkgutil
+    import types
+
+    pkg = importlib.import_module(package)
+    for name in pkg.__all__:
+        obj = getattr(pkg, name)
+        if callable(obj):
+            assert obj.__module__ == package, name  # stored sweep specs name e.g. opendicke.memory.recognition_map_task
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{package}.{info.name}")
+        assert isinstance(getattr(pkg, info.name), types.ModuleType), f"{package}.{info.name} is shadowed"

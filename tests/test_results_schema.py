@@ -7,12 +7,16 @@ To cover a new kind: register it with ``opendicke.results.register_kind`` and ad
 import numpy as np
 import pytest
 
+import opendicke as od
 import opendicke.memory as mem
 from opendicke.io import load_dataset, save_dataset
 from opendicke.meanfield import evolve, find_critical_coupling, steady_state
 from opendicke.model import paper_model
 from opendicke.results import RESULT_KINDS, check_result
 from opendicke.sweep import run_sweep
+from opendicke.fluctuations import cumulant, twa
+import opendicke.quantum  # noqa: F401  (registers quantum_evolution)
+from opendicke.fluctuations.figure3 import finite_n_figure3
 
 TL = paper_model(1.0, n_modes=2)
 
@@ -47,6 +51,12 @@ PRODUCERS = {
     "quantum_steady_state": lambda: _quiet(lambda: quantum_steady_state(_FINITE, fock=6)),
     "lifetime": lambda: _quiet(lambda: quantum_lifetime(_FINITE, fock=6)),
     "crosstalk": lambda: mem.crosstalk([64], [2], g0=[1.0], seeds=[0], t_final=30, window=10),
+    "retrieval_state": lambda: od.retrieval_state(TL, 2, sign=-1),
+    "quantum_evolution": lambda: od.quantum.solve(paper_model(1.0, n_modes=1, n_spins=3, seed=0), 1, t_final=0.5,
+                                                  times=3, fock=6, tol=1e-2, cost=False),
+    "fluctuations": lambda: twa(paper_model(1.0, n_modes=2, n_spins=40, seed=0), [1, 2], t_final=0.2, times=3,
+                                samples=4, seed=0, dt=0.05),
+    "fluctuations_figure3": lambda: finite_n_figure3(paper_model(1.0, n_modes=2), [40], [1.0], t_final=0.2),
 }
 
 

@@ -15,6 +15,11 @@ import opendicke as od
 from opendicke.meanfield import MeanFieldRHS, pack
 
 
+def signed_overlap(state):
+    """Signed overlap ξ_ν of a retrieval_state Dataset with the pattern it is aligned with."""
+    return float(state["overlap"].sel(pattern=int(state["retrieved"])))
+
+
 def test_critical_coupling_of_the_paper_fig3_model():
     # g_c² = ½ (Ω/Ω_ν)(Ω_ν² + κ²/4), Ω = 0.5, Ω_ν = 1.5, 2, 2.5, 3, κ = 1:
     #   ν=1: ½·(1/3)·2.5   = 0.416667 → 0.645497
@@ -27,7 +32,7 @@ def test_critical_coupling_of_the_paper_fig3_model():
     np.testing.assert_allclose(got, [0.6455, 0.7289, 0.8062, 0.8780], atol=6e-5)  # docs/physics-notes.md, Conventions values
     m = od.paper_model(1.0)
     for nu in range(1, 5):
-        assert od.retrieval_state(m, nu)["g_crit"] == pytest.approx(expected[nu - 1], rel=1e-14)
+        assert float(od.retrieval_state(m, nu)["g_crit"]) == pytest.approx(expected[nu - 1], rel=1e-14)
 
 
 def test_overlap_is_eq12_in_the_papers_form_and_vanishes_below_threshold(rng):
@@ -87,21 +92,21 @@ def test_analytic_fixed_point_is_a_zero_of_the_mean_field_rhs(M, rng):
         st = od.retrieval_state(m, nu, sign=sign)
         # the package's values against the formulas typed in here
         g_c, z, sx, alpha_nu = fixed_point(m.omega, m.omega_modes[nu - 1], m.kappa[nu - 1], m.g0)
-        assert st["g_crit"] == pytest.approx(g_c, rel=1e-13)
-        assert st["overlap"] == pytest.approx(sign * z, rel=1e-12)
-        assert st["sx"] == pytest.approx(sx, rel=1e-12)
+        assert float(st["g_crit"]) == pytest.approx(g_c, rel=1e-13)
+        assert signed_overlap(st) == pytest.approx(sign * z, rel=1e-12)
+        assert float(st["sx"]) == pytest.approx(sx, rel=1e-12)
         expected_alpha = np.zeros(M, complex)
         expected_alpha[nu - 1] = sign * alpha_nu
-        np.testing.assert_allclose(st["alpha"], expected_alpha, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(st["occupations"], np.abs(expected_alpha) ** 2, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(st["alpha"].values, expected_alpha, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(st["occupation"].values, np.abs(expected_alpha) ** 2, rtol=1e-12, atol=1e-15)
         # the fixed point, built from the definitions: s_y = 0, s_x = −(g_c/g0)², s_z,k = sign·f[ν,k]·z
         bloch = np.zeros((K, 3))
-        bloch[:, 0] = st["sx"]
-        bloch[:, 2] = st["overlap"] * f[nu - 1]  # signed overlap = sign·z
+        bloch[:, 0] = float(st["sx"])
+        bloch[:, 2] = signed_overlap(st) * f[nu - 1]  # signed overlap = sign·z
         np.testing.assert_allclose(np.linalg.norm(bloch, axis=1), 1.0, rtol=1e-13)  # on the Bloch sphere
-        own = reference_rhs(f, w, m.omega, m.omega_modes, m.kappa, m.g0)(0.0, ref_pack(bloch, st["alpha"]))
+        own = reference_rhs(f, w, m.omega, m.omega_modes, m.kappa, m.g0)(0.0, ref_pack(bloch, st["alpha"].values))
         worst_own = max(worst_own, np.max(np.abs(own)))
-        states.append(pack(bloch, st["alpha"]))
+        states.append(pack(bloch, st["alpha"].values))
     # the package's batched right-hand side, all random points in one batch
     rhs = MeanFieldRHS(f, w, np.array([c[0].omega for c in cases]), np.array([c[0].g0 for c in cases]),
                        np.array([c[0].omega_modes for c in cases]), np.array([c[0].kappa for c in cases]))
@@ -118,11 +123,11 @@ def test_a_wrong_fixed_point_is_not_a_zero():
     st = od.retrieval_state(m, 2)
     rhs = reference_rhs(f, np.full(K, 1 / K), m.omega, m.omega_modes, m.kappa, m.g0)
     for dz, flip_alpha in [(1e-6, False), (0.0, True)]:
-        z = st["overlap"] + dz
+        z = signed_overlap(st) + dz
         bloch = np.zeros((K, 3))
         bloch[:, 0] = -np.sqrt(1 - z**2)
         bloch[:, 2] = z * f[1]
-        alpha = -st["alpha"] if flip_alpha else st["alpha"]
+        alpha = -st["alpha"].values if flip_alpha else st["alpha"].values
         assert np.max(np.abs(rhs(0.0, ref_pack(bloch, alpha)))) > 1e-8
 
 
@@ -131,21 +136,21 @@ def test_below_threshold_the_theory_state_is_the_paramagnet_and_a_zero():
     f, K = ideal_f(4), 8
     for nu in (3, 4):
         st = od.retrieval_state(m, nu)
-        assert st["overlap"] == 0.0 and st["sx"] == -1.0
-        np.testing.assert_array_equal(st["alpha"], 0.0)
+        assert signed_overlap(st) == 0.0 and float(st["sx"]) == -1.0
+        np.testing.assert_array_equal(st["alpha"].values, 0.0)
         bloch = np.zeros((K, 3))
-        bloch[:, 0] = st["sx"]
-        res = reference_rhs(f, np.full(K, 1 / K), m.omega, m.omega_modes, m.kappa, m.g0)(0.0, ref_pack(bloch, st["alpha"]))
+        bloch[:, 0] = float(st["sx"])
+        res = reference_rhs(f, np.full(K, 1 / K), m.omega, m.omega_modes, m.kappa, m.g0)(0.0, ref_pack(bloch, st["alpha"].values))
         assert np.max(np.abs(res)) == 0.0
 
 
 def test_mirror_solution_flips_overlap_and_alpha():
     m = od.paper_model(1.1)
     plus, minus = od.retrieval_state(m, 1, sign=+1), od.retrieval_state(m, 1, sign=-1)
-    assert minus["overlap"] == -plus["overlap"] and plus["overlap"] > 0
-    np.testing.assert_array_equal(minus["alpha"], -plus["alpha"])
-    np.testing.assert_array_equal(minus["occupations"], plus["occupations"])
-    assert minus["sx"] == plus["sx"]
+    assert signed_overlap(minus) == -signed_overlap(plus) and signed_overlap(plus) > 0
+    np.testing.assert_array_equal(minus["alpha"].values, -plus["alpha"].values)
+    np.testing.assert_array_equal(minus["occupation"].values, plus["occupation"].values)
+    assert float(minus["sx"]) == float(plus["sx"])
 
 
 # ---------------------------------------------------------------------------------------------- validity
@@ -175,7 +180,7 @@ def test_theory_rejects_an_inapplicable_point_inside_an_array():
 
 def test_retrieval_state_checks_the_pattern_it_is_asked_about():
     m = od.DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=[1.0, 0.0], g0=1.0)
-    assert od.retrieval_state(m, 1)["overlap"] > 0  # mode 1 is fine
+    assert signed_overlap(od.retrieval_state(m, 1)) > 0  # mode 1 is fine
     with pytest.raises(ValueError, match=r"κ_ν > 0.*pattern 2"):
         od.retrieval_state(m, 2)
     with pytest.raises(ValueError, match=r"Ω/Ω_ν > 0"):

@@ -4,7 +4,7 @@ Physics: F. Carollo and I. Lesanovsky, PRL 126, 230601 (2021). Conventions: patt
 overlaps ξ_μ = (1/N_sp) Σ_j G[μ,j] ⟨σ_z^j⟩, α_μ = ⟨a_μ⟩/√N_sp, occupations ⟨a_μ†a_μ⟩/N_sp (per spin).
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402  (the one place the version is defined)
 
 from .model import DickeModel, paper_model, parse_patterns  # noqa: E402
 from .reduction import Grouping, per_spin, reduce  # noqa: E402

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from . import __version__
+from ._version import __version__
 from .grid import ParameterBatch
 from .model import DickeModel
 from .reduction import Grouping
@@ -117,6 +117,8 @@ register_kind("meanfield_steady_state", variables=("classification", "stable", "
               description="meanfield.steady_state")
 register_kind("critical_coupling", variables=("g_crit", "g_lower", "g_upper", "message"), dims=("pattern",),
               attrs=("threshold", "tol"), description="meanfield.find_critical_coupling")
+register_kind("retrieval_state", variables=("overlap", "alpha", "occupation", "g_crit", "sx", "retrieved"),
+              dims=("pattern",), attrs=("sign", "units"), description="theory.retrieval_state (closed form, Eq. 12)")
 register_kind("recognition_map", variables=("retrievable", "overlap", "boundary_theory"), dims=("g0", "flip", "pattern"),
               description="memory.recognition_map")
 register_kind("selective_regime", variables=("retrievable", "overlap", "g_crit"), dims=("pattern",),

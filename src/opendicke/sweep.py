@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .grid import check_distinct, parameter_batch
 from .model import DickeModel
 from .states import InitialState, as_initial_state

@@ -14,6 +14,8 @@ paramagnet z = 0, s_x = ±1 (we return s_x = −1, the state the retrieval branc
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .model import DickeModel
@@ -60,15 +62,22 @@ def retrieval_occupation(g0, omega, omega_mode, kappa):
     return g0**2 * z**2 / (np.asarray(omega_mode, float) ** 2 + 0.25 * np.asarray(kappa, float) ** 2)
 
 
-def retrieval_state(model: DickeModel, pattern: int, sign: int = +1) -> dict:
-    """The analytic fixed point aligned with ``pattern`` (1-based), for the model's parameters.
+def retrieval_state(model: DickeModel, pattern: int, sign: int = +1):
+    """The analytic fixed point aligned with ``pattern`` (1-based), for the model's parameters, as a Dataset.
 
-    Returns a dict with ``g_crit``, ``overlap`` (signed ξ_ν), ``sx``, ``alpha`` (length M, complex,
-    α = ⟨a⟩/√N_sp) and ``occupations`` (length M). ``sign = −1`` gives the mirror solution
-    (s_z → −s_z and α → −α).
+    Over ``pattern`` (the overlap index 1..M, as in every result): ``overlap`` (signed ξ_μ: ``sign``·z for the
+    retrieved pattern, 0 for the others), ``alpha`` (complex, α = ⟨a⟩/√N_sp) and ``occupation`` (|α_μ|²).
+    Scalars: ``g_crit`` (of the retrieved pattern), ``sx`` (the common s_x of every spin) and ``retrieved``
+    (the pattern number asked for). ``sign = −1`` gives the mirror solution (s_z → −s_z and α → −α).
+    Attributes: ``kind = "retrieval_state"`` and the model's attributes.
     """
+    import xarray as xr
+
+    from .results import model_attrs
+
+    t0 = time.perf_counter()
     nu = _pattern_index(model, pattern)
-    if sign not in (1, -1):
+    if isinstance(sign, bool) or sign not in (1, -1):
         raise ValueError(f"sign must be +1 or -1, got {sign}")
     om, kap = model.omega_modes[nu], model.kappa[nu]
     check_applicable(model.omega, om, kap, pattern)
@@ -76,15 +85,23 @@ def retrieval_state(model: DickeModel, pattern: int, sign: int = +1) -> dict:
     z = float(retrieval_overlap(model.g0, model.omega, om, kap))
     alpha = np.zeros(model.n_modes, dtype=complex)
     alpha[nu] = sign * (-1j * model.g0 * z / (1j * om + 0.5 * kap))
+    overlap = np.zeros(model.n_modes)
+    overlap[nu] = sign * z
     sx = -((g_c / model.g0) ** 2) if z > 0 else -1.0
-    return {
-        "pattern": pattern,
-        "g_crit": g_c,
-        "overlap": sign * z,
-        "sx": sx,
-        "alpha": alpha,
-        "occupations": np.abs(alpha) ** 2,
-    }
+    ds = xr.Dataset(
+        {
+            "overlap": ("pattern", overlap, {"long_name": "signed overlap xi_mu of the Eq. (12) state"}),
+            "alpha": ("pattern", alpha, {"long_name": "mode amplitude <a_mu>/sqrt(N_sp)"}),
+            "occupation": ("pattern", np.abs(alpha) ** 2, {"long_name": "photons per spin |alpha_mu|^2"}),
+            "g_crit": ((), g_c, {"long_name": "critical coupling of the retrieved pattern"}),
+            "sx": ((), sx, {"long_name": "s_x of every spin"}),
+            "retrieved": ((), int(nu + 1), {"long_name": "the pattern the state is aligned with (1-based)"}),
+        },
+        coords={"pattern": ("pattern", np.arange(1, model.n_modes + 1))},
+    )
+    ds.attrs.update({"kind": "retrieval_state", **model_attrs(model), "sign": int(sign), "units": "per spin",
+                     "elapsed_seconds": round(time.perf_counter() - t0, 6)})
+    return ds
 
 
 def _pattern_index(model: DickeModel, pattern) -> int:

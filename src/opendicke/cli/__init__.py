@@ -39,7 +39,9 @@ def _theory_rows(model):
     for mu in range(1, model.n_modes + 1):
         try:
             st = retrieval_state(model, mu)
-            rows.append({"g_crit": st["g_crit"], "overlap": abs(st["overlap"]), "occupation": float(st["occupations"][mu - 1]), "note": ""})
+            here = st.sel(pattern=mu)
+            rows.append({"g_crit": float(st["g_crit"]), "overlap": abs(float(here["overlap"])),
+                         "occupation": float(here["occupation"]), "note": ""})
         except ValueError as exc:
             rows.append({"g_crit": None, "overlap": None, "occupation": None, "note": str(exc)})
     return rows
@@ -208,6 +210,7 @@ def plot(
 
 
 from . import quantum, stationary  # noqa: E402,F401  (register their commands)
+from . import fluctuations  # noqa: E402,F401  (the "fluctuations" command)
 from . import memory  # noqa: E402,F401  (the "memory" sub-app)
 from . import lifetime  # noqa: E402,F401  (the "lifetime" command)
 

@@ -99,7 +99,8 @@ def map_command(
     Runs as a sweep over the flipped fractions (chunks of p, each over the whole g0 grid): finished chunks land
     in OUT.parts/, --resume continues a killed run, --scheduler sends the chunks to Dask.
     """
-    from ..memory import _seeds, recognition_map_task
+    from ..memory import recognition_map_task
+    from ..memory.recognition import _seeds
 
     g0 = _grid(vary)
     figure = _default_plot(out, plot, no_plot)

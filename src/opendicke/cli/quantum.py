@@ -143,8 +143,18 @@ def quantum(
     console.print(table)
     levels = (f"total quanta ≤ {record['fock'][0]}" if record["frame"] == "gaussian" else f"Fock levels {record['fock']}")
     console.print(f"method {record['method']}, frame {record['frame']}, dimension {record['dimension']}, {levels}, "
-                  f"top-level population ≤ {record['truncation_error']:.1e}, change on enlarging {record['fock_change']}, "
+                  f"top-level population ≤ {record['truncation_error']:.1e}, {_tolerance_verdict(record, tol)}, "
                   f"E_N(t_final) = {record['cost'][-1]:.4g}")
+
+
+def _tolerance_verdict(record: dict, tol: float) -> str:
+    """Whether --tol was met, in words: the measured change on enlarging the truncation, or why none was measured."""
+    change = record["fock_change"]
+    if change is None or change != change:  # a given cutoff: no second run to compare with
+        met = f"top level below tol/10 = {tol / 10:g}" if record["fock_converged"] else f"NOT shown to meet --tol {tol:g}"
+        return f"change on enlarging not measured (given cutoff; {met})"
+    verdict = "meets" if record["fock_converged"] else "does NOT meet"
+    return f"change on enlarging {change:.2e}: {verdict} --tol {tol:g}"
 
 
 @app.command()

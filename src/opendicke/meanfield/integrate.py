@@ -23,9 +23,8 @@ took 150 s for t = 10⁻⁴ at Ω = 10⁷). After 200 accepted steps a point who
 ``n_steps + (t_end − t)/h`` exceeds ``max_steps`` stops at once with the outcome ``too many steps`` and the
 projected count, instead of grinding for hours towards the same failure.
 
-BLAS runs single-threaded inside :func:`integrate`: the products here are thin (a few rows), and
-multithreaded OpenBLAS on a busy 2-core machine made a 16 × 32768 matrix-vector product 300 times slower
-(15 ms instead of 0.05 ms, measured here).
+BLAS runs single-threaded inside :func:`integrate`: the products here are thin (a few rows), where
+multithreaded BLAS is slower, much slower on a loaded machine (measurements: docs/performance.md).
 """
 
 from __future__ import annotations

@@ -37,23 +37,7 @@ matrix whose values are updated in place from precomputed term data, and dρ̃/d
 with X = K ρ̃ (ρ̃ is Hermitian, so ρ̃K† = X†), computed as Y + Y† with Y = Kρ̃ + ½Σκ b ρ̃ b† so that every
 stage is Hermitian to the last bit: three sparse-times-dense products per step stage (M = 1).
 
-Measured (M = 1, Ω = 0.5, Ω_1 = 1.5, κ = 1, g0 = 1, pattern 1, t ≤ 10; 2 cores shared with other jobs)
-----------------------------------------------------------------------------------------------------
-* Exactness: with all Dicke states kept the frame reproduces the plain basis to 1e-11 (N_sp = 8, t ≤ 2,
-  30 levels each; every observable and E_N), and to 2e-5 over t ≤ 10 at 35 displaced levels.
-* Small N loses: the exact state is O(1) away from mean field there (GUIDE §3), so the displaced levels
-  needed exceed the plain cutoff: N_sp = 16, 1e-5 needs n_c = 30 in the plain basis, while 32 displaced
-  levels still give 4e-2 in the frame.
-* Large N: the fluctuation state in the frame is N-independent (the populations of the rotated Dicke
-  states and displaced Fock levels at t = 5.5 are the same at N_sp = 10^3 and 10^5), but broad: it is
-  strongly stretched after the mean-field trajectory passes near ξ ≈ 0.37 (t ≈ 2), with ⟨b†b⟩ − |⟨b⟩|² up
-  to ≈ 5 and a nearly flat tail of the spin-flip distribution. Observables inherit it suppressed by
-  1/√N_sp (S'_x, S'_y terms) and 1/N_sp (the k term). At N_sp = 1000 the changes in ξ between truncations
-  (spin levels, Fock levels) were: (24, 20) → (40, 20) 1.1e-3, (40, 20) → (56, 20) 1.1e-3,
-  (40, 20) → (40, 28) 3.1e-3, with d = 1120 runs taking ≈ 500 s: 1e-3 at N_sp = 1000 was *not* reached
-  within 10 minutes with this box truncation (it would take d ≳ 2500, beyond :data:`MAX_COMOVING_DIM`).
-  The stretching is a squeezing of the fluctuations; :mod:`.gaussian` follows it with a Gaussian unitary
-  and reaches a change of 9e-4 at N_sp = 1000 with 325 states in about a minute.
+Measurements of the co-moving frame: docs/exact-dynamics.md.
 """
 
 from __future__ import annotations

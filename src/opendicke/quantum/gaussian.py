@@ -45,16 +45,7 @@ truncation can make results *worse* (an independent review measured, at N_sp = 2
 ⟨S_z²⟩ = 106.0, 106.4, 122.4 for orders 1, 3, 5 against the exact 106.4). Blocks below
 :data:`RELIABLE_BLOCK` spins therefore get a warning; ``frame="auto"`` uses this frame only above it.
 
-Measured (M = 1 benchmark model, t ≤ 10; 2 shared cores)
--------------------------------------------------------
-* N_sp = 1000: 12, 16, 20, 24, 28, 32 quanta (91 … 561 states) change ξ and n by 1.7e-3, 1.2e-3, 9.3e-4,
-  7.3e-4, 5.8e-4; the automatic search at tol 1e-3 stops at 24 quanta after 69 s. The changes fall only by
-  ≈ 0.8 per step: the nonlinear terms, amplified by the squeezing, leave a heavier tail than the thermal
-  prediction (shell populations fall by ≈ 0.8 per quantum instead of 0.67).
-* N_sp ≥ 2000: 12 → 16 quanta already change ξ and n by < 1e-3 (the frame's errors enter ξ suppressed by 1/N_sp).
-* N_sp = 256: 3.7e-3 at 231 states (the co-moving frame: 7.9e-3 at 640); N_sp = 64: no convergence
-  (1.3e-2, 1.7e-2), the co-moving frame is better there.
-* A total-quanta truncation beat a box (every mode ≤ L) at equal size at N_sp = 1000.
+Measurements of the Gaussian frame: docs/exact-dynamics.md.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..results import register_kind
+
 __all__ = ["Propagation", "FockCutoffWarning"]
 
 
@@ -89,3 +91,8 @@ def _split_observables(problem, squares: bool, tail: int):
         else:
             full_ops[name] = coo
     return diag_ops, full_ops
+
+
+register_kind("quantum_evolution", variables=("overlap", "occupation", "alpha", "fock", "truncation"),
+              dims=("time", "pattern"), attrs=("method", "initial_state", "solver_frame", "dimension", "tol"),
+              description="exact finite-N dynamics (Lindblad master equation or trajectories) in a reduced basis")

@@ -8,9 +8,7 @@ Engines (``method``):
 ``"mesolve"``
     QuTiP's ``MESolver`` with the DOP853 integrator. The dynamics is limited by stability (the fast
     Fock/coupling frequencies of the top levels), not by accuracy, so an explicit 8th-order method at
-    QuTiP's default tolerances is accurate to ~1e-12 in ξ. Measured in one process on the 2 shared cores
-    (M = 1, N_sp = 16, n_c = 32, d = 544, t ≤ 10, 101 outputs): DOP853 26 s (max error 4e-13 against
-    ``"expm"``), QuTiP's default Adams 41 s (5e-8), ``"expm"`` 41 s.
+    QuTiP's default tolerances is accurate to ~1e-12 in ξ (measurements: docs/exact-dynamics.md).
 ``"expm"``
     ``scipy.sparse.linalg.expm_multiply`` with the sparse Liouvillian: the exact propagator to double
     precision, interval by interval; a tight reference.
@@ -768,7 +766,7 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
 
     import xarray as xr
 
-    from .. import __version__
+    from ..results import model_attrs
 
     p = run.problem
     M, K = p.n_modes, p.n_groups
@@ -811,17 +809,11 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
         "group_size": ("group", p.grouping.sizes.astype(np.int64)),
     }
     ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(model_attrs(model))
     ds.attrs.update({
         "kind": "quantum_evolution",
         "method": run.method,
         "initial_state": start.label(),
-        "n_spins": p.n_spins,
-        "n_modes": M,
-        "omega": model.omega,
-        "omega_modes": model.omega_modes.tolist(),
-        "kappa": model.kappa.tolist(),
-        "g0": model.g0,
-        "model_json": json.dumps(model.to_dict()),
         "blocks": json.dumps({"sizes": p.block_sizes.tolist(), "group": (p.block_group + 1).tolist()}),
         "dimension": p.dim,
         "tol": tol,
@@ -833,11 +825,10 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
         ]),
         "elapsed_seconds": total,
         "ntraj": run.ntraj,
-        "seed": -1 if seed is None else int(seed),
+        "trajectory_seed": -1 if seed is None else int(seed),
         "frame": "gauged (pi rotation about x on spins with G[1,j] = -1) for bloch; overlaps are frame-independent",
         "solver_frame": "plain",
         "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp; cost E_N in the paper's normalisation",
-        "opendicke_version": __version__,
     })
     ds["overlap"].attrs["long_name"] = "pattern overlap xi_mu = (1/N_sp) sum_j G[mu,j] <sigma_z^j>"
     ds["occupation"].attrs["long_name"] = "mode occupation per spin <a_mu^dag a_mu>/N_sp"

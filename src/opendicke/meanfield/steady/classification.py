@@ -1,0 +1,20 @@
+"""Verdicts of the steady-state search: the :class:`Classification` enum and its integer codes."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Classification(str, Enum):
+    """Verdict on one point of :func:`steady_state` (string values: stored as such in NetCDF and JSON)."""
+
+    STABLE = "stable"
+    MARGINAL = "marginal"
+    UNSTABLE = "unstable"
+    NOT_STATIONARY = "not stationary"
+    NOT_CONVERGED = "not converged"
+
+
+CLASSIFICATIONS = tuple(c.value for c in Classification)
+_STABLE, _MARGINAL, _UNSTABLE, _NOT_STATIONARY, _NOT_CONVERGED = range(5)  # codes = positions in Classification
+_RUNNING = -1
