@@ -181,6 +181,9 @@ def initial_covariance(model: DickeModel, grouping: Grouping, state: InitialStat
 def _check_finite(model: DickeModel) -> None:
     if model.thermodynamic_limit:
         raise ValueError("n_spins: the fluctuation methods need a finite number of spins (give n_spins or patterns)")
+    if model.spin_dissipation:
+        raise ValueError("gamma_down/gamma_up/gamma_phi: the fluctuation methods do not take individual spin "
+                         "dissipation yet (they would ignore it); use evolve (mean field) or quantum.solve (exact)")
 
 
 def _starts(initial) -> tuple[list[InitialState], bool]:

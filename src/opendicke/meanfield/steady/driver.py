@@ -86,6 +86,9 @@ def steady_state(
         ``n_undamped`` (undamped group precessions); and from the trajectory ``final_overlap``,
         ``overlap_min``/``overlap_max`` over the last window and ``period`` (not stationary, periodic).
     """
+    if model.spin_dissipation:
+        raise ValueError("gamma_down/gamma_up/gamma_phi: steady_state (and the memory experiments built on it) "
+                         "does not take individual spin dissipation yet (it would ignore it); use evolve")
     opts = steady_options(options, **option_overrides)
     if not isinstance(paper_units, (bool, np.bool_)):
         raise ValueError(f"paper_units must be True or False, got {paper_units!r}")
