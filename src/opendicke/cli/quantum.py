@@ -102,6 +102,18 @@ def quantum(
         with Progress("quantum dynamics", enabled=not as_json) as progress:
             ds = solve(model, start, options=options, progress=progress,
                        announce=lambda text: typer.echo(text, err=True))
+    footer = lambda record: (  # noqa: E731
+        f"method {record['method']}, frame {record['frame']}, dimension {record['dimension']}, "
+        + (f"total quanta ≤ {record['fock'][0]}" if record["frame"] == "gaussian" else f"Fock levels {record['fock']}")
+        + f", top-level population ≤ {record['truncation_error']:.1e}, {_tolerance_verdict(record, tol)}, "
+        f"E_N(t_final) = {record['cost'][-1]:.4g}")
+    report(ds, model, start, t_final=t_final, out=out, plot=plot, as_json=as_json, title="exact dynamics",
+           footer=footer)
+
+
+def report(ds, model, start, *, t_final, out, plot, as_json, title, footer) -> None:
+    """Write, plot and print an exact-dynamics result (every exact basis): ``--json`` record or a table and a
+    one-line ``footer(record)`` about the truncation."""
     if out is not None:
         from ..io import save_dataset
 
@@ -109,12 +121,12 @@ def quantum(
     if plot is not None:
         from ..plotting import plot_evolution
 
-        plot_evolution(ds, plot, title=f"exact, $N_{{sp}}={model.n_spins}$, {start.label()}")
+        plot_evolution(ds, plot, title=f"{title}, $N_{{sp}}={model.n_spins}$, {start.label()}")
     record = {
         "t": plain(ds["time"].values),
         "overlaps": plain(ds["overlap"].transpose("pattern", "time").values),
         "occupations": plain(ds["occupation"].transpose("pattern", "time").values),
-        "cost": plain(ds["cost"].values),
+        **({"cost": plain(ds["cost"].values)} if "cost" in ds else {}),
         "method": ds.attrs["method"],
         "fock": plain(ds["fock"].values),
         "truncation_error": float(np.max(ds["truncation"].values)),
@@ -133,7 +145,7 @@ def quantum(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"exact dynamics, {start.label()} → t = {t_final:g}   ({model!r})")
+    table = Table(title=f"{title}, {start.label()} → t = {t_final:g}   ({model!r})")
     for name in ("pattern", f"ξ_μ({t_final:g}) exact", "mean field", f"n_μ({t_final:g}) exact", "mean field"):
         table.add_column(name, justify="right")
     for j, mu in enumerate(ds["pattern"].values):
@@ -141,10 +153,7 @@ def quantum(
                       f"{record['occupations'][j][-1]:.6f}", f"{float(ds['occupation_meanfield'][-1, j]):.6f}")
     console = Console()
     console.print(table)
-    levels = (f"total quanta ≤ {record['fock'][0]}" if record["frame"] == "gaussian" else f"Fock levels {record['fock']}")
-    console.print(f"method {record['method']}, frame {record['frame']}, dimension {record['dimension']}, {levels}, "
-                  f"top-level population ≤ {record['truncation_error']:.1e}, {_tolerance_verdict(record, tol)}, "
-                  f"E_N(t_final) = {record['cost'][-1]:.4g}")
+    console.print(footer(record))
 
 
 def _tolerance_verdict(record: dict, tol: float) -> str:
