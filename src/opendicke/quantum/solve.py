@@ -504,6 +504,12 @@ def solve(
     tol, fock, cost = opts.tol, opts.fock, opts.cost
     atol = min(1e-8, tol / 100) if opts.atol is None else float(opts.atol)
     rtol = min(1e-6, tol) if opts.rtol is None else float(opts.rtol)
+    if frame in ("comoving", "gaussian") and opts.deviation_tol is not None and opts.rtol is None:
+        # the deviations from mean field are O(1/N) of ξ and n: the frame's integrator must resolve them to a small
+        # fraction of deviation_tol (measured, N_sp = 16000, 16 quanta, t ≤ 10: rtol 1e-3 moves N·E_N by 0.29 = 1 %,
+        # rtol 1e-5 by 1.5e-3, at the same cost: the step is limited by stability, not accuracy)
+        rtol = min(rtol, 1e-3 * opts.deviation_tol)
+        atol = min(atol, rtol / 100) if opts.atol is None else atol
     problem = build(model, start, fock=2)
     if not opts.fock_auto and frame in ("plain",):
         # memory check first: a given cutoff that does not fit never builds its operators
@@ -529,7 +535,7 @@ def solve(
                                opts.memory, opts.deviation_tol)
     if frame == "comoving":
         return _solve_comoving(model, start, problem, t, fock, opts.spin_levels, tol, atol, rtol, cost, meanfield,
-                               max_dim, progress, opts.memory)
+                               max_dim, progress, opts.memory, opts.deviation_tol)
     if opts.fock_auto:
         method = _choose_method(opts, problem.with_fock(first).dim, len(problem.dims), fixed=False)
     max_dim = _MAX_DIM[method] if max_dim is None else int(max_dim)
@@ -628,7 +634,7 @@ def _choose_method(opts: QuantumOptions, dim: int, n_factors: int, fixed: bool) 
 
 
 def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol, cost, meanfield, max_dim, progress,
-                    memory=DEFAULT_MEMORY):
+                    memory=DEFAULT_MEMORY, deviation_tol=None):
     """``solve(frame="comoving")``: fixed truncation, or the search of :func:`.frame.search_truncation`."""
     from .frame import MAX_COMOVING_DIM, comoving, first_truncation, propagate_comoving, search_truncation
 
@@ -639,16 +645,18 @@ def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol
         if spin_levels is not None:
             first = (comoving(problem, spin_levels, first[1]).spin_levels, first[1])
         search = search_truncation(problem, t, tol, first=first, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim,
-                                   progress=progress)
+                                   progress=progress, deviations=deviation_measure(meanfield, cost),
+                                   deviation_tol=deviation_tol, stacklevel=4)
         run, change, converged, history = search.run, search.change, search.converged, search.history
+        deviation_change = search.deviation_change
     else:
         cp = comoving(problem, spin_levels, fock)
         if cp.dim > max_dim:
             raise ValueError(f"spin_levels × fock give dimension {cp.dim} > max_dim = {max_dim}; raise max_dim to run it")
         run = propagate_comoving(cp, t, rtol=rtol, atol=atol, squares=cost, progress=progress)
-        change = math.nan
+        change = deviation_change = math.nan
         history = [(cp.spin_levels, cp.fock, run.spin_truncation().tolist(), run.truncation().tolist(), math.nan,
-                    run.elapsed)]
+                    run.elapsed, math.nan)]
         top = max(run.truncation().max(), 0.0 if cp.spin_exact else run.spin_truncation().max())
         converged = bool(top <= tol / 10)
         if not converged:
@@ -658,8 +666,9 @@ def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol
                 "use fock='auto' to measure the error", FockCutoffWarning, stacklevel=3,
             )
     total = _time.perf_counter() - wall
-    plain_history = [(f, tr, ch, sec) for _s, f, _st, tr, ch, sec in history]
+    plain_history = [(f, tr, ch, sec) for _s, f, _st, tr, ch, sec, _dev in history]
     ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
+    _add_deviation_change(ds, deviation_change)
     import json
 
     ds["spin_levels"] = (("block",), np.asarray(run.spin_levels, dtype=np.int64))
@@ -672,8 +681,9 @@ def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol
         "dimension": int(np.prod(run.spin_levels) * np.prod(run.problem.fock)),
         "truncation_history": json.dumps([
             {"spin_levels": list(s_), "fock": list(f), "spin_truncation": st, "truncation": tr,
-             "change": None if math.isnan(ch) else ch, "seconds": sec}
-            for s_, f, st, tr, ch, sec in history
+             "change": None if math.isnan(ch) else ch, "seconds": sec,
+             "deviation_change": None if math.isnan(dev) else dev}
+            for s_, f, st, tr, ch, sec, dev in history
         ]),
     })
     return ds
@@ -722,7 +732,7 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
     wall = _time.perf_counter()
     if isinstance(fock, str):
         search = search_levels(problem, t, tol, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim, progress=progress,
-                               deviations=deviation_measure(meanfield, cost), deviation_tol=deviation_tol)
+                               deviations=deviation_measure(meanfield, cost), deviation_tol=deviation_tol, stacklevel=4)
         run, change, converged, history = search.run, search.change, search.converged, search.history
         deviation_change = search.deviation_change
     else:
@@ -735,7 +745,8 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
                              "raise max_dim to run it")
         run = propagate_gaussian(problem, t, levels, rtol=rtol, atol=atol, squares=cost, progress=progress)
         change = deviation_change = math.nan
-        history = [(levels, frame_dimension(problem, levels), float(run.truncation().max()), math.nan, run.elapsed)]
+        history = [(levels, frame_dimension(problem, levels), float(run.truncation().max()), math.nan, run.elapsed,
+                    math.nan)]
         converged = bool(run.truncation().max() <= tol / 10)
         if not converged:
             warnings.warn(
@@ -743,22 +754,28 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
                 f"{run.truncation().max():.3g} of the population (> tol/10 = {tol / 10:g}); use fock='auto' to measure "
                 "the error", FockCutoffWarning, stacklevel=3)
     total = _time.perf_counter() - wall
-    plain_history = [((lv,) * model.n_modes, [top] * model.n_modes, ch, sec) for lv, _d, top, ch, sec in history]
+    plain_history = [((lv,) * model.n_modes, [top] * model.n_modes, ch, sec) for lv, _d, top, ch, sec, _dev in history]
     ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
-    ds["deviation_change"] = ((), float(deviation_change))
-    ds["deviation_change"].attrs["long_name"] = (
-        "relative change of N(xi - xi_MF), N(n - n_MF) and N E_N between the last two truncations (NaN: not measured)")
+    _add_deviation_change(ds, deviation_change)
     ds["fock"].attrs["long_name"] = "total quanta kept in the Gaussian frame (the same number for every mode)"
     ds["truncation"].attrs["long_name"] = "largest population of the last kept shell (total quanta = fock) over the window"
     ds.attrs.update({
         "solver_frame": "gaussian",
         "dimension": frame_dimension(problem, int(run.problem.fock[0])),
         "truncation_history": json.dumps([
-            {"levels": lv, "dimension": dim, "truncation": top, "change": None if math.isnan(ch) else ch, "seconds": sec}
-            for lv, dim, top, ch, sec in history
+            {"levels": lv, "dimension": dim, "truncation": top, "change": None if math.isnan(ch) else ch, "seconds": sec,
+             "deviation_change": None if math.isnan(dev) else dev}
+            for lv, dim, top, ch, sec, dev in history
         ]),
     })
     return ds
+
+
+def _add_deviation_change(ds, deviation_change: float) -> None:
+    ds["deviation_change"] = ((), float(deviation_change))
+    ds["deviation_change"].attrs["long_name"] = (
+        "relative change of N(xi - xi_MF), N(n - n_MF) and N E_N between the last two truncations, over "
+        "max(their largest value, 1) (NaN: not measured)")
 
 
 def _dataset(model, start, run: Propagation, meanfield, change, converged, history, tol, atol, rtol, total, seed=None):
