@@ -141,7 +141,8 @@ def plot_phase_diagram(ds, path=None, *, theory=None, paper_units: bool = False)
 
     handles += [Line2D([], [], color="k", lw=1.0), Line2D([], [], ls="", marker="o", color="k", fillstyle="none", ms=3)]
     labels += ["Eq. (12)", "unstable in full space"]
-    ax_a.legend(handles, labels, loc="lower right", frameon=False, ncol=2)
+    # panel (b) is empty above the threshold region; in (a) the legend would cover the pattern-4 branch
+    ax_b.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.04, 0.94), frameon=False, ncol=1, fontsize=6.5)
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)
@@ -204,7 +205,15 @@ def plot_result(ds, path=None) -> tuple[object, list[str]]:
         return data.isel({d: 0 for d in extra})
 
     if kind == "meanfield_steady_state" and "g0" in ds.dims and "initial" in ds.dims:
-        return plot_phase_diagram(first_of(ds, {"g0", "initial", "pattern", "group", "component", "eigenvalue"}), path), notes
+        ds = first_of(ds, {"g0", "initial", "pattern", "group", "component", "eigenvalue"})
+        theory = None
+        if "overlap_theory" in ds and "occupation_theory" in ds:  # stored by `figure3`: Eq. (12) at the computed g0
+            theory = {"g0": ds["g0"].values,
+                      "overlap": ds["overlap_theory"].transpose("initial", "g0").values,
+                      "occupation": ds["occupation_theory"].transpose("initial", "g0").values}
+        from .results import UNITS_PAPER
+
+        return plot_phase_diagram(ds, path, theory=theory, paper_units=ds.attrs.get("units") == UNITS_PAPER), notes
     if kind == "recognition_map":
         return plot_recognition_map(ds, path), notes
     if kind == "attractor_census":
