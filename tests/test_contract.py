@@ -105,7 +105,7 @@ def test_check_writable_probes_without_creating_anything(tmp_path):
 
 def test_evolve_with_40_modes_in_the_thermodynamic_limit_is_refused_with_the_bytes():
     # main: a 4 TiB MemoryError traceback (40 modes) or a 4 GiB allocation (30 modes)
-    from opendicke.meanfield.evolve import MemoryBudgetError
+    from opendicke.meanfield.evolution import MemoryBudgetError
 
     for M in (40, 30):
         model = paper_model(n_modes=M)
@@ -126,7 +126,7 @@ def test_cli_refuses_40_modes_and_the_budget_flag_decides():
 def test_memory_budget_flag_lets_a_small_run_through():
     out = invoke("evolve", "--memory-budget", "100MB", "--t-final", "1", "--times", "2", "--json")
     assert out.exit_code == 0, out.output
-    from opendicke.meanfield.evolve import parse_bytes
+    from opendicke.meanfield.evolution import parse_bytes
 
     assert parse_bytes("8GiB") == 8 * 2**30 and parse_bytes("500MB") == 500 * 10**6 and parse_bytes(2e9) == 2 * 10**9
     for bad in ("-1", "many", "0"):
@@ -440,3 +440,27 @@ def test_figure3_replots_with_its_theory_lines(tmp_path):
     lines = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
     assert len(lines) == 2
     assert np.allclose(lines[1].get_ydata(), eq12[:, 1]) and np.allclose(lines[1].get_xdata(), g0)
+
+
+# Known cases left until the branches that edit these files have merged (then rename them and empty this set).
+_SHADOWED_FOR_NOW = {"opendicke.fluctuations.cumulant", "opendicke.fluctuations.twa", "opendicke.quantum.lifetime",
+                     "opendicke.quantum.solve"}
+
+
+def test_no_module_of_the_package_is_shadowed_by_an_attribute_of_its_parent():
+    """``opendicke.a.b`` must be the module ``b``, not a function ``b`` that hides it (was: ``meanfield.evolve``)."""
+    import importlib
+    import pkgutil
+    import sys
+
+    import opendicke
+
+    names = [info.name for info in pkgutil.walk_packages(opendicke.__path__, "opendicke.")]
+    assert "opendicke.meanfield.evolution" in names and "opendicke.meanfield.steady.driver" in names
+    shadowed = []
+    for name in names:
+        module = importlib.import_module(name)
+        parent, _, leaf = name.rpartition(".")
+        if getattr(sys.modules[parent], leaf) is not module and name not in _SHADOWED_FOR_NOW:
+            shadowed.append(f"{name} (hidden by {type(getattr(sys.modules[parent], leaf)).__name__})")
+    assert not shadowed, f"modules hidden by a same-named attribute of their package: {shadowed}"
