@@ -72,6 +72,10 @@ class Basis(ABC):
         the limit), or None. ``history`` holds this search's :meth:`record` entries."""
         return None
 
+    def indicator(self, run: Propagation) -> float:
+        """Largest population of the last kept level(s) over the window: judges a given truncation."""
+        return float(np.max(run.truncation()))
+
     def describe(self, truncation: tuple) -> str:
         """The truncation in words, for warnings."""
         return f"{self.name} truncation {list(truncation)}"

@@ -549,7 +549,11 @@ class ComovingBasis(Basis):
         return f"max_dim = {self.max_dim}" if self.dimension(truncation) > self.max_dim else None
 
     def describe(self, truncation):
-        return f"truncation: spin levels {list(truncation[0])}, Fock {list(truncation[1])}"
+        return f"co-moving truncation (spin levels {list(truncation[0])}, Fock {list(truncation[1])})"
+
+    def indicator(self, run):
+        spin_exact = all(c == int(n) + 1 for c, n in zip(run.spin_levels, self.problem.block_sizes))
+        return float(max(run.truncation().max(), 0.0 if spin_exact else run.spin_truncation().max()))
 
     def record(self, truncation, run, change, deviation_change):
         return (tuple(run.spin_levels), tuple(run.problem.fock), run.spin_truncation().tolist(),

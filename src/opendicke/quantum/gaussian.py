@@ -557,6 +557,7 @@ class GaussianBasis(Basis):
         return frame_dimension(self.problem, truncation[0])
 
     def propagate(self, truncation, times, progress=None):
+        _check_blocks(self.problem)  # before the frame is built
         return propagate_gaussian(self.problem, times, truncation[0], frame=self.frame, hp_order=self.hp_order,
                                   rtol=self.rtol, atol=self.atol, squares=self.squares, progress=progress)
 
@@ -568,7 +569,7 @@ class GaussianBasis(Basis):
         return f"max_dim = {self.max_dim} states" if dim > self.max_dim else None
 
     def describe(self, truncation):
-        return f"truncation total quanta ≤ {truncation[0]}"
+        return f"Gaussian-frame truncation (total quanta ≤ {truncation[0]})"
 
     def out_of_reach(self, history, tol, deviation_tol):
         levels = history[-1][0]

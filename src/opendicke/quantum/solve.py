@@ -268,7 +268,7 @@ def solve(
 def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol, cost, meanfield, max_dim, progress,
                     memory=DEFAULT_MEMORY, deviation_tol=None):
     """``solve(frame="comoving")``: fixed truncation, or the search of :func:`.frame.search_truncation`."""
-    from .frame import MAX_COMOVING_DIM, comoving, first_truncation, propagate_comoving, search_truncation
+    from .frame import MAX_COMOVING_DIM, ComovingBasis, comoving, first_truncation
 
     max_dim = min(MAX_COMOVING_DIM if max_dim is None else int(max_dim), frame_max_dim(memory))
     wall = _time.perf_counter()
@@ -276,27 +276,14 @@ def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol
         first = first_truncation(problem)
         if spin_levels is not None:
             first = (comoving(problem, spin_levels, first[1]).spin_levels, first[1])
-        search = search_truncation(problem, t, tol, first=first, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim,
-                                   progress=progress, deviations=deviation_measure(meanfield, cost),
-                                   deviation_tol=deviation_tol, stacklevel=5)
-        run, change, converged, history = search.run, search.change, search.converged, search.history
-        deviation_change = search.deviation_change
+        fixed = None
     else:
         cp = comoving(problem, spin_levels, fock)
-        if cp.dim > max_dim:
-            raise ValueError(f"spin_levels × fock give dimension {cp.dim} > max_dim = {max_dim}; raise max_dim to run it")
-        run = propagate_comoving(cp, t, rtol=rtol, atol=atol, squares=cost, progress=progress)
-        change = deviation_change = math.nan
-        history = [(cp.spin_levels, cp.fock, run.spin_truncation().tolist(), run.truncation().tolist(), math.nan,
-                    run.elapsed, math.nan)]
-        top = max(run.truncation().max(), 0.0 if cp.spin_exact else run.spin_truncation().max())
-        converged = bool(top <= tol / 10)
-        if not converged:
-            warnings.warn(
-                f"co-moving truncation (spin levels {list(cp.spin_levels)}, Fock {list(cp.fock)}) may be too small: "
-                f"the last kept level holds up to {top:.3g} of the population (> tol/10 = {tol / 10:g}); "
-                "use fock='auto' to measure the error", FockCutoffWarning, stacklevel=3,
-            )
+        first = fixed = (cp.spin_levels, cp.fock)
+    basis = ComovingBasis(problem, float(t[-1]), start=first, max_dim=max_dim, rtol=rtol, atol=atol, squares=cost)
+    run, change, converged, history, deviation_change = _run_basis(
+        basis, t, tol, fixed, None if meanfield is None else deviation_measure(meanfield, cost), deviation_tol,
+        progress)
     total = _time.perf_counter() - wall
     plain_history = [(f, tr, ch, sec) for _s, f, _st, tr, ch, sec, _dev in history]
     ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
@@ -319,6 +306,29 @@ def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol
         ]),
     })
     return ds
+
+
+def _run_basis(basis, t, tol, fixed, deviations, deviation_tol, progress):
+    """The one search over ``basis`` (``fixed`` None), or one run at the given truncation ``fixed`` judged by its
+    truncation indicator (:meth:`.basis.Basis.indicator` ≤ tol/10, else a :class:`FockCutoffWarning`).
+    Returns (run, change, converged, history, deviation_change)."""
+    if fixed is None:
+        found = search(basis, t, tol, deviations=deviations, deviation_tol=deviation_tol, progress=progress,
+                       stacklevel=5)
+        return found.run, found.change, found.converged, found.history, found.deviation_change
+    refused = basis.refuse(fixed)
+    if refused is not None:
+        raise ValueError(f"fock: the {basis.describe(fixed)} keeps {basis.dimension(fixed)} states > {refused}; "
+                         "raise max_dim to run it")
+    run = basis.propagate(fixed, t, progress)
+    top = basis.indicator(run)
+    converged = bool(top <= tol / 10)
+    if not converged:
+        warnings.warn(
+            f"the {basis.describe(fixed)} may be too small: the last kept level holds up to {top:.3g} of the "
+            f"population (> tol/10 = {tol / 10:g}); use fock='auto' to measure the error", FockCutoffWarning,
+            stacklevel=4)
+    return run, math.nan, converged, [basis.record(fixed, run, math.nan, math.nan)], math.nan
 
 
 def frame_max_dim(memory: float) -> int:
@@ -358,33 +368,22 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
     """``solve(frame="gaussian")``: a given total-quanta truncation, or the search of :func:`.gaussian.search_levels`."""
     import json
 
-    from .gaussian import MAX_GAUSSIAN_DIM, frame_dimension, propagate_gaussian, search_levels
+    from .gaussian import MAX_GAUSSIAN_DIM, GaussianBasis, _check_blocks, frame_dimension
 
     max_dim = min(MAX_GAUSSIAN_DIM if max_dim is None else int(max_dim), frame_max_dim(memory))
     wall = _time.perf_counter()
-    if isinstance(fock, str):
-        search = search_levels(problem, t, tol, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim, progress=progress,
-                               deviations=deviation_measure(meanfield, cost), deviation_tol=deviation_tol, stacklevel=5)
-        run, change, converged, history = search.run, search.change, search.converged, search.history
-        deviation_change = search.deviation_change
-    else:
+    fixed = None
+    if not isinstance(fock, str):
         levels = np.atleast_1d(np.asarray(fock))
         if levels.size != 1 or not float(levels[0]).is_integer() or levels[0] < 1:
             raise ValueError(f"frame='gaussian' keeps the states with total quanta ≤ fock: give one integer ≥ 1, got {fock!r}")
-        levels = int(levels[0])
-        if frame_dimension(problem, levels) > max_dim:
-            raise ValueError(f"fock = {levels} keeps {frame_dimension(problem, levels)} states > max_dim = {max_dim}; "
-                             "raise max_dim to run it")
-        run = propagate_gaussian(problem, t, levels, rtol=rtol, atol=atol, squares=cost, progress=progress)
-        change = deviation_change = math.nan
-        history = [(levels, frame_dimension(problem, levels), float(run.truncation().max()), math.nan, run.elapsed,
-                    math.nan)]
-        converged = bool(run.truncation().max() <= tol / 10)
-        if not converged:
-            warnings.warn(
-                f"Gaussian-frame truncation (total quanta ≤ {levels}) may be too small: the last kept shell holds up to "
-                f"{run.truncation().max():.3g} of the population (> tol/10 = {tol / 10:g}); use fock='auto' to measure "
-                "the error", FockCutoffWarning, stacklevel=3)
+        fixed = (int(levels[0]),)
+    else:
+        _check_blocks(problem)
+    basis = GaussianBasis(problem, float(t[-1]), max_dim=max_dim, rtol=rtol, atol=atol, squares=cost)
+    run, change, converged, history, deviation_change = _run_basis(
+        basis, t, tol, fixed, None if meanfield is None else deviation_measure(meanfield, cost), deviation_tol,
+        progress)
     total = _time.perf_counter() - wall
     plain_history = [((lv,) * model.n_modes, [top] * model.n_modes, ch, sec) for lv, _d, top, ch, sec, _dev in history]
     ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
