@@ -139,9 +139,12 @@ def solve(
     threads:
         numba threads of the compiled kernel (default 1).
     deviation_tol:
-        Gaussian frame: a relative tolerance on what the frame is about, N·(ξ − ξ_MF), N·(n − n_MF) and N·E_N
-        (max over time of the change between truncations over the max of the value), required besides ``tol``;
-        the measured relative change is always reported as ``deviation_change``.
+        Frames (co-moving, Gaussian): a relative tolerance on what the frame is about, N·(ξ − ξ_MF),
+        N·(n − n_MF) and N·E_N (max over time of the change between the last two truncations over
+        max(the largest value, 1)), required of the truncation search besides ``tol``; default 1e-2
+        (:data:`~.options.DEFAULT_DEVIATION_TOL`), ``None``: measured only. The measured relative change is
+        reported as ``deviation_change``. It also tightens the frames' integrator (rtol ≤ 1e-3·deviation_tol)
+        unless ``rtol`` is given.
     options:
         All of the above as one :class:`QuantumOptions` (validated on construction); keywords given as well
         replace its fields.
