@@ -474,6 +474,23 @@ def test_split_packages_keep_public_addresses_and_shadow_no_module(package):
         assert isinstance(getattr(pkg, info.name), types.ModuleType), f"{package}.{info.name} is shadowed"
 
 
+def test_figure3_replots_with_its_theory_lines(tmp_path):
+    """`opendicke plot figure3.nc` draws the same figure as `figure3`: Eq. (12) lines included."""
+    from opendicke.meanfield.steady import steady_state
+    from opendicke.plotting import plot_result
+
+    model = paper_model(1.0, n_modes=2)
+    g0 = np.array([0.5, 1.0, 1.5])
+    ds = steady_state(model, [1, 2], vary={"g0": g0})
+    eq12 = np.array([[0.0, 0.0], [0.3, 0.2], [0.6, 0.5]])  # any stored values: the figure must draw these
+    ds["overlap_theory"] = (("g0", "initial"), eq12)
+    ds["occupation_theory"] = (("g0", "initial"), 2 * eq12)
+    fig, _ = plot_result(ds)
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
+    assert len(lines) == 2
+    assert np.allclose(lines[1].get_ydata(), eq12[:, 1]) and np.allclose(lines[1].get_xdata(), g0)
+
+
 # Known cases left until the branches that edit these files have merged (then rename them and empty this set).
 _SHADOWED_FOR_NOW = {"opendicke.fluctuations.cumulant", "opendicke.fluctuations.twa", "opendicke.quantum.lifetime",
                      "opendicke.quantum.solve"}
