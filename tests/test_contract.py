@@ -571,3 +571,16 @@ def test_no_module_imports_the_package_init():
             elif isinstance(node, ast.Import) and any(a.name == "opendicke" for a in node.names):
                 offenders.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_every_command_prints_tables_through_the_console_that_never_cuts_numbers():
+    """Piped output keeps every digit only through ``cli.common.console`` (a plain rich Console shrinks tables to
+    80 columns and cuts numbers when stdout is not a terminal); no command module builds its own."""
+    import re
+    from pathlib import Path
+
+    import opendicke.cli as cli
+
+    own = [f"{p.name}:{n}" for p in Path(cli.__file__).parent.glob("*.py") if p.name != "common.py"
+           for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"from rich\.console import", line)]
+    assert not own, own

@@ -142,10 +142,10 @@ def report(ds, model, start, *, t_final, out, plot, as_json, title, footer) -> N
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
-    table = Table(title=f"{title}, {start.label()} → t = {t_final:g}   ({model!r})")
+    table = titled_table(f"{title}, {start.label()} → t = {t_final:g}   ({model!r})")
     for name in ("pattern", f"ξ_μ({t_final:g}) exact", "mean field", f"n_μ({t_final:g}) exact", "mean field"):
         table.add_column(name, justify="right")
     for j, mu in enumerate(ds["pattern"].values):
