@@ -129,7 +129,8 @@ def test_gaussian_frame_approaches_the_linear_theory_as_one_over_n():
 def test_gaussian_frame_approaches_the_linear_theory_through_the_peak_of_the_cost():
     """t ≤ 5, through the peak of N·E_N (t = 4.43) where the fluctuations are squeezed most, 20 quanta. Measured
     distances to the limit for N_sp = 4000, 16000, 64000: N·E_N 2.36, 0.56, 0.10; N·(ξ − ξ_MF) 2.15, 0.58, 0.18;
-    N·(n − n_MF) 1.30, 0.36, 0.066 (about 10 s of CPU each). At fixed quanta the frame's truncation error falls as
+    N·(n − n_MF) 1.30, 0.36, 0.066 (ratios 3.2–5.5 per factor 4, slopes −0.89, −1.08, −1.13; at 64000 the
+    distance is 2.0 %, 1.1 %, 0.3 % of each quantity's scale; about 10 s of CPU each). At fixed quanta the frame's truncation error falls as
     1/N too (the non-Gaussian part of the frame state that reaches the high shells is a 1/N effect), so this
     checks the approach to the limit, not the size of the 1/N correction."""
-    check_one_over_n([4000, 16000, 64000], np.linspace(0.0, 5.0, 21), 20)
+    check_one_over_n([4000, 16000, 64000], np.linspace(0.0, 5.0, 21), 20, rate_range=(2.5, 6.5), final=3e-2)
