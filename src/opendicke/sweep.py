@@ -229,12 +229,14 @@ def plan_sweep(
         An initial state or pattern number, or a list of them (a list adds the dimension ``initial``).
     vary:
         ``{name: values}``: model parameters as in :func:`~opendicke.grid.parameter_batch` (``g0``,
-        ``omega``, ``kappa``, ``kappa_<n>``, ``omega_mode_<n>``) and ``seed``: pattern seeds (whole numbers;
+        ``omega``, ``kappa``, ``kappa_<n>``, ``omega_mode_<n>``; the spin rates ``gamma_*`` for solvers
+        that take them, e.g. the default steady states) and ``seed``: pattern seeds (whole numbers;
         needs a finite ``n_spins``, each seed draws new random patterns and replaces the model's). One
         labelled dimension per name, in the order given.
     solver:
         ``solver(model, initial, vary=..., **options) -> xarray.Dataset`` (default: steady states). It must be
-        importable by name on the workers (a module-level function).
+        importable by name on the workers (a module-level function). A model with spin rates is refused
+        unless the solver declares ``solver.sweep_spin_rates = True``.
     options:
         Keyword arguments for the solver (e.g. ``{"t_max": 2000, "paper_units": False}``).
     chunk_size:
@@ -258,9 +260,14 @@ def plan_sweep(
         if name in grid:
             check_distinct(name, grid[name])
     params = {name: values for name, values in grid.items() if name not in own_axes}
-    parameter_batch(model, {name: values[:1] for name, values in params.items()})  # names and values checked
+    # individual spin rates (model or grid) only for solvers that take them (``solver.sweep_spin_rates``)
+    rates_ok = bool(getattr(solver, "sweep_spin_rates", False))
+    if model.spin_dissipation and not rates_ok:
+        raise ValueError(f"gamma_down/gamma_up/gamma_phi: the sweep solver {getattr(solver, '__name__', solver)!r} "
+                         "does not take individual spin rates (it would ignore them)")
+    parameter_batch(model, {name: values[:1] for name, values in params.items()}, spin_rates=rates_ok)  # checked
     for name, values in params.items():
-        parameter_batch(model, {name: values})
+        parameter_batch(model, {name: values}, spin_rates=rates_ok)
     options = {k: options[k] for k in sorted(options)} if options else {}
 
     per_point = getattr(solver, "sweep_solves_per_point", None)

@@ -12,7 +12,7 @@ from ..reduction import Grouping, reduce
 from ..results import timed
 from ..states import PatternState
 from .analytic import corrupted_overlap, critical_couplings
-from .common import _long_names, _pattern_index_safe, _version
+from .common import _long_names, _refuse_spin_rates, _pattern_index_safe, _version
 
 def _mode_arrays(model, g0):
     om = np.asarray(model.omega_modes, dtype=float)
@@ -45,6 +45,7 @@ def self_consistent_state(
     ``converged``, ``iterations``, ``residual``, ``curvature`` (smallest eigenvalue of H, module docstring),
     ``stable`` (H positive definite; meaningful when all ρ_k ≤ 0 and Ω, Ω_μ > 0), ``stability_applies``.
     """
+    _refuse_spin_rates(model, "self_consistent_state")
     g0 = float(model.g0 if g0 is None else g0)
     grouping = grouping if grouping is not None else reduce(model)
     f = np.asarray(grouping.f, dtype=float)
@@ -117,6 +118,7 @@ def paramagnet_thresholds(model: DickeModel, *, lengths: np.ndarray | float = 1.
     Returns ``threshold`` (M, per pattern; the paramagnet is stable below the smallest), ``purity`` (squared
     eigenvector component on that pattern) and ``overlap_matrix`` C_r.
     """
+    _refuse_spin_rates(model, "paramagnet_thresholds")
     g_c = critical_couplings(model)
     grouping = grouping if grouping is not None else reduce(model)
     f = np.asarray(grouping.f, dtype=float)
@@ -220,6 +222,7 @@ def crosstalk(
             for c_, s in enumerate(seeds):
                 t0 = time.perf_counter()
                 model = factory(n_modes=M, n_spins=N, seed=s)
+                _refuse_spin_rates(model, "crosstalk")
                 nu = _pattern_index_safe(M, pattern)
                 grouping = reduce(model)
                 n_groups[a, b, c_] = grouping.n_groups

@@ -1,0 +1,181 @@
+"""Steady states, memory experiments and sweeps with individual spin dissipation (issue 15, mean-field side).
+
+References are built here: the Bloch equations of one spin with the issue's processes (from the Lindbladian,
+docs/spin-dissipation.md), self-consistency solved with scipy, Jacobians by finite differences of equations
+written in this file. No package code enters a reference.
+"""
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq, root
+
+import opendicke as od
+
+RATES = dict(gamma_down=0.3, gamma_up=0.1, gamma_phi=0.2)
+
+
+def _bloch_matrix(h, omega, gd, gu, gp):
+    """ṡ = A s + b for one spin in the field (2Ω, 0, h), original frame."""
+    t, l = gp + 0.5 * (gd + gu), gd + gu
+    return np.array([[-t, -h, 0.0], [h, -t, -2 * omega], [0.0, 2 * omega, -l]]), np.array([0.0, 0.0, gu - gd])
+
+
+def _stationary_sz(h, omega, gd, gu, gp):
+    A, b = _bloch_matrix(h, omega, gd, gu, gp)
+    return np.linalg.solve(A, -b)
+
+
+def _gain(g0, om, kap):
+    """At a fixed point Re α = −g0 Ω_μ ξ/(Ω_μ² + κ²/4), so h = 4 g0 G Re α = −λ G ξ."""
+    return 4 * g0**2 * om / (om**2 + kap**2 / 4)
+
+
+def test_thermodynamic_limit_steady_state_is_the_paramagnet_and_stable():
+    model = od.paper_model(g0=1.2).replace(**RATES)
+    ds = od.steady_state(model, [1, 2])
+    assert list(ds.classification.values) == ["stable", "stable"] and bool(ds.stable.all())
+    assert int(ds.n_conserved.max()) == 0  # nothing conserved: the full Jacobian decides
+    assert float(abs(ds.overlap).max()) < 1e-10 and float(abs(ds.alpha).max()) < 1e-10
+    para = _stationary_sz(0.0, 0.5, RATES["gamma_down"], RATES["gamma_up"], RATES["gamma_phi"])
+    gauge = np.asarray(od.reduce(model).group_gauge, float)[:, None]
+    expected = para[None, :] * np.hstack([np.ones_like(gauge), gauge, gauge])  # gauged groups: (x, −y, −z)
+    assert np.allclose(ds.bloch.values, expected[None], atol=1e-10)
+
+
+def _uniform_roots(g0, omega, om, kap, gd, gp):
+    """Fixed points ξ = s_z(h = −λξ) of one mode and the all-+1 pattern, by bracketing on a fine grid."""
+    lam = _gain(g0, om, kap)
+    f = lambda x: _stationary_sz(-lam * x, omega, gd, 0.0, gp)[2] - x  # noqa: E731
+    grid = np.linspace(-1.0, 1.0, 4001)
+    vals = np.array([f(x) for x in grid])
+    return np.array([brentq(f, a, b, xtol=1e-14) for a, b, va, vb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:])
+                     if va * vb < 0])
+
+
+def test_uniform_pattern_bistability_steady_states_and_stability_against_an_independent_jacobian():
+    g0, omega, om, kap, gd, gp = 1.5, 0.5, 1.5, 1.0, 0.05, 0.02
+    roots = _uniform_roots(g0, omega, om, kap, gd, gp)
+    assert roots.size == 3
+    model = od.DickeModel(omega=omega, omega_modes=[om], kappa=kap, g0=g0, patterns=[[1] * 20], gamma_down=gd,
+                          gamma_phi=gp)
+    # the small root's basin is small (the pattern start and a start along x both decay to the large root):
+    # start next to it, off by 0.02 in every component
+    s_small = _stationary_sz(-_gain(g0, om, kap) * roots[2], omega, gd, 0.0, gp)
+    near_small = od.BlochState(np.tile(s_small + 0.02, (20, 1)))
+    ds = od.steady_state(model, [1, near_small])
+    assert list(ds.classification.values) == ["stable", "stable"]
+    xi = ds.overlap.values[:, 0]
+    assert abs(xi[0] - roots[0]) < 1e-10 and abs(xi[1] - roots[2]) < 1e-10  # both outer roots, each attracting
+
+    # independent mean field of one group and one mode, written here; its Jacobian by finite differences
+    def rhs(y):
+        sx, sy, sz, ar, ai = y
+        h = 4 * g0 * ar
+        t, l = gp + gd / 2, gd
+        return np.array([-h * sy - t * sx, h * sx - 2 * omega * sz - t * sy, 2 * omega * sy - l * sz - gd,
+                         om * ai - kap / 2 * ar, -om * ar - kap / 2 * ai - g0 * sz])
+
+    from opendicke.meanfield.equations import MeanFieldRHS
+    from opendicke.meanfield.steady import stability
+
+    codes = []
+    for x in roots:
+        s = _stationary_sz(-_gain(g0, om, kap) * x, omega, gd, 0.0, gp)
+        alpha = -1j * g0 * x / (1j * om + kap / 2)
+        y = np.array([*s, alpha.real, alpha.imag])
+        assert np.max(np.abs(rhs(y))) < 1e-12
+        J = np.array([(rhs(y + 1e-7 * e) - rhs(y - 1e-7 * e)) / 2e-7 for e in np.eye(5)]).T
+        ref = np.sort_complex(np.linalg.eigvals(J))
+        mf = MeanFieldRHS(np.ones((1, 1)), np.ones(1), np.array([omega]), np.array([g0]), np.array([[om]]),
+                          np.array([[kap]]), np.array([gd]), np.array([0.0]), np.array([gp]), np.array([1]))
+        st = stability(mf, y[None], np.full((1, 1), np.nan), n_eigenvalues=5)
+        assert np.allclose(np.sort_complex(st.leading[0]), ref, atol=1e-6)
+        assert st.n_conserved[0] == 0
+        codes.append(str(od.meanfield.steady.CLASSIFICATIONS[st.code[0]]))
+        assert (max(ref.real) < 0) == (codes[-1] == "stable")
+    assert codes == ["stable", "unstable", "stable"]  # the middle root is the saddle between the two basins
+
+
+def _self_consistent_overlaps(model, seed):
+    """ξ_μ = mean_j G[μ,j] s_z,j(h_j), h_j = −Σ_μ λ_μ G[μ,j] ξ_μ, solved here with scipy."""
+    G = np.asarray(model.patterns, float)
+    lam = _gain(model.g0, np.asarray(model.omega_modes), np.asarray(model.kappa))
+
+    def residual(xi):
+        h = -(lam * xi) @ G
+        sz = np.array([_stationary_sz(hj, model.omega, model.gamma_down, model.gamma_up, model.gamma_phi)[2]
+                       for hj in h])
+        return G @ sz / G.shape[1] - xi
+
+    sol = root(residual, seed, tol=1e-14)
+    assert sol.success
+    return sol.x
+
+
+@pytest.mark.parametrize("representation", ["groups", "spins"])
+def test_finite_n_steady_states_match_self_consistency_and_a_long_run(representation):
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.5, n_spins=30, seed=4, **RATES)
+    ref = _self_consistent_overlaps(model, np.zeros(2))
+    ds = od.steady_state(model, [1, 2], representation=representation)
+    assert list(ds.classification.values) == ["stable", "stable"]
+    assert np.max(np.abs(ds.overlap.values - ref[None])) < 1e-10
+    if representation == "groups":
+        end = od.evolve(model, [1, 2], t_final=300, times=3).overlap.isel(time=-1).values
+        assert np.max(np.abs(end - ds.overlap.values)) < 1e-8
+
+
+def test_vary_spin_rates_mixes_lossless_and_damped_points():
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.5, n_spins=30, seed=4)
+    ds = od.steady_state(model, [1, 2], vary={"gamma_phi": [0.0, 0.2]})
+    lossless = od.steady_state(model, [1, 2])
+    assert np.allclose(ds.overlap.sel(gamma_phi=0.0).values, lossless.overlap.values, atol=1e-12, equal_nan=True)
+    assert ds.n_conserved.sel(gamma_phi=0.0).values.tolist() == lossless.n_conserved.values.tolist()
+    damped = model.replace(gamma_phi=0.2, patterns=model.patterns)
+    ref = _self_consistent_overlaps(damped, np.zeros(2))
+    assert np.max(np.abs(ds.overlap.sel(gamma_phi=0.2).values - ref[None])) < 1e-10
+    assert int(ds.n_conserved.sel(gamma_phi=0.2).max()) == 0
+
+
+def test_lossless_only_functions_refuse_the_rates():
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.2, n_spins=20, seed=1, gamma_phi=0.1)
+    from opendicke import memory
+
+    calls = [lambda: memory.critical_couplings(model), lambda: memory.robust_threshold(model),
+             lambda: memory.recognition_map(model, g0=[1.0], flips=[0.0]),
+             lambda: memory.retrievable_patterns(model), lambda: memory.stability_threshold(model),
+             lambda: memory.attractor_census(model), lambda: memory.self_consistent_state(model, 1),
+             lambda: memory.paramagnet_thresholds(model), lambda: memory.crosstalk([20], [2], model_factory=lambda **kw: od.paper_model(**kw).replace(gamma_phi=0.1)),
+             lambda: od.theory.retrieval_state(model, 1), lambda: od.find_critical_coupling(model)]
+    for call in calls:
+        with pytest.raises(ValueError, match="gamma_down/gamma_up/gamma_phi"):
+            call()
+    with pytest.raises(ValueError, match="gamma_phi"):  # varying a rate where it would be ignored
+        od.grid.parameter_batch(model, {"gamma_phi": [0.1]})
+
+
+def test_sweeps_take_the_rates_with_steady_states_and_refuse_them_elsewhere():
+    from opendicke.memory import recognition_map_task
+    from opendicke.sweep import plan_sweep, run_sweep
+
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.5, patterns=[[1] * 20], gamma_down=0.05)
+    ds = run_sweep(model, 1, vary={"gamma_phi": [0.0, 0.02]}, scheduler="in-process")
+    ref = _uniform_roots(1.5, 0.5, 1.5, 1.0, 0.05, 0.02)[0]
+    assert abs(float(ds.overlap.sel(gamma_phi=0.02).item()) - ref) < 1e-10
+    with pytest.raises(ValueError, match="gamma"):
+        plan_sweep(model, 1, vary={"g0": [1.0]}, solver=recognition_map_task, options={"g0": [1.0]})
+
+
+def test_cli_steady_takes_the_rates():
+    import json
+
+    from typer.testing import CliRunner
+
+    from opendicke.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["steady", "--omega-modes", "1.5", "--patterns", "++++++++++", "--g0", "1.5",
+                                 "--gamma-down", "0.05", "--gamma-phi", "0.02", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    ref = _uniform_roots(1.5, 0.5, 1.5, 1.0, 0.05, 0.02)[0]
+    assert record["classification"] == "stable" and abs(record["overlaps"][0] - ref) < 1e-10
