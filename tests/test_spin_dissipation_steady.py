@@ -179,3 +179,116 @@ def test_cli_steady_takes_the_rates():
     record = json.loads(result.stdout.strip().splitlines()[-1])
     ref = _uniform_roots(1.5, 0.5, 1.5, 1.0, 0.05, 0.02)[0]
     assert record["classification"] == "stable" and abs(record["overlaps"][0] - ref) < 1e-10
+
+
+# ------------------------------------------------------------------------------------ cumulants
+def _exact_rates_with_spin_dissipation(G, vectors, alphas, omega, omega_modes, kappa, g0, rates, fock):
+    """Exact means, N·Cov_sym of the gauge-split group variables and their d/dt at t = 0, brute force on individual,
+    ungauged (possibly mixed) spins ⊗ Fock modes, built here from QuTiP primitives."""
+    import qutip
+
+    G = np.asarray(G)
+    M, N = G.shape
+    dims = [2] * N + [fock] * M
+    eye = [qutip.qeye(d) for d in dims]
+
+    def embed(op, where):
+        ops = list(eye)
+        ops[where] = op
+        return qutip.tensor(ops)
+
+    sx = [embed(qutip.sigmax(), j) for j in range(N)]
+    sy = [embed(qutip.sigmay(), j) for j in range(N)]
+    sz = [embed(qutip.sigmaz(), j) for j in range(N)]
+    sm = [embed(qutip.sigmam(), j) for j in range(N)]  # σ_- = (σ_x − iσ_y)/2 lowers σ_z = +1 (QuTiP: basis 0 = up)
+    a = [embed(qutip.destroy(fock), N + mu) for mu in range(M)]
+    H = omega * sum(sx)
+    for mu in range(M):
+        H += omega_modes[mu] * a[mu].dag() * a[mu]
+        H += (g0 / np.sqrt(N)) * (a[mu] + a[mu].dag()) * sum(G[mu, j] * sz[j] for j in range(N))
+    c_ops = [np.sqrt(kappa[mu]) * a[mu] for mu in range(M)]
+    gd, gu, gp = rates
+    c_ops += [np.sqrt(gd) * s for s in sm] + [np.sqrt(gu) * s.dag() for s in sm] + [np.sqrt(gp / 2) * s for s in sz]
+    spins = [0.5 * (qutip.qeye(2) + v[0] * qutip.sigmax() + v[1] * qutip.sigmay() + v[2] * qutip.sigmaz())
+             for v in vectors]
+    modes = [qutip.coherent_dm(fock, al, method="analytic") for al in alphas]
+    rho = qutip.tensor(spins + modes)
+    drho = -1j * (H * rho - rho * H)
+    for c in c_ops:
+        drho += c * rho * c.dag() - 0.5 * (c.dag() * c * rho + rho * c.dag() * c)
+    gauge = G[0]
+    cols = G * gauge
+    split = gd != gu  # decay and pumping differ: the reduction splits every group by its gauge sign
+    keys = sorted({(tuple(c), g if split else 0) for c, g in zip(map(tuple, cols.T), gauge)},
+                  key=lambda kg: ([1 if v < 0 else 0 for v in kg[0][1:]], -kg[1]))  # group, then its G[1,j] = −1 half
+    groups = [[j for j in range(N) if tuple(cols[:, j]) == key and (gauge[j] == g or not split)] for key, g in keys]
+    ops = []
+    for comp, ss in (("x", sx), ("y", sy), ("z", sz)):
+        for members in groups:
+            sign = (lambda j: 1) if comp == "x" else (lambda j: gauge[j])
+            ops.append(sum(sign(j) * ss[j] for j in members) / len(members))
+    ops += [(op + op.dag()) / (2 * np.sqrt(N)) for op in a] + [(op - op.dag()) / (2j * np.sqrt(N)) for op in a]
+    R, dR = rho.full(), drho.full()
+    mats = [o.full() for o in ops]
+    m = np.array([np.trace(A @ R).real for A in mats])
+    dm = np.array([np.trace(A @ dR).real for A in mats])
+    BR, BdR = [B @ R for B in mats], [B @ dR for B in mats]
+    sym = np.array([[np.sum(A.T * X).real for X in BR] for A in mats])  # tr(A B ρ)
+    dsym = np.array([[np.sum(A.T * X).real for X in BdR] for A in mats])
+    cov = N * (0.5 * (sym + sym.T) - np.outer(m, m))
+    dcov = N * (0.5 * (dsym + dsym.T) - np.outer(dm, m) - np.outer(m, dm))
+    return m, cov, dm, dcov, groups
+
+
+@pytest.mark.parametrize("case", ["decay", "pump", "dephase", pytest.param("all-M2", marks=pytest.mark.slow)])
+def test_cumulant_equations_with_spin_rates_give_the_exact_rates_at_t0(case):
+    """Product state of mixed, tilted spins and coherent modes: the closure is exact at t = 0, so every mean and
+    covariance and its d/dt must match the brute-force Lindbladian on individual spins."""
+    from opendicke.fluctuations.cumulant import CumulantRHS, initial_covariance
+    from opendicke.meanfield.equations import pack
+
+    rates = {"decay": (0.3, 0.0, 0.0), "pump": (0.0, 0.4, 0.0), "dephase": (0.0, 0.0, 0.5),
+             "all-M2": (0.3, 0.1, 0.2)}[case]
+    if case == "all-M2":
+        G = np.array([[1, 1, -1, 1], [1, -1, 1, -1]])
+        omega_modes, kappa, alphas = np.array([1.3, 2.1]), np.array([0.9, 1.6]), np.array([0.12 - 0.05j, -0.08 + 0.1j])
+    else:
+        G = np.array([[1, -1, 1]])
+        omega_modes, kappa, alphas = np.array([1.3]), np.array([0.9]), np.array([0.2 - 0.1j])
+    N = G.shape[1]
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(N, 3))
+    v *= rng.uniform(0.5, 1.0, size=(N, 1)) / np.linalg.norm(v, axis=1, keepdims=True)  # mixed spins
+    omega, g0 = 0.7, 1.1
+    m_ex, cov_ex, dm_ex, dcov_ex, groups = _exact_rates_with_spin_dissipation(
+        G, v, alphas, omega, omega_modes, kappa, g0, rates, fock=8 if G.shape[0] == 1 else 6)
+    model = od.DickeModel(omega=omega, omega_modes=omega_modes, kappa=kappa, g0=g0, patterns=G,
+                          gamma_down=rates[0], gamma_up=rates[1], gamma_phi=rates[2])
+    grouping = od.reduce(model)
+    assert grouping.n_groups == len(groups)
+    state = od.BlochState(v, alpha=alphas / np.sqrt(N))
+    m0 = pack(state.group_vectors(model, grouping), state.initial_alpha(model))
+    s0 = initial_covariance(model, grouping, state)
+    np.testing.assert_allclose(m0, m_ex, atol=1e-9)
+    np.testing.assert_allclose(s0, cov_ex, atol=1e-9)
+    one = lambda x: np.array([x])  # noqa: E731
+    rhs = CumulantRHS(grouping.f, grouping.weights, one(omega), one(g0), omega_modes[None], kappa[None], one(1.0 / N),
+                      one(rates[0]), one(rates[1]), one(rates[2]), grouping.group_gauge)
+    dy = rhs(np.concatenate([m0, s0.ravel()])[None])[0]
+    n = m0.size
+    np.testing.assert_allclose(dy[:n], dm_ex, atol=1e-8)
+    np.testing.assert_allclose(dy[n:].reshape(n, n), dcov_ex, atol=1e-8)
+    print(f"{case}: max |d/dt error| means {np.max(np.abs(dy[:n] - dm_ex)):.1e}, "
+          f"covariances {np.max(np.abs(dy[n:].reshape(n, n) - dcov_ex)):.1e}")
+
+
+def test_cumulant_with_rates_linear_means_are_the_damped_mean_field():
+    from opendicke.fluctuations import cumulant
+
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.2, patterns=[[1, 1, -1, 1, -1, 1]],
+                          gamma_down=0.3, gamma_phi=0.1)
+    ds = cumulant(model, 1, t_final=4.0, times=5)
+    mf = od.evolve(model, 1, t_final=4.0, times=5, rtol=1e-10, atol=1e-12)
+    assert float(abs(ds.overlap_meanfield - mf.overlap).max()) < 1e-7
+    assert float(abs(ds.overlap - mf.overlap).max()) > 1e-4  # the 1/N feedback moves the means at N_sp = 6
+    assert ds.attrs["gamma_down"] == 0.3

@@ -213,6 +213,9 @@ def twa(
     from .results import twa_dataset
 
     _check_finite(model)
+    if model.spin_dissipation:
+        raise ValueError("gamma_down/gamma_up/gamma_phi: twa does not take individual spin dissipation yet (it would "
+                         "ignore it); use cumulant (second-order cumulants), evolve or quantum.permutation.solve")
     samples = int(samples)
     if samples < 2:
         raise ValueError(f"samples must be ≥ 2 (error bars need two samples), got {samples}")
