@@ -292,3 +292,54 @@ def test_cumulant_with_rates_linear_means_are_the_damped_mean_field():
     assert float(abs(ds.overlap_meanfield - mf.overlap).max()) < 1e-7
     assert float(abs(ds.overlap - mf.overlap).max()) > 1e-4  # the 1/N feedback moves the means at N_sp = 6
     assert ds.attrs["gamma_down"] == 0.3
+
+
+# ------------------------------------------------------------------------------------ transient retrieval
+def test_transient_map_matches_an_independent_integration():
+    """One mode, thermodynamic limit (one group): |ξ(t_obs)| and the retention time from a 5-variable ODE with the
+    Bloch damping, written and integrated here with scipy."""
+    from scipy.integrate import solve_ivp
+
+    from opendicke.memory import transient_retrieval_map
+
+    omega, om, kap = 0.5, 1.5, 1.0
+    model = od.DickeModel(omega=omega, omega_modes=[om], kappa=kap, g0=1.0)
+    g0s, phis = [0.9, 1.4], [0.0, 0.05]
+    ds = transient_retrieval_map(model, g0s, phis, t_obs=20.0, t_final=40.0, times=401, threshold=0.5)
+    t = np.linspace(0, 40, 401)
+    for i, g0 in enumerate(g0s):
+        for r, gp in enumerate(phis):
+            def rhs(_, y, g0=g0, gp=gp):
+                sx, sy, sz, ar, ai = y
+                h = 4 * g0 * ar
+                return [-h * sy - gp * sx, h * sx - 2 * omega * sz - gp * sy, 2 * omega * sy,
+                        om * ai - kap / 2 * ar, -om * ar - kap / 2 * ai - g0 * sz]
+
+            y = solve_ivp(rhs, (0, 40), [0, 0, 1, 0, 0], t_eval=t, rtol=1e-10, atol=1e-12, method="DOP853").y
+            xi = np.abs(y[2])
+            assert abs(float(ds.overlap.sel(pattern=1).values[i, r]) - xi[200]) < 1e-6
+            above = np.nonzero(xi >= 0.5)[0]
+            expected = np.inf if xi[-1] >= 0.5 else (t[above[-1]] if above.size else 0.0)
+            assert float(ds.retention_time.sel(pattern=1).values[i, r]) == expected
+    # dephasing shortens the retention at the weaker coupling, and g0 = 1.4 outlasts g0 = 0.9
+    rt = ds.retention_time.sel(pattern=1).values
+    assert rt[0, 1] < rt[0, 0] and rt[1, 1] > rt[0, 1]
+
+
+def test_cli_memory_transient_runs_and_lossless_memory_commands_refuse_rates(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from opendicke.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["memory", "transient", "--omega-modes", "1.5", "--vary", "g0=0.8,1.4",
+                                 "--vary", "gamma_phi=0,0.05", "--t-obs", "10", "--t-final", "20", "--times", "21",
+                                 "--json", "--out", str(tmp_path / "t.nc"), "--plot", str(tmp_path / "t.png")])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert np.array(record["overlap"]).shape == (1, 2, 2) and (tmp_path / "t.png").exists()
+    for command in (["memory", "map", "--vary", "g0=1", "--out", str(tmp_path / "m.nc")], ["memory", "crosstalk"]):
+        refused = runner.invoke(app, [*command, "--gamma-phi", "0.1"])
+        assert refused.exit_code == 2 and "gamma" in refused.output

@@ -129,6 +129,9 @@ register_kind("attractor_census", variables=("outcome", "ends_on", "overlap", "f
               dims=("g0", "start", "pattern"), description="memory.attractor_census")
 register_kind("census_examples", variables=("overlap",), dims=("example", "time", "pattern"),
               description="memory.census_examples")
+register_kind("transient_retrieval_map", variables=("overlap", "retrieved", "retention_time", "n_retrieved",
+              "g_crit_lossless"), dims=("pattern", "g0"), attrs=("rate", "t_obs", "t_final", "threshold"),
+              description="memory.transient_retrieval_map (spin dissipation)")
 register_kind("crosstalk", variables=("overlap_dynamics", "threshold", "crosstalk_rms", "elapsed_seconds"),
               dims=("n_modes", "n_spins", "seed", "g0"), attrs=("model_family",), description="memory.crosstalk",
               single_model=False)

@@ -846,5 +846,6 @@ def _convergence_finish(ds):
 
 
 convergence_task.sweep_axes = ("n_spins",)
+convergence_task.sweep_spin_rates = True  # the permutation-invariant exact solver takes them
 convergence_task.sweep_solves_per_point = _convergence_solves
 convergence_task.sweep_finish = _convergence_finish
