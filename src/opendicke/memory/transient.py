@@ -69,7 +69,7 @@ def transient_retrieval_map(
     """
     import xarray as xr
 
-    from ..meanfield.evolve import evolve
+    from ..meanfield.evolution import evolve
     from ..results import model_attrs
 
     if rate not in SPIN_RATES:
