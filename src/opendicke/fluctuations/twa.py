@@ -400,3 +400,4 @@ def _sweep_solves_per_point(model, initial, options) -> int:
 
 
 twa.sweep_solves_per_point = _sweep_solves_per_point
+twa.sweep_spin_rates = True  # run_sweep may pass individual spin rates (model or varied gamma_*)
