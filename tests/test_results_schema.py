@@ -57,6 +57,8 @@ PRODUCERS = {
     "fluctuations": lambda: twa(paper_model(1.0, n_modes=2, n_spins=40, seed=0), [1, 2], t_final=0.2, times=3,
                                 samples=4, seed=0, dt=0.05),
     "fluctuations_figure3": lambda: finite_n_figure3(paper_model(1.0, n_modes=2), [40], [1.0], t_final=0.2),
+    "transient_retrieval_map": lambda: mem.transient_retrieval_map(TL, [0.8, 1.2], [0.0, 0.02], t_obs=2.0,
+                                                                   t_final=4.0, times=5),
 }
 
 
