@@ -346,8 +346,31 @@ def test_cli_memory_transient_runs_and_lossless_memory_commands_refuse_rates(tmp
 
 
 # ------------------------------------------------------------------------------------ convergence
-def test_convergence_with_spin_rates_against_individual_spins_and_an_independent_mean_field():
+def _exact_overlap_one_mode(G, omega, om, kap, g0, gd, gp, fock, times, options=None):
+    """ξ(t) of individual, ungauged spins ⊗ one Fock mode (QuTiP primitives), decay and dephasing, pattern start."""
     import qutip
+
+    G = np.asarray(G, float)
+    n = G.size
+    eye = [qutip.qeye(2)] * n + [qutip.qeye(fock)]
+
+    def embed(op, where):
+        ops = list(eye)
+        ops[where] = op
+        return qutip.tensor(ops)
+
+    sz = [embed(qutip.sigmaz(), j) for j in range(n)]
+    sm = [embed(qutip.sigmam(), j) for j in range(n)]  # lowers σ_z = +1 (QuTiP basis 0)
+    a = embed(qutip.destroy(fock), n)
+    H = omega * sum(embed(qutip.sigmax(), j) for j in range(n)) + om * a.dag() * a
+    H += (g0 / np.sqrt(n)) * (a + a.dag()) * sum(G[j] * sz[j] for j in range(n))
+    c_ops = [np.sqrt(kap) * a] + [np.sqrt(gd) * s for s in sm] + [np.sqrt(gp / 2) * s for s in sz]
+    psi = qutip.tensor([qutip.basis(2, 0 if g > 0 else 1) for g in G] + [qutip.basis(fock, 0)])
+    xi = sum(G[j] * sz[j] for j in range(n)) / n
+    return qutip.mesolve(H, psi, times, c_ops, e_ops=[xi], options=options).expect[0]
+
+
+def test_convergence_with_spin_rates_against_individual_spins_and_an_independent_mean_field():
     from scipy.integrate import solve_ivp
 
     from opendicke.quantum.convergence import convergence_study
@@ -358,25 +381,7 @@ def test_convergence_with_spin_rates_against_individual_spins_and_an_independent
     ds = convergence_study(model, sizes, 1, t_final=2.0, times=11, seed=0, tol=1e-7)
     for i, n in enumerate(sizes):
         G = np.asarray(od.DickeModel(omega=omega, omega_modes=[om], n_spins=n, seed=0).patterns[0], float)
-        fock = 12
-        dims = [2] * n + [fock]
-        eye = [qutip.qeye(d) for d in dims]
-
-        def embed(op, where, eye=eye):
-            ops = list(eye)
-            ops[where] = op
-            return qutip.tensor(ops)
-
-        sz = [embed(qutip.sigmaz(), j) for j in range(n)]
-        sm = [embed(qutip.sigmam(), j) for j in range(n)]
-        a = embed(qutip.destroy(fock), n)
-        H = omega * sum(embed(qutip.sigmax(), j) for j in range(n)) + om * a.dag() * a
-        H += (g0 / np.sqrt(n)) * (a + a.dag()) * sum(G[j] * sz[j] for j in range(n))
-        c_ops = [np.sqrt(kap) * a] + [np.sqrt(gd) * s for s in sm] + [np.sqrt(gp / 2) * s for s in sz]
-        up, down = qutip.basis(2, 0), qutip.basis(2, 1)  # σ_z = +1, −1
-        psi = qutip.tensor([up if g > 0 else down for g in G] + [qutip.basis(fock, 0)])
-        xi_op = sum(G[j] * sz[j] for j in range(n)) / n
-        exact = qutip.mesolve(H, psi, t, c_ops, e_ops=[xi_op], options={"atol": 1e-11, "rtol": 1e-9}).expect[0]
+        exact = _exact_overlap_one_mode(G, omega, om, kap, g0, gd, gp, 12, t, {"atol": 1e-11, "rtol": 1e-9})
 
         def rhs(_, y, G=G, n=n):
             s = y[: 3 * n].reshape(n, 3)
@@ -421,29 +426,12 @@ def test_twa_spin_noise_reproduces_independent_dissipative_spins():
 def test_twa_with_spin_rates_against_individual_spins_at_small_n():
     """N_sp = 4, one mode, decay and dephasing, brute-force QuTiP on individual spins: the TWA overlap is within
     0.06 of the exact one over t ≤ 3 (4000 samples; measured 0.013–0.03), well inside the mean field's error."""
-    import qutip
-
     from opendicke.fluctuations import twa
 
     G, omega, om, kap, g0, gd, gp = np.array([1, 1, -1, 1]), 0.5, 1.5, 1.0, 1.0, 0.2, 0.1
     model = od.DickeModel(omega=omega, omega_modes=[om], kappa=kap, g0=g0, patterns=[G], gamma_down=gd, gamma_phi=gp)
     ds = twa(model, 1, t_final=3.0, times=7, samples=4000, seed=2, spin_sampling="gaussian")
-    n, fock = G.size, 14
-    eye = [qutip.qeye(2)] * n + [qutip.qeye(fock)]
-
-    def embed(op, where):
-        ops = list(eye)
-        ops[where] = op
-        return qutip.tensor(ops)
-
-    sz = [embed(qutip.sigmaz(), j) for j in range(n)]
-    sm = [embed(qutip.sigmam(), j) for j in range(n)]
-    a = embed(qutip.destroy(fock), n)
-    H = omega * sum(embed(qutip.sigmax(), j) for j in range(n)) + om * a.dag() * a
-    H += (g0 / np.sqrt(n)) * (a + a.dag()) * sum(G[j] * sz[j] for j in range(n))
-    c_ops = [np.sqrt(kap) * a] + [np.sqrt(gd) * s for s in sm] + [np.sqrt(gp / 2) * s for s in sz]
-    psi = qutip.tensor([qutip.basis(2, 0 if g > 0 else 1) for g in G] + [qutip.basis(fock, 0)])
-    exact = qutip.mesolve(H, psi, ds.time.values, c_ops, e_ops=[sum(G[j] * sz[j] for j in range(n)) / n]).expect[0]
+    exact = _exact_overlap_one_mode(G, omega, om, kap, g0, gd, gp, 14, ds.time.values)
     err = np.max(np.abs(ds.overlap.values[:, 0] - exact))
     mf_err = np.max(np.abs(ds.overlap_meanfield.values[:, 0] - exact))
     assert err < 0.06 and err < 0.5 * mf_err
