@@ -162,7 +162,7 @@ def test_sweeps_take_the_rates_with_steady_states_and_refuse_them_elsewhere():
     ref = _uniform_roots(1.5, 0.5, 1.5, 1.0, 0.05, 0.02)[0]
     assert abs(float(ds.overlap.sel(gamma_phi=0.02).item()) - ref) < 1e-10
     with pytest.raises(ValueError, match="gamma"):
-        plan_sweep(model, 1, vary={"g0": [1.0]}, solver=recognition_map_task, options={"g0": [1.0]})
+        plan_sweep(model, 1, vary={"g0": [1.0]}, solver=recognition_map_task, arguments={"g0": [1.0]})
 
 
 def test_cli_steady_takes_the_rates():
@@ -378,7 +378,7 @@ def test_convergence_with_spin_rates_against_individual_spins_and_an_independent
     omega, om, kap, g0, gd, gp = 0.5, 1.5, 1.0, 1.0, 0.2, 0.1
     model = od.DickeModel(omega=omega, omega_modes=[om], kappa=kap, g0=g0, gamma_down=gd, gamma_phi=gp)
     sizes, t = [2, 3], np.linspace(0, 2.0, 11)
-    ds = convergence_study(model, sizes, 1, t_final=2.0, times=11, seed=0, tol=1e-7)
+    ds = convergence_study(model, sizes, 1, t_final=2.0, times=11, seed=0, options=od.quantum.QuantumOptions(tol=1e-7))
     for i, n in enumerate(sizes):
         G = np.asarray(od.DickeModel(omega=omega, omega_modes=[om], n_spins=n, seed=0).patterns[0], float)
         exact = _exact_overlap_one_mode(G, omega, om, kap, g0, gd, gp, 12, t, {"atol": 1e-11, "rtol": 1e-9})

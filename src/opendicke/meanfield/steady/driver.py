@@ -46,7 +46,6 @@ def steady_state(
     paper_units: bool = False,
     memory_budget: int | str | None = None,
     progress: Callable[[float], None] | None = None,
-    **option_overrides,
 ):
     """Stationary states reached by the mean-field dynamics (Eq. 7), verified and classified.
 
@@ -68,7 +67,8 @@ def steady_state(
     representation:
         ``"auto"``, ``"groups"`` (exact large-spin reduction) or ``"spins"``.
     options:
-        A :class:`SteadyStateOptions`; single fields can also be given as keywords (``t_max=5000``).
+        The numerical settings, one :class:`SteadyStateOptions` (``options=SteadyStateOptions(t_max=5000)``);
+        default: its defaults.
     paper_units:
         Report α and occupations in the paper's normalisation (α_paper = √(2^(M-1)) α).
     memory_budget:
@@ -93,7 +93,7 @@ def steady_state(
         ``n_undamped`` (undamped group precessions); and from the trajectory ``final_overlap``,
         ``overlap_min``/``overlap_max`` over the last window and ``period`` (not stationary, periodic).
     """
-    opts = steady_options(options, **option_overrides)
+    opts = steady_options(options)
     if not isinstance(paper_units, (bool, np.bool_)):
         raise ValueError(f"paper_units must be True or False, got {paper_units!r}")
     many, starts, grouping, params, y_start = _starts_and_batch(model, initial, vary, representation, memory_budget)
@@ -216,7 +216,6 @@ def find_critical_coupling(
     max_rounds: int = 30,
     representation: str = "auto",
     options: SteadyStateOptions | None = None,
-    **option_overrides,
 ):
     """Critical couplings g_c found numerically, by multisection in g0 on retrieval (no use of Eq. 12).
 
@@ -248,7 +247,7 @@ def find_critical_coupling(
         raise ValueError("gamma_down/gamma_up/gamma_phi: find_critical_coupling brackets the Eq. (12) transition of "
                          "the lossless spins; with individual spin dissipation balanced patterns have no stationary "
                          "retrieval state (docs/spin-dissipation.md), so there is no such threshold to find")
-    opts = steady_options(options, **option_overrides)
+    opts = steady_options(options)
     M = model.n_modes
     pats = list(range(1, M + 1)) if patterns is None else ([patterns] if np.ndim(patterns) == 0 else list(patterns))
     from ...states import PatternState
