@@ -220,6 +220,14 @@ def test_cli_lifetime_json_and_bad_input():
     assert record["gap"] == pytest.approx(-eig[1, 0]) and record["lifetime"] == pytest.approx(1 / record["gap"])
     assert record["fock"] == [12] and max(record["residuals"]) < 1e-9
     assert sorted(np.ravel(record["metastable_overlaps"]))[1] > 0.8
+    # the polaron basis: same contract, the same gap with 10 fluctuation levels (measured relative difference 5e-6)
+    result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--g0", "1", "--n-spins", "4", "--fock", "10",
+                                 "--basis", "polaron", "--json"])
+    assert result.exit_code == 0, result.output
+    polaron_record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(polaron_record) == set(record) and polaron_record["fock"] == [10]
+    assert polaron_record["gap"] == pytest.approx(record["gap"], rel=1e-4)
+    assert runner.invoke(app, ["lifetime", "--n-spins", "4", "--basis", "fock"]).exit_code == 2
     # too small a cutoff: reported on stderr, not silently used
     result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--n-spins", "4", "--fock", "4", "--json"])
     assert result.exit_code == 0 and "top level" in result.stderr

@@ -82,7 +82,7 @@ class _TaylorPropagator:
 
     def __init__(self, L: sp.csr_matrix, tau: float, block: int = 1):
         n = L.shape[0]
-        self.mu = float(L.diagonal().sum()) / n
+        self.mu = float(np.real(L.diagonal().sum())) / n
         self.A = (L - self.mu * sp.identity(n, format="csr")).tocsr()
         self.tau = float(tau)
         norm1 = float(abs(self.A).sum(axis=0).max())

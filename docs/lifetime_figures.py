@@ -1,0 +1,109 @@
+"""Regenerate the lifetime table and figure of docs/lifetime.md (issue 13).
+
+    .venv/bin/python docs/lifetime_figures.py [DATA_DIR] [--compute g0:N1,N2,...]
+
+Records (one JSON line per model: gap, lifetime, converged cutoff, residuals, metastable overlaps, wall and CPU
+time) go to DATA_DIR/lifetime_g0_<g0>.jsonl (default results/lifetime, reused: delete to recompute); each
+``--compute`` appends the missing sizes, computed with ``lifetime(..., basis="polaron", tol=1e-5,
+gap_rtol=1e-3)``, each search starting two levels below the previous size's converged cutoff. The figure goes to
+docs/figures/lifetime_vs_n.png; the table and the fitted law are printed. N_sp = 24 took about an hour of wall
+time on 2 cores shared with other jobs (load 12-18): see docs/lifetime.md for the measured times.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+FIGS = Path(__file__).resolve().parent / "figures"
+
+
+def compute(g0: float, sizes: list[int], path: Path) -> None:
+    from opendicke import DickeModel
+    from opendicke.quantum.lifetime import FockCutoffWarning, lifetime
+
+    done = {r["N"]: r for r in read(path)}
+    start = None
+    for N in sizes:
+        if N in done:
+            start = max(6, done[N]["fock"] - 2)
+            continue
+        model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=g0, n_spins=N, seed=0)
+        t, c = time.time(), time.process_time()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FockCutoffWarning)
+            ds = lifetime(model, basis="polaron", tol=1e-5, gap_rtol=1e-3, eigenvalues=3, max_memory=12 * 2**30,
+                          fock_start=start)
+        rec = dict(N=N, g0=g0, gap=float(ds.gap), lifetime=float(ds.lifetime), fock=int(ds.fock[0]),
+                   gap_change=float(ds.gap_change), fock_change=float(ds.fock_change),
+                   converged=bool(ds.gap_converged), residuals=[float(x) for x in ds.eigenvalue_residual.values],
+                   stat_residual=float(ds.residual),
+                   eig=[[float(a), float(b)] for a, b in zip(ds.eigenvalue_real.values, ds.eigenvalue_imag.values)],
+                   meta=[float(x) for x in ds.metastable_overlap.values.ravel()] if "metastable_overlap" in ds else [],
+                   occupation=float(ds.occupation[0]), wall=time.time() - t, cpu=time.process_time() - c,
+                   maxrss_MB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   warnings=[str(w.message) for w in caught], method=ds.attrs["method"], load=os.getloadavg()[0])
+        start = max(6, rec["fock"] - 2)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(f"g0 = {g0}, N_sp = {N}: lifetime {rec['lifetime']:.6g}, cutoff {rec['fock']}, "
+              f"{rec['wall']:.0f} s wall, {rec['cpu']:.0f} s CPU", flush=True)
+
+
+def read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    recs = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            recs[r["N"]] = r
+    return [recs[n] for n in sorted(recs)]
+
+
+def main():
+    args = sys.argv[1:]
+    data = Path(args[0]) if args and not args[0].startswith("--") else Path("results/lifetime")
+    for i, a in enumerate(args):
+        if a == "--compute":
+            g0, sizes = args[i + 1].split(":")
+            compute(float(g0), [int(n) for n in sizes.split(",")], data / f"lifetime_g0_{float(g0)}.jsonl")
+    from opendicke.plotting_lifetime import fit_exponential, plot_lifetime
+
+    main_recs = read(data / "lifetime_g0_1.0.jsonl")
+    if not main_recs:
+        sys.exit(f"no records in {data}: run with --compute 1.0:4,8,12,...")
+    n = np.array([r["N"] for r in main_recs])
+    tau = np.array([r["lifetime"] for r in main_recs])
+    a, r = fit_exponential(n, tau, n_min=8)
+    print("| N_sp | gap | lifetime | cutoff (polaron) | gap change | max residual | metastable ξ | wall s | CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for rec in main_recs:
+        ms = max(rec["meta"]) if rec["meta"] else float("nan")
+        print(f"| {rec['N']} | {rec['gap']:.4e} | {rec['lifetime']:.5g} | {rec['fock']} | {rec['gap_change']:.1e} | "
+              f"{max(rec['residuals']):.0e} | ±{ms:.4f} | {rec['wall']:.0f} | {rec['cpu']:.0f} |")
+    print(f"fit N_sp >= 8: lifetime = {a:.4g} exp({r:.4f} N_sp); local rates "
+          f"{np.round(np.diff(np.log(tau)) / np.diff(n), 4).tolist()}")
+    series = {}
+    for other in sorted(data.glob("lifetime_g0_*.jsonl")):
+        g0 = float(other.stem.split("_")[-1])
+        if g0 != 1.0:
+            recs = read(other)
+            series[f"$g_0 = {g0:g}$"] = ([x["N"] for x in recs], [x["lifetime"] for x in recs])
+    FIGS.mkdir(exist_ok=True)
+    plot_lifetime(n, tau, [rec["converged"] for rec in main_recs], FIGS / "lifetime_vs_n.png",
+                  title=r"$M = 1$, $\Omega = 0.5$, $\Omega_1 = 1.5$, $\kappa = 1$; $g_0 = 1$ (circles)",
+                  fit=(a, r, 8), series=series)
+
+
+if __name__ == "__main__":
+    main()
