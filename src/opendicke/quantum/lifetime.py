@@ -18,6 +18,11 @@ reduction's groups (``build(model, 1)``: every group is one block in its maximal
 pattern or its mirror starts in). Initial states that split groups into several blocks live in a larger space
 with its own stationary states; they are not covered here.
 
+Bases (``basis``): ``"plain"`` (Dicke ⊗ Fock; H and a real, so the sectors use the real representation) and
+``"polaron"`` (:mod:`.polaron`: every spin configuration with the modes displaced by the stationary field it
+sustains; the cutoff counts fluctuations only and stays ≈ 10 as N_sp grows, where the plain one grows ∝ N_sp;
+complex sectors).
+
 Eigen-solvers (``method``), both per sector, both returning residuals ‖Lv − λv‖/‖v‖ of every eigenpair:
 
 ``"shift-invert"``

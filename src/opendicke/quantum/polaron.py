@@ -25,8 +25,9 @@ Matrix elements, exact (not truncated products of truncated operators), with b_�
   for s'_r = s_r ∓ 2: the same two displacement matrices for every m, given in closed form by Laguerre
   polynomials (:func:`displacement_matrix`).
 
-Parity. P = (flip of every block) ⊗ (−1)^{a†a} maps x_μ → −x_μ, so P|m, n⟩_P = |−m⟩ ⊗ (−1)^{N} D(−β(m))... =
-(−1)^{Σn} |m̄, n⟩_P (m̄ the flipped configuration): P is the same real signed permutation as in the plain basis,
+Parity. P = (flip of every block) ⊗ (−1)^{a†a} maps x_μ → −x_μ, and (−1)^{b†b} D(β) = D(−β) (−1)^{b†b}, so
+P|m, n⟩_P = |m̄⟩ ⊗ D(β(m̄)) (−1)^{Σn}|n⟩ = (−1)^{Σn} |m̄, n⟩_P (m̄ the flipped configuration, β(m̄) = −β(m)):
+P is the same real signed permutation as in the plain basis,
 and :func:`.liouville.parity_basis` applies unchanged. H and a are complex in this basis, so the sector
 Liouvillians are complex (:func:`.liouville.sector_liouvillian` picks the representation).
 
