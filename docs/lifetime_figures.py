@@ -2,7 +2,8 @@
 
     .venv/bin/python docs/lifetime_figures.py [DATA_DIR] [--compute g0:N1,N2,...]
 
-Records (one JSON line per model: gap, lifetime, converged cutoff, residuals, metastable overlaps, wall and CPU
+Records of other runs can sit beside them as lifetime_g0_<g0>[_<tag>].jsonl with at least {"N", "lifetime"}
+(and "basis": "plain" for plain-basis values); they are drawn as extra series. Records (one JSON line per model: gap, lifetime, converged cutoff, residuals, metastable overlaps, wall and CPU
 time) go to DATA_DIR/lifetime_g0_<g0>.jsonl (default results/lifetime, reused: delete to recompute); each
 ``--compute`` appends the missing sizes, computed with ``lifetime(..., basis="polaron", tol=1e-5,
 gap_rtol=1e-3)``, each search starting two levels below the previous size's converged cutoff. The figure goes to
@@ -95,13 +96,16 @@ def main():
           f"{np.round(np.diff(np.log(tau)) / np.diff(n), 4).tolist()}")
     series = {}
     for other in sorted(data.glob("lifetime_g0_*.jsonl")):
-        g0 = float(other.stem.split("_")[-1])
-        if g0 != 1.0:
-            recs = read(other)
-            series[f"$g_0 = {g0:g}$"] = ([x["N"] for x in recs], [x["lifetime"] for x in recs])
+        if other.name == "lifetime_g0_1.0.jsonl":
+            continue
+        g0 = float(other.stem.split("_")[2])
+        recs = read(other)
+        basis = "plain" if any(x.get("basis") == "plain" for x in recs) else "polaron"
+        series[f"$g_0 = {g0:g}$, {basis} basis"] = ([x["N"] for x in recs], [x["lifetime"] for x in recs])
     FIGS.mkdir(exist_ok=True)
     plot_lifetime(n, tau, [rec["converged"] for rec in main_recs], FIGS / "lifetime_vs_n.png",
-                  title=r"$M = 1$, $\Omega = 0.5$, $\Omega_1 = 1.5$, $\kappa = 1$; $g_0 = 1$ (circles)",
+                  title=r"$M = 1$, $\Omega = 0.5$, $\Omega_1 = 1.5$, $\kappa = 1$",
+                  label=r"$g_0 = 1$, polaron basis (cutoff converged)",
                   fit=(a, r, 8), series=series)
 
 

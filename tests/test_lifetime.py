@@ -303,3 +303,50 @@ def test_polaron_gap_and_steady_state_match_qutip_plain_basis():
     assert abs(float(ds.mx[0]) - qutip.expect(q.observables["mx_1"], rho)) < 1e-8
     assert abs(float(ds.overlap_second_moment[0]) - qutip.expect(q.observables["overlap_1"] ** 2, rho)) < 1e-8
     assert abs(float(ds.trace) - 1) < 1e-12 and np.max(ds.eigenvalue_residual.values) < 1e-9
+
+
+@pytest.mark.slow
+def test_polaron_metastable_states_match_plain_basis():
+    """N_sp = 4 at converged cutoffs (polaron 14, plain 26): same gap, stationary occupation and extreme
+    metastable overlaps (measured: 1.5e-9 and 1e-9)."""
+    model = model_m1(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        pol = lifetime(model, fock=14, eigenvalues=3, basis="polaron")
+        plain = lifetime(model, fock=26, eigenvalues=3)
+    assert abs(float(pol.gap) - float(plain.gap)) < 1e-8
+    assert abs(float(pol.occupation[0]) - float(plain.occupation[0])) < 1e-8
+    np.testing.assert_allclose(sorted(pol.metastable_overlap.values.ravel()),
+                               sorted(plain.metastable_overlap.values.ravel()), atol=1e-7)
+
+
+def test_polaron_operators_two_modes_two_blocks():
+    """M = 2, blocks of 2 and 1 spins: every β_μ(m) = c_μ x_μ(m) written out here, the basis built with
+    qutip.displace per mode in 20 levels each, H and the losses conjugated into it."""
+    from opendicke.quantum.polaron import polaron
+
+    model = model_m2()
+    levels, big = 3, 20
+    base = build(model, 1, fock=levels)
+    pol = polaron(base)
+    plain = build(model, 1, fock=big)
+    f = plain.block_f  # (M, R): gauged couplings of the blocks
+    sizes = [int(n) for n in plain.block_sizes]
+    assert sizes == [2, 1]
+    N = model.n_spins
+    c = [-1j * (model.g0 / np.sqrt(N)) / (1j * w + 0.5 * k) for w, k in zip(model.omega_modes, model.kappa)]
+    cols = []
+    for i1 in range(sizes[0] + 1):
+        for i2 in range(sizes[1] + 1):
+            s = np.array([sizes[0] - 2 * i1, sizes[1] - 2 * i2], dtype=float)
+            spin = np.kron(np.eye(sizes[0] + 1)[i1], np.eye(sizes[1] + 1)[i2])
+            D = [qutip.displace(big, c[mu] * (f[mu] @ s)).full() for mu in range(2)]
+            for n1 in range(levels):
+                for n2 in range(levels):
+                    cols.append(np.kron(spin, np.kron(D[0][:, n1], D[1][:, n2])))
+    U = np.array(cols).T
+    assert np.abs(U.conj().T @ U - np.eye(U.shape[1])).max() < 1e-10
+    H = plain.hamiltonian
+    assert np.abs(U.conj().T @ (H @ U) - pol.hamiltonian.toarray()).max() < 1e-8
+    for a_plain, a_pol in zip(plain.collapse_operators, pol.collapse_operators):
+        assert np.abs(U.conj().T @ (a_plain @ U) - a_pol.toarray()).max() < 1e-8

@@ -17,7 +17,7 @@ def fit_exponential(n_spins, lifetimes, n_min: int = 8) -> tuple[float, float]:
 
 
 def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "", fit: tuple | None = None,
-                  series: dict | None = None) -> list[Path]:
+                  series: dict | None = None, label: str = "gap converged in the Fock cutoff") -> list[Path]:
     """Lifetime 1/|Re λ₁| against N_sp on a log scale; open markers where the Fock cutoff did not converge the gap.
     ``fit`` = (A, r, n_min): draw A e^{r N} from n_min on. ``series``: further {label: (n_spins, lifetimes)} drawn
     as lines with markers (e.g. other g0). ``path`` with a suffix writes that file; without one, PNG and PDF."""
@@ -31,7 +31,7 @@ def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "", fit: tup
     ok = np.asarray(converged, dtype=bool)
     fig, ax = plt.subplots(figsize=(4.5, 3.4), constrained_layout=True)
     ax.semilogy(n, tau, "-", color="C0", lw=1)
-    ax.semilogy(n[ok], tau[ok], "o", color="C0", label="gap converged in the Fock cutoff")
+    ax.semilogy(n[ok], tau[ok], "o", color="C0", label=label)
     if np.any(~ok):
         ax.semilogy(n[~ok], tau[~ok], "o", mfc="none", color="C3", label="not converged")
     if fit is not None:
@@ -39,12 +39,12 @@ def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "", fit: tup
         x = np.linspace(n_min, n.max(), 50)
         ax.semilogy(x, a * np.exp(r * x), "--", color="k", lw=1,
                     label=rf"$\tau \approx {a:.3g}\,e^{{{r:.3f} N_{{sp}}}}$ ($N_{{sp}} \geq {n_min:g}$)")
-    for i, (label, (ns, ts)) in enumerate((series or {}).items()):
-        ax.semilogy(ns, ts, "s-", color=f"C{i + 1}", ms=4, lw=1, label=label)
+    for i, (name, (ns, ts)) in enumerate((series or {}).items()):
+        ax.semilogy(ns, ts, "sx^v"[i % 4] + ":", color=f"C{i + 1}", ms=5, lw=1, label=name)
     ax.set_xlabel("$N_{sp}$")
     ax.set_ylabel(r"lifetime $1/|\mathrm{Re}\,\lambda_1|$ ($1/\kappa$)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     paths = [path] if path.suffix else [path.with_suffix(".png"), path.with_suffix(".pdf")]

@@ -303,7 +303,13 @@ def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: 
     mem = _check_memory(problem, method, k, max_memory)
     basis = parity_basis(problem)
     L = {s: sector_liouvillian(basis, s) for s in ("even", "odd")}
-    pairs = {s: sector_eigenpairs(L[s], k, sector=s, method=mem["method"], tau=tau) for s in ("even", "odd")}
+    # one factorisation alive at a time: the even sector's is dropped (the slow modes of M = 1 are odd; an even
+    # slow mode gets a new LU in metastable_states), the odd one kept for the left eigenvectors
+    pairs = {}
+    for s in ("even", "odd"):
+        pairs[s] = sector_eigenpairs(L[s], k, sector=s, method=mem["method"], tau=tau)
+        if s == "even":
+            pairs[s] = replace(pairs[s], lu=None)
     X_ss, residual = _steady_from_even(basis, pairs["even"], L["even"])
     obs = (observables or _Observables(problem)).evaluate(basis.to_problem_basis(X_ss))
     if not basis.is_real:
