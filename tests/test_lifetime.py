@@ -126,6 +126,15 @@ def test_too_small_cutoff_is_reported_and_too_large_problem_refused():
     assert not bool(ds.fock_converged)
     with pytest.raises(MemoryError, match="GiB"):
         lifetime(model_m1(200), fock=400)
+    # a factorisation that would not fit: "auto" takes the propagator, an explicit shift-invert is refused
+    from opendicke.quantum.lifetime import _check_memory
+    from opendicke.quantum.polaron import polaron
+
+    big = polaron(build(model_m1(36), 1, fock=10))  # sector of 68 820 complex entries, LU estimate 9 GiB
+    assert _check_memory(big, "auto", 3, 2 * 2**30)["method"] == "propagator"
+    assert _check_memory(big, "auto", 3, 64 * 2**30)["method"] == "shift-invert"
+    with pytest.raises(MemoryError, match="GiB"):
+        _check_memory(big, "shift-invert", 3, 2 * 2**30)
 
 
 # ----------------------------------------------------------------------------- spectrum

@@ -271,7 +271,10 @@ def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: floa
     m = _resolve_method(method, size, getattr(problem, "basis_name", "plain"))
     need = est["liouvillian_bytes"] * 3 + 8 * size * (2 * k + 16) * 2
     if m == "shift-invert":
-        need += est["lu_bytes"]
+        if method == "auto" and need + est["lu_bytes"] > max_memory:
+            m = "propagator"  # the LU would not fit: the propagator needs a few vectors only
+        else:
+            need += est["lu_bytes"]
     if need > max_memory:
         raise MemoryError(
             f"the problem needs about {need / 2**30:.1f} GiB ({m}: dimension {est['dimension']}, parity sector of "
