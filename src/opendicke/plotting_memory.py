@@ -164,7 +164,7 @@ def plot_census(census, path=None, *, examples=None):
     """(top) Fractions of outcomes vs g0, stacked, one panel per kind of start; (bottom) one example trajectory
     ξ_μ(t) per outcome found (from :func:`~opendicke.memory.census_examples`)."""
     plt = _plt()
-    kinds = [k for k in census["kind"].values if k != "all"] or ["all"]
+    kinds = [k for k in census["start_group"].values if k != "all"] or ["all"]
     n_ex = 0 if examples is None else examples.sizes["example"]
     ncols = max(len(kinds), 1)
     rows = 1 + (1 if n_ex else 0)
@@ -173,7 +173,7 @@ def plot_census(census, path=None, *, examples=None):
     g0 = census["g0"].values
     for a, kind in enumerate(kinds):
         ax = fig.add_subplot(grid[0, a * max(ncols, n_ex) // ncols: (a + 1) * max(ncols, n_ex) // ncols])
-        frac = census["fraction"].sel(kind=kind)
+        frac = census["fraction"].sel(start_group=kind)
         bottom = np.zeros(g0.size)
         for name in census["outcome_name"].values:
             v = frac.sel(outcome_name=name).values

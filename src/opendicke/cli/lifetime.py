@@ -105,13 +105,13 @@ def lifetime(
             print_json({"n_spins": sizes, **{key: [r[key] for r in recs] for key in recs[0]},
                         "gap_converged": [bool(r["gap_converged"]) for r in runs]})
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
     console = Console()
     if vary is None:
         ds = runs[0]
-        table = Table(title=f"Liouvillian spectrum, N_sp = {model.n_spins}   ({model!r})")
+        table = titled_table(f"Liouvillian spectrum, N_sp = {model.n_spins}   ({model!r})")
         for name in ("", "Re λ", "Im λ", "sector", "residual"):
             table.add_column(name, justify="right")
         for i in range(ds.sizes["eigenvalue"]):
@@ -122,7 +122,7 @@ def lifetime(
         console.print(f"gap {float(ds.gap):.6e} ({ds.gap_sector.values}), lifetime {float(ds.lifetime):.6g}, Fock levels "
                       f"{ds.fock.values.tolist()}, stationary residual {float(ds.residual):.1e}, metastable overlaps {ms}")
         return
-    table = Table(title=f"lifetime against N_sp   ({model!r})")
+    table = titled_table(f"lifetime against N_sp   ({model!r})")
     for name in ("N_sp", "gap", "lifetime", "Fock", "converged", "metastable |ξ|", "seconds"):
         table.add_column(name, justify="right")
     for n, ds in zip(sizes, runs):

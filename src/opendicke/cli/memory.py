@@ -115,7 +115,7 @@ def map_command(
     ds = run_chunked("recognition map", out=out, resume=resume, scheduler=scheduler, workers=workers,
                      chunk_size=chunk_size, keep_chunks=keep_chunks, progress=not as_json, model=model, initial=pats,
                      vary={"flip": flip_values}, solver=recognition_map_task,
-                     options={"g0": g0, "samples": samples, "draws": draws, "threshold": threshold, "t_max": t_max})
+                     arguments={"g0": g0, "samples": samples, "draws": draws, "threshold": threshold, "t_max": t_max})
     elapsed = time.perf_counter() - t0
     if figure is not None:
         from ..plotting_memory import plot_recognition_map
@@ -313,8 +313,8 @@ def census_command(
     record = {
         "g0": plain(ds["g0"].values),
         "outcomes": [str(o) for o in ds["outcome_name"].values],
-        "kinds": [str(k) for k in ds["kind"].values],
-        "fraction": {str(k): plain(ds["fraction"].sel(kind=k).values) for k in ds["kind"].values},
+        "kinds": [str(k) for k in ds["start_group"].values],  # JSON keys kept (contract)
+        "fraction": {str(k): plain(ds["fraction"].sel(start_group=k).values) for k in ds["start_group"].values},
         "precessing_paramagnetic": plain(((ds["outcome"] == "paramagnetic") & ds["precessing"]).mean("start").values),
         "elapsed_seconds": elapsed,
         "elapsed_s": elapsed,  # alias of the first contract

@@ -142,10 +142,10 @@ def report(ds, model, start, *, t_final, out, plot, as_json, title, footer) -> N
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
-    table = Table(title=f"{title}, {start.label()} → t = {t_final:g}   ({model!r})")
+    table = titled_table(f"{title}, {start.label()} → t = {t_final:g}   ({model!r})")
     for name in ("pattern", f"ξ_μ({t_final:g}) exact", "mean field", f"n_μ({t_final:g}) exact", "mean field"):
         table.add_column(name, justify="right")
     for j, mu in enumerate(ds["pattern"].values):
@@ -193,6 +193,7 @@ def convergence(
     run, --scheduler sends the tasks to Dask; the power law is fitted over all sizes at the end.
     """
     from ..plotting import plot_convergence
+    from ..quantum import QuantumOptions
     from ..sweep import convergence_task
 
     try:
@@ -205,8 +206,8 @@ def convergence(
     ds = run_chunked("convergence study", out=out / "convergence.nc", resume=resume, scheduler=scheduler,
                      workers=workers, chunk_size=chunk_size, keep_chunks=keep_chunks, progress=not as_json, model=model,
                      initial=pattern, vary={"n_spins": sizes}, solver=convergence_task,
-                     options={"t_final": t_final, "times": times, "seed": seed, "tol": tol, "method": method,
-                              "fit_from": fit_from})
+                     arguments={"t_final": t_final, "times": times, "seed": seed, "fit_from": fit_from},
+                     options=QuantumOptions(tol=tol, method=method))
     plot_convergence(ds, out / "convergence")
     if as_json:
         print_json({"n_spins": sizes, "deviation": plain(ds["deviation"].values), "slope": float(ds.attrs["slope"]),

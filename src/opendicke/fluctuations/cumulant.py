@@ -323,7 +323,7 @@ def observables(ys: np.ndarray, B: int, grouping: Grouping, n_spins: int, keep_c
         out["_mode_var" + part] = (var_re + var_im).sum(axis=-1)
         if keep_covariance and part == "":
             out["covariance"] = ss
-    # E_N (paper Eq. 9, GUIDE §3): Σ_k,a ⟨(S_a/n_k − m_MF)²⟩ + Σ_μ ⟨A†A + AA†⟩, A = a/√N − α_MF,paper
+    # E_N (paper Eq. 9, docs/physics-notes.md): Σ_k,a ⟨(S_a/n_k − m_MF)²⟩ + Σ_μ ⟨A†A + AA†⟩, A = a/√N − α_MF,paper
     factor = 2 ** (M - 1)
     bloch_mf, alpha_mf = out["bloch_linear"], out["alpha_linear"]
     for part in ("", "_linear"):

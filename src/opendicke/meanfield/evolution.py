@@ -9,6 +9,7 @@ import numpy as np
 
 from ..grid import parameter_batch
 from ..model import DickeModel
+from ..options import merge_options
 from ..reduction import Grouping, per_spin, reduce
 from ..states import InitialState, as_initial_state
 from .equations import MeanFieldRHS, pack, unpack
@@ -89,6 +90,11 @@ class EvolveOptions:
         if self.memory_budget is not None:
             parse_bytes(self.memory_budget)
 
+    @classmethod
+    def merged(cls, options: EvolveOptions | None = None, **fields) -> EvolveOptions:
+        """``options`` (default: the defaults) with the fields given as keywords (``None``: keep) replaced."""
+        return merge_options(cls, options, "options", fields)
+
 
 def n_groups(model: DickeModel, representation: str = "auto") -> int:
     """Number of groups K the mean-field equations will have, without building the grouping when it is large:
@@ -159,14 +165,15 @@ def evolve(
     t_final: float = 100.0,
     times: int | Sequence[float] = 101,
     vary: dict | None = None,
-    representation: str = "auto",
-    rtol: float = DEFAULT_RTOL,
-    atol: float = DEFAULT_ATOL,
-    paper_units: bool = False,
-    keep_bloch: bool = True,
-    max_steps: int = 1_000_000,
-    memory_budget: int | str | None = None,
+    options: EvolveOptions | None = None,
     progress: Callable[[float], None] | None = None,
+    representation: str | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    paper_units: bool | None = None,
+    keep_bloch: bool | None = None,
+    max_steps: int | None = None,
+    memory_budget: int | str | None = None,
 ):
     """Integrate the mean-field equations (Eq. 7) for every varied parameter point and initial state.
 
@@ -185,6 +192,10 @@ def evolve(
     vary:
         ``{name: values}`` with names ``g0``, ``omega``, ``kappa``, ``kappa_<n>``, ``omega_mode_<n>``:
         the outer product is evolved as one vectorised batch, one labelled dimension per name.
+    options:
+        The numerical settings, one :class:`EvolveOptions` (default: its defaults). The keywords
+        ``representation`` … ``memory_budget`` below are shorthand for its fields: given (not ``None``), they
+        replace them, and the merged object is validated on entry, before any work.
     representation:
         ``"auto"``, ``"groups"`` (exact large-spin reduction, cost independent of N_sp) or ``"spins"``.
     rtol, atol:
@@ -213,7 +224,10 @@ def evolve(
     if not starts:
         raise ValueError("initial: give at least one initial state")
     t = output_times(t_final, times)
-    EvolveOptions(representation, rtol, atol, paper_units, keep_bloch, max_steps, memory_budget)  # checked up front
+    opts = EvolveOptions.merged(options, representation=representation, rtol=rtol, atol=atol, paper_units=paper_units,
+                                keep_bloch=keep_bloch, max_steps=max_steps, memory_budget=memory_budget)  # up front
+    representation, rtol, atol, paper_units = opts.representation, opts.rtol, opts.atol, opts.paper_units
+    keep_bloch, max_steps, memory_budget = opts.keep_bloch, opts.max_steps, opts.memory_budget
     params = parameter_batch(model, vary)
     K = n_groups(model, representation)
     check_memory(evolve_bytes(model.n_modes, K, params.size * len(starts), t.size, keep_bloch), memory_budget,

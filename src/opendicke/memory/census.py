@@ -65,7 +65,6 @@ def attractor_census(
     representation: str = "auto",
     progress: Callable[[float], None] | None = None,
     options: SteadyStateOptions | None = None,
-    **option_fields,
 ):
     """Where the dynamics goes from random states and mixtures of patterns: fractions of outcomes.
 
@@ -88,13 +87,13 @@ def attractor_census(
     Returns a Dataset with dims (g0, start): ``outcome``, ``ends_on``, ``overlap`` (g0, start, pattern),
     ``precessing``, ``settled``, ``robust`` (stationary verdict, stable or marginal in the full space),
     ``classification``, ``window_range``; coordinates ``start_label`` and ``start_kind``; and ``fraction``
-    (g0, kind, outcome) with kind ∈ {all, random, mixture, ...}.
+    (g0, start_group, outcome_name) with start_group ∈ {all, random, mixture, ...} (the starts counted).
     """
     import xarray as xr
 
     from ..meanfield.steady import steady_options, steady_state
 
-    opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
+    opts = steady_options(options, t_max=t_max)  # validated before any work
     g0 = np.atleast_1d(np.asarray(model.g0 if g0 is None else g0, dtype=float))
     base = list(starts) if starts is not None else census_starts(model, n_random, n_mixtures, sizes=sizes, kind=kind,
                                                                     seed=seed)
@@ -130,7 +129,7 @@ def attractor_census(
             "window_range": (dims, o["window_range"]),
             "classification": (dims, ds["classification"].values.astype(str)),
             "undamped_amplitude": (dims, ds["undamped_amplitude"].values),
-            "fraction": (("g0", "kind", "outcome_name"), frac),
+            "fraction": (("g0", "start_group", "outcome_name"), frac),
         },
         coords={
             "g0": ("g0", g0),
@@ -138,7 +137,7 @@ def attractor_census(
             "start_label": ("start", labels.astype(str)),
             "start_kind": ("start", kinds.astype(str)),
             "pattern": ("pattern", np.arange(1, model.n_modes + 1)),
-            "kind": ("kind", np.array(names)),
+            "start_group": ("start_group", np.array(names)),  # not "kind": that is the result attribute
             "outcome_name": ("outcome_name", np.array(OUTCOMES)),
         },
     )

@@ -1,6 +1,6 @@
 """Finite-N exact dynamics against mean field in a fixed time window (the paper's Theorem made visible).
 
-The exact state at finite N is metastable (GUIDE §3): the theorem is a statement at finite t, so the
+The exact state at finite N is metastable (docs/physics-notes.md): the theorem is a statement at finite t, so the
 comparison is made on one fixed window [0, t_final] for every N. Two measures:
 
 * D(N) = max_t max_μ |ξ_μ^N(t) − ξ_μ^MF(t)|, fitted as D ∝ N^slope on log-log axes;
@@ -11,10 +11,12 @@ comparison is made on one fixed window [0, t_final] for every N. Two measures:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from ..model import DickeModel
+from .options import QuantumOptions
 
 __all__ = ["convergence_study", "fit_power_law", "fit_deviation"]
 
@@ -46,20 +48,24 @@ def convergence_study(
     times: int = 101,
     seed: int | None = 0,
     fit_from: int = 0,
+    options: QuantumOptions | None = None,
     progress: Callable[[float], None] | None = None,
-    **solve_options,
 ):
     """Exact dynamics for each N_sp in ``n_spins`` (random patterns drawn with ``seed``) vs mean field.
 
     ``model`` supplies Ω, Ω_μ, κ and g0 (its own N_sp, if any, is replaced). Returns a Dataset with dims
     ``n_spins`` and ``time``: ``overlap``, ``overlap_meanfield``, ``cost``, ``scaled_cost`` (N·E_N),
     ``deviation`` (D(N)), the chosen Fock cutoffs, and attrs ``slope``/``prefactor`` of the power-law fit
-    over the sizes N_sp ≥ ``fit_from`` (attr ``fit_from``; 0: all sizes).
+    over the sizes N_sp ≥ ``fit_from`` (attr ``fit_from``; 0: all sizes). ``options``: the exact solver's
+    settings (:class:`~opendicke.quantum.QuantumOptions`; its ``t_final``, ``times`` and ``cost`` are set here).
     """
     import xarray as xr
 
     from . import solve
 
+    if options is not None and not isinstance(options, QuantumOptions):
+        raise TypeError(f"options must be a QuantumOptions, got {type(options).__name__}")
+    opts = replace(options or QuantumOptions(), t_final=t_final, times=times, cost=True)  # validated here
     sizes = [int(n) for n in n_spins]
     if len(sizes) < 1 or any(n < 1 for n in sizes):
         raise ValueError(f"n_spins must be a list of positive integers, got {list(n_spins)}")
@@ -67,7 +73,7 @@ def convergence_study(
     for i, n in enumerate(sizes):
         finite = model.replace(n_spins=n, seed=seed, patterns=None)
         sub = None if progress is None else (lambda f, i=i: progress((i + f) / len(sizes)))
-        ds = solve(finite, initial, t_final=t_final, times=times, cost=True, progress=sub, **solve_options)
+        ds = solve(finite, initial, options=opts, progress=sub)
         runs.append(ds)
     M = model.n_modes
     paper_n = np.array(sizes, float) / 2 ** (M - 1)

@@ -3,7 +3,7 @@
 The frame
 ---------
 Let s_r(t) (unit Bloch vector of block r) and α_μ(t) (per spin) be the mean-field solution from the
-initial state (GUIDE §2, one Bloch vector per block of :mod:`.problem`), and β_μ = √N_sp α_μ. The
+initial state (docs/physics-notes.md; one Bloch vector per block of :mod:`.problem`), and β_μ = √N_sp α_μ. The
 mean-field Hamiltonian of block r is c_r(t)·S_r with c_r = (Ω, 0, 2 g0 Σ_μ f[μ,r] Re α_μ) (Pauli S), so
 s_r rotates as ṡ_r = 2 c_r × s_r. The time-dependent unitary
 
@@ -99,7 +99,7 @@ class MeanFieldFrame:
 
 
 def mean_field_frame(problem: QuantumProblem, t_final: float, rtol: float = 1e-13, atol: float = 1e-13) -> MeanFieldFrame:
-    """Integrate the per-block mean-field equations (GUIDE §2) with the frame matrices W^r (dw/dt = 2 c_r × w)."""
+    """Integrate the per-block mean-field equations (docs/physics-notes.md) with the frame matrices W^r (dw/dt = 2 c_r × w)."""
     from scipy.integrate import solve_ivp
 
     m = problem.model

@@ -16,7 +16,7 @@ states per mode), sorted "+1 first", ρ = [[ρ₊₊, ρ₊₋], [ρ₋₊, ρ�
 Each sector has about half of the d² entries of ρ.
 
 Real representation. H and a_μ are real in this basis, so a Hermitian ρ = A + iB (A real symmetric, B real
-antisymmetric) is carried without loss by the real matrix X = A + B, which obeys (GUIDE §3)
+antisymmetric) is carried without loss by the real matrix X = A + B, which obeys (docs/physics-notes.md)
 
     dX/dt = Xᵀ H − H Xᵀ + Σ_μ κ_μ (a_μ X a_μᵀ − ½ {a_μ†a_μ, X}).
 

@@ -356,7 +356,7 @@ def _search_fock_by_indicator(problem, t, tol, first, run_kwargs, max_dim, max_f
 
 # ------------------------------------------------------------------------------------ cost function
 def cost_function(run: Propagation, meanfield) -> np.ndarray:
-    """E_N(t) of paper Eq. 9 in the paper's normalisation (GUIDE §3), against a mean-field trajectory.
+    """E_N(t) of paper Eq. 9 in the paper's normalisation (docs/physics-notes.md), against a mean-field trajectory.
 
     m^N_{a,k} = S_{a,k}/n_k with the actual group sizes n_k of the reduction, α_{μ,N} = a_μ/√N with
     N = N_sp/2^(M-1). ``meanfield`` is the Dataset of :func:`opendicke.evolve` (groups representation,
@@ -390,7 +390,7 @@ def _cost(values: dict, p: QuantumProblem, meanfield) -> np.ndarray:
 
 
 def initial_cost(problem: QuantumProblem) -> float:
-    """E_N(0) for a fully polarised product state: 2 Σ_k 1/n_k + M/N (GUIDE §3)."""
+    """E_N(0) for a fully polarised product state: 2 Σ_k 1/n_k + M/N (docs/physics-notes.md)."""
     N = problem.n_spins / 2 ** (problem.n_modes - 1)
     return float(2.0 * np.sum(1.0 / problem.grouping.sizes) + problem.n_modes / N)
 

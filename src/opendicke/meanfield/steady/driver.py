@@ -45,7 +45,6 @@ def steady_state(
     paper_units: bool = False,
     memory_budget: int | str | None = None,
     progress: Callable[[float], None] | None = None,
-    **option_overrides,
 ):
     """Stationary states reached by the mean-field dynamics (Eq. 7), verified and classified.
 
@@ -61,7 +60,8 @@ def steady_state(
     representation:
         ``"auto"``, ``"groups"`` (exact large-spin reduction) or ``"spins"``.
     options:
-        A :class:`SteadyStateOptions`; single fields can also be given as keywords (``t_max=5000``).
+        The numerical settings, one :class:`SteadyStateOptions` (``options=SteadyStateOptions(t_max=5000)``);
+        default: its defaults.
     paper_units:
         Report α and occupations in the paper's normalisation (α_paper = √(2^(M-1)) α).
     memory_budget:
@@ -89,7 +89,7 @@ def steady_state(
     if model.spin_dissipation:
         raise ValueError("gamma_down/gamma_up/gamma_phi: steady_state (and the memory experiments built on it) "
                          "does not take individual spin dissipation yet (it would ignore it); use evolve")
-    opts = steady_options(options, **option_overrides)
+    opts = steady_options(options)
     if not isinstance(paper_units, (bool, np.bool_)):
         raise ValueError(f"paper_units must be True or False, got {paper_units!r}")
     many, starts, grouping, params, y_start = _starts_and_batch(model, initial, vary, representation, memory_budget)
@@ -208,7 +208,6 @@ def find_critical_coupling(
     max_rounds: int = 30,
     representation: str = "auto",
     options: SteadyStateOptions | None = None,
-    **option_overrides,
 ):
     """Critical couplings g_c found numerically, by multisection in g0 on retrieval (no use of Eq. 12).
 
@@ -236,7 +235,7 @@ def find_critical_coupling(
     """
     import xarray as xr
 
-    opts = steady_options(options, **option_overrides)
+    opts = steady_options(options)
     M = model.n_modes
     pats = list(range(1, M + 1)) if patterns is None else ([patterns] if np.ndim(patterns) == 0 else list(patterns))
     from ...states import PatternState
