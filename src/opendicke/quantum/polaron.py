@@ -8,7 +8,7 @@ mode by the field the spin configuration m would sustain in the stationary cavit
     |m, n⟩_P = |m⟩ ⊗ Π_μ D(β_μ(m)) |n_μ⟩,   n_μ < fock[μ],
 
 and only the fluctuations around that field are truncated. The basis is orthonormal (D is unitary and the |m⟩
-are orthogonal). β from the stationary cavity equation (GUIDE §2 per configuration: α̇ = 0 with a fixed spin
+are orthogonal). β from the stationary cavity equation (docs/conventions.md, per configuration: α̇ = 0 with a fixed spin
 configuration, x_μ(m) = Σ_r f[μ, r] s_r = N_sp ξ_μ(m) the eigenvalue of Σ_j G[μ, j] σ_z^j):
 
     0 = −(iΩ_μ + κ_μ/2) β_μ − i (g0/√N_sp) x_μ(m)   ⇒   β_μ(m) = c_μ x_μ(m),   c_μ = −(g0/√N_sp) / (Ω_μ − iκ_μ/2),
