@@ -3,7 +3,7 @@
 Reference (built in this file, no package code): M = 1, one group of N spins (N = N_sp, the paper's N for M = 1),
 pattern 1, i.e. all spins up in the gauged frame (every G[1, j] σ_z^j = +1) and the mode in vacuum. With
 s = ⟨S⟩/N and α = ⟨a⟩/√N the exact Heisenberg equations of the first moments are the mean-field equations
-(docs/physics-notes.md) with products of operators in place of products of numbers (spin and boson operators commute):
+(docs/physics.md, Eq. 7) with products of operators in place of products of numbers (spin and boson operators commute):
 
     d(S_x/N)/dt = −2 g0 ((a + a†)/√N)(S_y/N),    d(S_y/N)/dt = −2Ω S_z/N + 2 g0 ((a + a†)/√N)(S_x/N),
     d(S_z/N)/dt = 2Ω S_y/N,                      d(a/√N)/dt = −(iΩ_1 + κ/2) a/√N − i g0 S_z/N.

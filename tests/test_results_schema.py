@@ -59,6 +59,8 @@ PRODUCERS = {
     "self_consistent_state": lambda: mem.self_consistent_state(paper_model(n_spins=30, seed=1), 2, g0=1.2),
     "paramagnet_thresholds": lambda: mem.paramagnet_thresholds(paper_model(n_spins=30, seed=1)),
     "fluctuations_figure3": lambda: finite_n_figure3(paper_model(1.0, n_modes=2), [40], [1.0], t_final=0.2),
+    "transient_retrieval_map": lambda: mem.transient_retrieval_map(TL, [0.8, 1.2], [0.0, 0.02], t_obs=2.0,
+                                                                   t_final=4.0, times=5),
 }
 
 

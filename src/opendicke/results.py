@@ -129,6 +129,9 @@ register_kind("attractor_census", variables=("outcome", "ends_on", "overlap", "f
               dims=("g0", "start", "pattern"), description="memory.attractor_census")
 register_kind("census_examples", variables=("overlap",), dims=("example", "time", "pattern"),
               description="memory.census_examples")
+register_kind("transient_retrieval_map", variables=("overlap", "retrieved", "retention_time", "n_retrieved",
+              "g_crit_lossless"), dims=("pattern", "g0"), attrs=("rate", "t_obs", "t_final", "threshold"),
+              description="memory.transient_retrieval_map (spin dissipation)")
 register_kind("self_consistent_state", variables=("x", "overlap", "alpha", "bloch", "converged", "curvature", "stable"),
               dims=("pattern", "group"), attrs=("start",), description="memory.self_consistent_state")
 register_kind("paramagnet_thresholds", variables=("threshold", "purity", "overlap_matrix"), dims=("pattern",),

@@ -235,7 +235,8 @@ def plan_sweep(
         An initial state or pattern number, or a list of them (a list adds the dimension ``initial``).
     vary:
         ``{name: values}``: model parameters as in :func:`~opendicke.grid.parameter_batch` (``g0``,
-        ``omega``, ``kappa``, ``kappa_<n>``, ``omega_mode_<n>``) and ``seed``: pattern seeds (whole numbers;
+        ``omega``, ``kappa``, ``kappa_<n>``, ``omega_mode_<n>``; the spin rates ``gamma_*`` for solvers
+        that take them, e.g. the default steady states) and ``seed``: pattern seeds (whole numbers;
         needs a finite ``n_spins``, each seed draws new random patterns and replaces the model's). One
         labelled dimension per name, in the order given.
     solver:
@@ -244,6 +245,7 @@ def plan_sweep(
     arguments:
         The solver's keyword arguments that say what to compute (e.g. ``{"paper_units": True}`` for steady
         states, ``{"t_final": 100, "times": 11}`` for :func:`~opendicke.meanfield.evolve`).
+        A model with spin rates is refused unless the solver declares ``solver.sweep_spin_rates = True``.
     options:
         The solver's numerical settings as its frozen options object (e.g.
         ``SteadyStateOptions(t_max=2000)``, ``EvolveOptions(rtol=1e-9)``), handed over as ``options=``; a dict
@@ -269,9 +271,14 @@ def plan_sweep(
         if name in grid:
             check_distinct(name, grid[name])
     params = {name: values for name, values in grid.items() if name not in own_axes}
-    parameter_batch(model, {name: values[:1] for name, values in params.items()})  # names and values checked
+    # individual spin rates (model or grid) only for solvers that take them (``solver.sweep_spin_rates``)
+    rates_ok = bool(getattr(solver, "sweep_spin_rates", False))
+    if model.spin_dissipation and not rates_ok:
+        raise ValueError(f"gamma_down/gamma_up/gamma_phi: the sweep solver {getattr(solver, '__name__', solver)!r} "
+                         "does not take individual spin rates (it would ignore them)")
+    parameter_batch(model, {name: values[:1] for name, values in params.items()}, spin_rates=rates_ok)  # checked
     for name, values in params.items():
-        parameter_batch(model, {name: values})
+        parameter_batch(model, {name: values}, spin_rates=rates_ok)
     if options is not None and (isinstance(options, Mapping) or not dataclasses.is_dataclass(options)):
         raise TypeError(f"options: give the solver's options object (e.g. SteadyStateOptions(t_max=2000) or "
                         f"EvolveOptions(rtol=1e-9)), not {type(options).__name__}; the solver's other keywords go "
@@ -877,5 +884,6 @@ def _convergence_finish(ds):
 
 
 convergence_task.sweep_axes = ("n_spins",)
+convergence_task.sweep_spin_rates = True  # the permutation-invariant exact solver takes them
 convergence_task.sweep_solves_per_point = _convergence_solves
 convergence_task.sweep_finish = _convergence_finish

@@ -96,11 +96,12 @@ def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, 
 
 # Commands whose solvers do not take the individual spin rates yet (issue 15): refuse them rather than ignore them.
 _NO_SPIN_RATES_YET = {
-    name: f"{label} does not take the spin rates --gamma-down/--gamma-up/--gamma-phi yet (supported: evolve, quantum)"
+    name: f"{label} does not take the spin rates --gamma-down/--gamma-up/--gamma-phi yet (supported: evolve, "
+          "quantum, steady, sweep, convergence, fluctuations --method cumulant, memory transient)"
     for name, label in (("theory", "theory (Eq. 12 holds without spin dissipation; see docs/spin-dissipation.md)"),
-                        ("steady", "steady"), ("sweep", "sweep"), ("map_command", "memory map"),
+                        ("map_command", "memory map"),
                         ("which_command", "memory which"), ("stability_command", "memory stability"),
-                        ("census_command", "memory census"), ("convergence", "convergence"))
+                        ("census_command", "memory census"), ("crosstalk_command", "memory crosstalk"))
 }
 
 

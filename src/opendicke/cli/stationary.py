@@ -97,7 +97,7 @@ def steady(
 def sweep(
     model,
     vary: Annotated[List[str], typer.Option("--vary", help="NAME=START:STOP:COUNT or NAME=V1,V2,... (repeatable); "
-                                            "names: g0, omega, kappa, kappa_<n>, omega_mode_<n>, and seed (pattern "
+                                            "names: g0, omega, kappa, kappa_<n>, omega_mode_<n>, gamma_down, gamma_up, gamma_phi, and seed (pattern "
                                             "seeds: new random patterns per seed, needs --n-spins).")],
     pattern: Annotated[str, typer.Option("--pattern", help="'all' or a pattern number: the start(s).")] = "all",
     flip: Annotated[Optional[float], typer.Option("--flip", help="Flip this fraction of the spins in the start(s).")] = None,

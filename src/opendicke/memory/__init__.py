@@ -52,7 +52,13 @@ budget per point and replaces ``options.t_max``.
 
 All results are labelled :class:`xarray.Dataset` objects; patterns are numbered from 1. Files: ``analytic`` (closed
 forms), ``starts`` (mixtures, kicks), ``recognition`` (maps over (g0, p)), ``selective`` (one coupling; numerical
-thresholds), ``census``, ``finite_n`` (self-consistency, crosstalk), ``common`` (thresholds, outcomes, labels).
+thresholds), ``census``, ``finite_n`` (self-consistency, crosstalk), ``common`` (thresholds, outcomes, labels),
+``transient`` (retrieval with individual spin dissipation, which is only transient: :func:`transient_retrieval_map`).
+
+**Individual spin dissipation.** The experiments above describe the lossless spins of the paper and refuse a
+model with ``gamma_down``/``gamma_up``/``gamma_phi`` (rather than silently ignore them): with those rates balanced
+patterns have no stationary retrieval state (docs/spin-dissipation.md). :func:`transient_retrieval_map` measures
+what is left, the retrieval at a time and the retention time, over g0 and one rate.
 """
 
 from .._public import keep_package_address
@@ -63,6 +69,7 @@ from .finite_n import crosstalk, paramagnet_thresholds, self_consistent_state
 from .recognition import recognition_map, recognition_map_task
 from .selective import retrievable_patterns, stability_threshold
 from .starts import MixtureState
+from .transient import transient_retrieval_map
 
 __all__ = [
     "RECOGNITION_THRESHOLD",
@@ -85,6 +92,7 @@ __all__ = [
     "self_consistent_state",
     "paramagnet_thresholds",
     "crosstalk",
+    "transient_retrieval_map",
 ]
 
 keep_package_address(globals())  # public names keep the package's address (stored sweep specs name them)

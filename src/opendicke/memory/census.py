@@ -12,7 +12,7 @@ from ..model import DickeModel
 from ..reduction import reduce
 from ..results import timed
 from ..states import BlochState, CorruptedPattern, InitialState, PatternState, RandomState
-from .common import CENSUS_THRESHOLD, MIXTURE_RATIO, OUTCOMES, _STATIONARY, _attrs, _long_names, _outcomes
+from .common import CENSUS_THRESHOLD, _refuse_spin_rates, MIXTURE_RATIO, OUTCOMES, _STATIONARY, _attrs, _long_names, _outcomes
 from .starts import MixtureState, _perturbed
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ def attractor_census(
     ``classification``, ``window_range``; coordinates ``start_label`` and ``start_kind``; and ``fraction``
     (g0, start_group, outcome_name) with start_group ∈ {all, random, mixture, ...} (the starts counted).
     """
+    _refuse_spin_rates(model, "attractor_census")
     import xarray as xr
 
     from ..meanfield.steady import steady_options, steady_state
@@ -175,6 +176,7 @@ def census_examples(model: DickeModel, census, run_starts=None, *, t_final: floa
     """One trajectory per outcome found in a census (the first start of each outcome at the g0 where that outcome
     is most frequent), integrated with :func:`~opendicke.meanfield.evolve`. Returns a Dataset with dims
     (example, time, pattern) and coordinates ``outcome``, ``g0``, ``start_label``."""
+    _refuse_spin_rates(model, "census_examples")
     import xarray as xr
 
     from ..meanfield import evolve

@@ -43,6 +43,16 @@ _RECOGNISED_DOC = (
 )
 
 
+def _refuse_spin_rates(model: DickeModel, what: str) -> None:
+    """The lossless memory experiments refuse individual spin rates instead of silently ignoring them."""
+    if model.spin_dissipation:
+        raise ValueError(
+            f"gamma_down/gamma_up/gamma_phi: {what} describes the lossless spins of the paper (Eq. 12, its "
+            "thresholds and stationary retrieval states); with individual spin dissipation no stationary retrieval "
+            "state exists for balanced patterns and retrieval is transient: use transient_retrieval_map "
+            "(`opendicke memory transient`), steady_state or evolve (docs/spin-dissipation.md)")
+
+
 def _pattern_index_safe(n_modes: int, pattern) -> int:
     if not 1 <= int(pattern) <= n_modes:
         raise ValueError(f"pattern must be an integer in 1..{n_modes} (patterns are numbered from 1), got {pattern!r}")

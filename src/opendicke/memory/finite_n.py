@@ -12,7 +12,7 @@ from ..reduction import Grouping, reduce
 from ..results import timed
 from ..states import PatternState
 from .analytic import corrupted_overlap, critical_couplings
-from .common import _attrs, _long_names, _pattern_index_safe, _version
+from .common import _attrs, _long_names, _pattern_index_safe, _refuse_spin_rates, _version
 
 def _mode_arrays(model, g0):
     om = np.asarray(model.omega_modes, dtype=float)
@@ -48,6 +48,7 @@ def self_consistent_state(
     positive definite; meaningful when all ρ_k ≤ 0 and Ω, Ω_μ > 0) and ``stability_applies``; attrs ``g0`` (the
     coupling solved at) and ``start`` (the pattern whose retrieval state seeded Newton, 0: the paramagnet).
     """
+    _refuse_spin_rates(model, "self_consistent_state")
     g0 = float(model.g0 if g0 is None else g0)
     st = _self_consistent(model, pattern, g0, lengths, grouping, x0, tol, max_iter)
     import xarray as xr
@@ -143,6 +144,7 @@ def paramagnet_thresholds(model: DickeModel, *, lengths: np.ndarray | float = 1.
     stable below the smallest), ``purity`` (squared eigenvector component on that pattern) and ``overlap_matrix``
     C_r (pattern, pattern_2).
     """
+    _refuse_spin_rates(model, "paramagnet_thresholds")
     import xarray as xr
 
     pt = _paramagnet_thresholds(model, lengths, grouping)
@@ -259,6 +261,7 @@ def crosstalk(
             for c_, s in enumerate(seeds):
                 t0 = time.perf_counter()
                 model = factory(n_modes=M, n_spins=N, seed=s)
+                _refuse_spin_rates(model, "crosstalk")
                 nu = _pattern_index_safe(M, pattern)
                 grouping = reduce(model)
                 n_groups[a, b, c_] = grouping.n_groups

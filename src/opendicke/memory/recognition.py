@@ -14,6 +14,7 @@ from ..states import CorruptedPattern, PatternState
 from .analytic import _safe_gc, corrupted_overlap, recognition_boundary, robust_threshold
 from ..meanfield.steady.classification import Classification
 from .common import (
+    _refuse_spin_rates,
     OUTCOMES, RECOGNITION_THRESHOLD, _RECOGNISED_DOC, _RETRIEVABLE_DOC, _attrs, _long_names, _outcomes,
     _pattern_index_safe,
 )
@@ -77,6 +78,7 @@ def recognition_map(
         ``robust_theory`` g_stab per (pattern, flip); ``g_crit`` per pattern; TL: ``retrievable``, ``retrievable_on_subspace``,
         ``full_space_stability``, ``boundary`` (numerical); finite N: ``recognised``, ``outcome``, ``ends_on``.
     """
+    _refuse_spin_rates(model, "recognition_map")
     import xarray as xr
 
     from ..meanfield.steady import find_critical_coupling, steady_options, steady_state

@@ -13,6 +13,7 @@ from ..states import CorruptedPattern, PatternState
 from .analytic import _safe_gc, corrupted_overlap, recognition_boundary, robust_threshold
 from ..meanfield.steady.classification import Classification
 from .common import (
+    _refuse_spin_rates,
     RECOGNITION_THRESHOLD, _RECOGNISED_DOC, _RETRIEVABLE_DOC, _STATIONARY, _attrs, _long_names, _outcomes,
 )
 from .recognition import recognition_map
@@ -53,6 +54,7 @@ def retrievable_patterns(
     ``success_probability``, ``ends_on``, ``classification``, ``full_space_stability`` and, with
     ``numerical_thresholds``, ``boundary`` and ``robust_threshold`` found numerically.
     """
+    _refuse_spin_rates(model, "retrievable_patterns")
     import xarray as xr
 
     from ..meanfield.steady import steady_options, steady_state
@@ -163,6 +165,7 @@ def stability_threshold(
     Returns a Dataset over ``pattern``: ``boundary``, ``robust_threshold`` (midpoint of the final bracket),
     ``robust_lower``, ``robust_upper``, ``rounds``, ``message``.
     """
+    _refuse_spin_rates(model, "stability_threshold")
     import xarray as xr
 
     from ..meanfield.steady import find_critical_coupling, steady_options, steady_state
