@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 import numba as nb
 
-from .kernels import BandOperator, chebyshev_step, csr_matvec, transpose_into
+from .kernels import BandOperator, SplitLayout, chebyshev_step, csr_matvec, transpose_into
 
 __all__ = ["SpectralBound", "ChebyshevResult", "chebyshev_moments", "estimate_bound", "functionals"]
 
@@ -134,6 +134,7 @@ def chebyshev_moments(
     max_growth: float = 1e4,
     max_restarts: int = 12,
     progress=None,
+    layout: str = "split",
 ) -> ChebyshevResult:
     """⟨F, exp(t L) X0⟩ for every t in ``times`` (≥ 0) from one Chebyshev expansion (module docstring)."""
     t = np.asarray(times, dtype=float)
@@ -143,7 +144,7 @@ def chebyshev_moments(
     restarts = 0
     total_apps = 0
     while True:
-        out = _expand(op, X0, F, t, tol, bound, max_growth, progress)
+        out = _expand(op, X0, F, t, tol, bound, max_growth, progress, layout)
         total_apps += out[1]
         if out[0] is not None:
             values, _apps, cancel, trunc = out
@@ -205,7 +206,7 @@ def _scaled(J: np.ndarray, log_factor) -> np.ndarray:
 _BLOCK = 16  # steps whose coefficients and checks are evaluated together
 
 
-def _expand(op, X0, F, t, tol, bound, max_growth, progress):
+def _expand(op, X0, F, t, tol, bound, max_growth, progress, layout):
     d = op.dim
     rho_f = bound.focal
     b = bound.b
@@ -213,18 +214,35 @@ def _expand(op, X0, F, t, tol, bound, max_growth, progress):
     x_max = float(x.max()) if x.size else 0.0
     damp = -t * b  # log of e^{−tb}
     h0, decay, offsets, bands, joff, jumps = op.h0, op.decay, op.offsets, op.bands, op.jump_offsets, op.jumps
-    # buffers: cur = M_k X0, prev = M_{k−1} X0 (overwritten by M_{k+1}), T = curᵀ
-    cur = np.array(X0, dtype=np.float64, order="C")
-    prev = np.zeros_like(cur)
-    T = np.empty_like(cur)
-    dummy = np.empty((1, 1))
-    norm0 = float(np.linalg.norm(cur))
+    parallel = nb.get_num_threads() > 1
+    if layout == "split":
+        # buffers: cur = M_k X0, prev = M_{k−1} X0 (overwritten by M_{k+1}), as split (A, B) arrays
+        split = SplitLayout(op)
+        cur = split.state(np.asarray(X0, dtype=np.float64))
+        prev = split.zeros()
+        F = split.functional(F)
+
+        def apply(alpha, beta, pi):
+            return split.step(cur, prev, prev, alpha, beta, pi, parallel)
+    elif layout == "full":
+        # buffers: cur = M_k X0, prev = M_{k−1} X0 (overwritten by M_{k+1}), T = curᵀ
+        cur = np.array(X0, dtype=np.float64, order="C")
+        prev = np.zeros_like(cur)
+        T = np.empty_like(cur)
+        dummy = np.empty((1, 1))
+
+        def apply(alpha, beta, pi):
+            transpose_into(cur, T, parallel)
+            return chebyshev_step(T, cur, prev, prev, dummy, h0, decay, offsets, bands, joff, jumps, alpha, beta, pi,
+                                  0.0, False, parallel)
+    else:
+        raise ValueError(f"layout must be 'split' or 'full', not {layout!r}")
+    norm0 = float(np.linalg.norm(X0))
     F_re = F.real.tocsr()
     F_re.eliminate_zeros()
     F_im = F.imag.tocsr()
     F_im.eliminate_zeros()
     has_im = F_im.nnz > 0
-    parallel = nb.get_num_threads() > 1
 
     def measure(v, into_re, into_im):  # real and imaginary parts as two real sparse products
         flat = v.ravel()
@@ -256,13 +274,10 @@ def _expand(op, X0, F, t, tol, bound, max_growth, progress):
     stop = None
     while stop is None:
         # M_{k+1} = 2 L' M_k + M_{k−1} with L' = (L + b)/ρ_f; M_1 = L' M_0
-        transpose_into(cur, T, parallel)
         if k == 0:
-            sq = chebyshev_step(T, cur, prev, prev, dummy, h0, decay, offsets, bands, joff, jumps,
-                                0.5 * alpha, 0.5 * beta, 0.0, 0.0, False, parallel)
+            sq = apply(0.5 * alpha, 0.5 * beta, 0.0)
         else:
-            sq = chebyshev_step(T, cur, prev, prev, dummy, h0, decay, offsets, bands, joff, jumps,
-                                alpha, beta, 1.0, 0.0, False, parallel)
+            sq = apply(alpha, beta, 1.0)
         apps += 1
         k += 1
         cur, prev = prev, cur
