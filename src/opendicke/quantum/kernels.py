@@ -296,8 +296,10 @@ class SplitLayout:
 
         self.h0 = padded([op.h0])[0]
         self.decay = padded([op.decay])[0]
-        self.offsets = op.offsets
-        self.bands = padded(list(op.bands))
+        # an even number of bands (the kernel takes two per pass): pad with a zero band at offset 1
+        odd = len(op.offsets) % 2
+        self.offsets = np.concatenate([op.offsets, np.ones(odd, dtype=np.int64)])
+        self.bands = padded(list(op.bands) + [np.zeros(d)] * odd)
         # at least one jump (a zero one if there is none): the kernel fuses the first jump with the diagonal pass
         self.jump_offsets = op.jump_offsets if op.jump_offsets.size else np.zeros(1, dtype=np.int64)
         self.jumps = padded(list(op.jumps) if op.jump_offsets.size else [np.zeros(d)])
@@ -401,18 +403,19 @@ def _split_row(i, A, B, PA, PB, OA, OB, hs, gs, us, offsets, jumps, joffsets, al
                     cw = cj * w[k]
                     rA[k] += cw * An[k]
                     rB[k] += cw * Bn[k]
-    # bands: (H Y)_ij = u_i Y[i + o, j] + u_{i−o} Y[i − o, j],  (Y H)_ij = Y[i, j − o] u_{j−o} + Y[i, j + o] u_j
+    # bands, two per pass (SplitLayout pads them to an even count with a zero band):
+    # (H Y)_ij = u_i Y[i + o, j] + u_{i−o} Y[i − o, j],  (Y H)_ij = Y[i, j − o] u_{j−o} + Y[i, j + o] u_j
     nbands = offsets.size
     oa = OA[i, c:e]
     ob = OB[i, c:e]
     sq = 0.0
-    for b in range(nbands):
+    for b in range(0, nbands, 2):
         o = offsets[b]
         u = us[b]
         cn = u[c]  # 0 when i + o ≥ d
         ni = i + o
         if ni >= d:
-            ni = i
+            ni = i  # any stored row: multiplied by cn = 0
         ip = i - o
         cp = 0.0
         if ip >= 0:
@@ -429,16 +432,40 @@ def _split_row(i, A, B, PA, PB, OA, OB, hs, gs, us, offsets, jumps, joffsets, al
         ur = u[c:e]
         Br = B[i, c + o: e + o]
         Ar = A[i, c + o: e + o]
-        if b < nbands - 1:
+        o2 = offsets[b + 1]
+        u2 = us[b + 1]
+        cn2 = u2[c]
+        ni2 = i + o2
+        if ni2 >= d:
+            ni2 = i
+        ip2 = i - o2
+        cp2 = 0.0
+        if ip2 >= 0:
+            cp2 = u2[c - o2]
+        else:
+            ip2 = i
+        Bn2 = B[ni2, c:e]
+        An2 = A[ni2, c:e]
+        Bp2 = B[ip2, c:e]
+        Ap2 = A[ip2, c:e]
+        ul2 = u2[c - o2: e - o2]
+        Bl2 = B[i, c - o2: e - o2]
+        Al2 = A[i, c - o2: e - o2]
+        ur2 = u2[c:e]
+        Br2 = B[i, c + o2: e + o2]
+        Ar2 = A[i, c + o2: e + o2]
+        if b + 2 < nbands:
             for k in range(n):
-                rA[k] += cn * Bn[k] + cp * Bp[k] - ul[k] * Bl[k] - ur[k] * Br[k]
-                rB[k] -= cn * An[k] + cp * Ap[k] - ul[k] * Al[k] - ur[k] * Ar[k]
-        else:  # the last band also writes the row and sums its squares
+                rA[k] += (cn * Bn[k] + cp * Bp[k] - ul[k] * Bl[k] - ur[k] * Br[k]
+                          + cn2 * Bn2[k] + cp2 * Bp2[k] - ul2[k] * Bl2[k] - ur2[k] * Br2[k])
+                rB[k] -= (cn * An[k] + cp * Ap[k] - ul[k] * Al[k] - ur[k] * Ar[k]
+                          + cn2 * An2[k] + cp2 * Ap2[k] - ul2[k] * Al2[k] - ur2[k] * Ar2[k])
+        else:  # the last pass writes the row and sums its squares
             for k in range(n):
-                ra = rA[k] + cn * Bn[k] + cp * Bp[k] - ul[k] * Bl[k] - ur[k] * Br[k]
-                rb = rB[k] - (cn * An[k] + cp * Ap[k] - ul[k] * Al[k] - ur[k] * Ar[k])
-                rA[k] = ra
-                rB[k] = rb
+                ra = rA[k] + (cn * Bn[k] + cp * Bp[k] - ul[k] * Bl[k] - ur[k] * Br[k]
+                              + cn2 * Bn2[k] + cp2 * Bp2[k] - ul2[k] * Bl2[k] - ur2[k] * Br2[k])
+                rb = rB[k] - (cn * An[k] + cp * Ap[k] - ul[k] * Al[k] - ur[k] * Ar[k]
+                              + cn2 * An2[k] + cp2 * Ap2[k] - ul2[k] * Al2[k] - ur2[k] * Ar2[k])
                 oa[k] = ra
                 ob[k] = rb
                 sq += ra * ra + rb * rb
@@ -448,15 +475,14 @@ def _split_row(i, A, B, PA, PB, OA, OB, hs, gs, us, offsets, jumps, joffsets, al
             ob[k] = rB[k]
             sq += rA[k] * rA[k] + rB[k] * rB[k]
     # B is antisymmetric: its diagonal is exactly zero
-    sq -= rB[0] * rB[0]
+    sq -= ob[0] * ob[0]
     ob[0] = 0.0
-    rB[0] = 0.0
     # mirror the band next to the diagonal into the lower triangle, where the rows below read it
     for k in range(1, min(P + 1, n)):
-        OA[i + k, c] = rA[k]
-        OB[i + k, c] = -rB[k]
+        OA[i + k, c] = oa[k]
+        OB[i + k, c] = -ob[k]
     # ‖X‖²_F = ‖A‖² + ‖B‖² (the cross term vanishes): off-diagonal elements count twice
-    return 2.0 * sq - rA[0] * rA[0]
+    return 2.0 * sq - oa[0] * oa[0]
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
