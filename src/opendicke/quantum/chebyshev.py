@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 import numba as nb
 
-from .kernels import BandOperator, SplitLayout, chebyshev_step, csr_matvec, transpose_into
+from .kernels import BandOperator, SplitLayout, _split_parallel, _split_serial, chebyshev_step, csr_matvec, transpose_into
 
 __all__ = ["SpectralBound", "ChebyshevResult", "chebyshev_moments", "estimate_bound", "functionals"]
 
@@ -216,6 +216,45 @@ _A_FACTOR = 1.3  # a/ΔE of the first ellipse up to d = 500
 _BLOCK = 16  # steps whose coefficients and checks are evaluated together
 
 
+@nb.njit(cache=True, nogil=True)
+def _split_block(bufs, ci, k, nsteps, h0, decay, offsets, bands, joff, jumps, pad, alpha, beta, parallel, re_ptr,
+                 re_idx, re_dat, im_ptr, im_idx, im_dat, has_im, m_re, m_im, norms, logs, scale_log, log_growth,
+                 log_norm_limit):
+    """``nsteps`` steps of the recurrence on split arrays (bufs[ci] = M_k X0, bufs[1 − ci] = M_{k−1} X0), each
+    followed by the moments, the norm, the rescaling and the early growth check of :func:`_expand` (per-step
+    Python costs ~15 µs, 15 % of a step at d = 200). Returns (steps done, ci, scale_log, aborted)."""
+    for s in range(nsteps):
+        cur = bufs[ci]
+        prev = bufs[1 - ci]
+        a = alpha
+        b = beta
+        p = 1.0
+        if k == 0:
+            a = 0.5 * alpha
+            b = 0.5 * beta
+            p = 0.0
+        if parallel:
+            sq = _split_parallel(cur, prev, prev, h0, decay, offsets, bands, joff, jumps, a, b, p, pad)
+        else:
+            sq = _split_serial(cur, prev, prev, h0, decay, offsets, bands, joff, jumps, a, b, p, pad)
+        k += 1
+        ci = 1 - ci
+        nrm = math.sqrt(max(sq, 0.0))
+        if nrm > 1e150:  # rescale both buffers (true values = stored · e^{scale_log})
+            bufs *= 1e-150
+            nrm *= 1e-150
+            scale_log += 150.0 * math.log(10.0)
+        flat = bufs[ci].reshape(-1)
+        csr_matvec(re_ptr, re_idx, re_dat, flat, m_re[k])
+        if has_im:
+            csr_matvec(im_ptr, im_idx, im_dat, flat, m_im[k])
+        norms[k] = nrm
+        logs[k] = scale_log
+        if math.log(max(nrm, 1e-300)) + scale_log - k * log_growth > log_norm_limit:
+            return s + 1, ci, scale_log, True
+    return nsteps, ci, scale_log, False
+
+
 def _expand(op, X0, F, t, tol, bound, max_growth, progress, layout):
     d = op.dim
     rho_f = bound.focal
@@ -228,12 +267,11 @@ def _expand(op, X0, F, t, tol, bound, max_growth, progress, layout):
     if layout == "split":
         # buffers: cur = M_k X0, prev = M_{k−1} X0 (overwritten by M_{k+1}), as split (A, B) arrays
         split = SplitLayout(op)
-        cur = split.state(np.asarray(X0, dtype=np.float64))
-        prev = split.zeros()
+        bufs = np.zeros((2,) + split.zeros().shape)  # bufs[ci] = M_k X0, bufs[1 − ci] = M_{k−1} X0
+        bufs[0] = split.state(np.asarray(X0, dtype=np.float64))
+        ci = 0
+        cur = bufs[0]
         F = split.functional(F)
-
-        def apply(alpha, beta, pi):
-            return split.step(cur, prev, prev, alpha, beta, pi, parallel)
     elif layout == "full":
         # buffers: cur = M_k X0, prev = M_{k−1} X0 (overwritten by M_{k+1}), T = curᵀ
         cur = np.array(X0, dtype=np.float64, order="C")
@@ -283,35 +321,42 @@ def _expand(op, X0, F, t, tol, bound, max_growth, progress, layout):
     done = 0  # records [0, done) have been added to S and checked for the stopping rule
     stop = None
     while stop is None:
-        # M_{k+1} = 2 L' M_k + M_{k−1} with L' = (L + b)/ρ_f; M_1 = L' M_0
-        if k == 0:
-            sq = apply(0.5 * alpha, 0.5 * beta, 0.0)
-        else:
-            sq = apply(alpha, beta, 1.0)
-        apps += 1
-        k += 1
-        cur, prev = prev, cur
-        nrm = math.sqrt(sq)
-        if nrm > 1e150:  # rescale both buffers (true values = stored · e^{scale_log})
-            cur *= 1e-150
-            prev *= 1e-150
-            nrm *= 1e-150
-            scale_log += 150.0 * math.log(10.0)
-        if k >= cap:
-            cap *= 2
+        target = done + _BLOCK - 1  # the block ends at M_target
+        if target >= cap:
+            cap = 2 * cap + _BLOCK
             m_re = np.resize(m_re, (cap, F.shape[0]))
             m_im = np.resize(m_im, (cap, F.shape[0]))
             norms = np.resize(norms, cap)
             logs = np.resize(logs, cap)
-        measure(cur, m_re[k], m_im[k])
-        norms[k] = nrm
-        logs[k] = scale_log
-        # early warning: on the ellipse ‖M_k X0‖ ≤ C R^k ‖X0‖; an eigenvalue outside makes it outgrow R^k long
-        # before the cancellation factor S (weighted by the Bessel coefficients) shows it
-        if math.log(max(nrm, 1e-300)) + scale_log - k * log_growth > log_norm_limit:
-            return None, apps, None, None
-        if k + 1 - done < _BLOCK:
-            continue
+        # M_{k+1} = 2 L' M_k + M_{k−1} with L' = (L + b)/ρ_f; M_1 = L' M_0
+        if layout == "split":  # the whole block in compiled code
+            steps, ci, scale_log, bad = _split_block(
+                bufs, ci, k, target - k, split.h0, split.decay, split.offsets, split.bands, split.jump_offsets,
+                split.jumps, split.pad, alpha, beta, parallel, F_re.indptr, F_re.indices, F_re.data, F_im.indptr,
+                F_im.indices, F_im.data, has_im, m_re, m_im, norms, logs, scale_log, log_growth, log_norm_limit)
+            apps += steps
+            k += steps
+            if bad:
+                return None, apps, None, None
+        else:
+            while k < target:
+                sq = apply(0.5 * alpha, 0.5 * beta, 0.0) if k == 0 else apply(alpha, beta, 1.0)
+                apps += 1
+                k += 1
+                cur, prev = prev, cur
+                nrm = math.sqrt(sq)
+                if nrm > 1e150:  # rescale both buffers (true values = stored · e^{scale_log})
+                    cur *= 1e-150
+                    prev *= 1e-150
+                    nrm *= 1e-150
+                    scale_log += 150.0 * math.log(10.0)
+                measure(cur, m_re[k], m_im[k])
+                norms[k] = nrm
+                logs[k] = scale_log
+                # early warning: on the ellipse ‖M_k X0‖ ≤ C R^k ‖X0‖; an eigenvalue outside makes it outgrow R^k
+                # long before the cancellation factor S (weighted by the Bessel coefficients) shows it
+                if math.log(max(nrm, 1e-300)) + scale_log - k * log_growth > log_norm_limit:
+                    return None, apps, None, None
         # the terms |c_k(t)|·‖M_k X0‖ of a block of steps at once (per-step NumPy calls cost ~10 % of a step)
         if k >= J.shape[0]:
             J = bessel_table(2 * J.shape[0], x)
