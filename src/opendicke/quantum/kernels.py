@@ -311,8 +311,14 @@ class SplitLayout:
         """The split array of the real representation X = A + B (A = sym X, B = antisym X)."""
         d, P = self.dim, self.pad
         out = self.zeros()
-        out[0, :, P: P + d] = 0.5 * (X + X.T)
-        out[1, :, P: P + d] = 0.5 * (X - X.T)
+        A = out[0, :, P: P + d]
+        B = out[1, :, P: P + d]
+        A[...] = X  # in place, no d × d temporaries: A = (X + Xᵀ)/2, B = (X − Xᵀ)/2
+        A += X.T
+        A *= 0.5
+        B[...] = X
+        B -= X.T
+        B *= 0.5
         return out
 
     def to_full(self, S: np.ndarray) -> np.ndarray:
