@@ -255,6 +255,30 @@ def _split_block(bufs, ci, k, nsteps, h0, decay, offsets, bands, joff, jumps, pa
     return nsteps, ci, scale_log, False
 
 
+@nb.njit(cache=True, nogil=True)
+def _block_terms(J, done, k, damp, logs, norms, k_min, threshold, quiet, S):
+    """The terms |c_j(t)|·‖M_j X0‖ = w_j |J_j(tρ_f)| e^{−tb + log scale_j} ‖M_j X0‖ for j = done … k: the stopping
+    rule (8 consecutive j > k_min whose largest term over t is below ``threshold``) and S(t) += the terms up to
+    the stop. Returns (stop or −1, quiet)."""
+    stop = -1
+    for j in range(done, k + 1):
+        w = 1.0 if j == 0 else 2.0
+        tmax = 0.0
+        for c in range(S.size):
+            a = abs(J[j, c])
+            term = w * math.exp(math.log(a) + damp[c] + logs[j]) * norms[j] if a > 0.0 else 0.0
+            S[c] += term
+            tmax = max(tmax, term)
+        if j > k_min and tmax < threshold:
+            quiet += 1
+            if quiet >= 8:
+                stop = j
+                break
+        else:
+            quiet = 0
+    return stop, quiet
+
+
 def _expand(op, X0, F, t, tol, bound, max_growth, progress, layout):
     d = op.dim
     rho_f = bound.focal
@@ -360,18 +384,9 @@ def _expand(op, X0, F, t, tol, bound, max_growth, progress, layout):
         # the terms |c_k(t)|·‖M_k X0‖ of a block of steps at once (per-step NumPy calls cost ~10 % of a step)
         if k >= J.shape[0]:
             J = bessel_table(2 * J.shape[0], x)
-        ks = np.arange(done, k + 1)
-        w = np.where(ks == 0, 1.0, 2.0)[:, None]
-        terms = np.abs(w * _scaled(J[done: k + 1], damp[None, :] + logs[done: k + 1, None])) * norms[done: k + 1, None]
-        for kk, tmax in zip(ks, terms.max(axis=1)):
-            if kk > x_max + 4 and tmax < threshold * norm0:
-                quiet += 1
-                if quiet >= 8:
-                    stop = int(kk)  # the series ends at M_kk, as if the loop had stopped there
-                    break
-            else:
-                quiet = 0
-        S += terms[: (k if stop is None else stop) + 1 - done].sum(axis=0)
+        stop_at, quiet = _block_terms(J, done, k, damp, logs, norms, x_max + 4, threshold * norm0, quiet, S)
+        if stop_at >= 0:
+            stop = stop_at  # the series ends at M_stop, as if the loop had stopped there
         if not np.all(np.isfinite(S)) or S.max() > max_growth * max(norm0, 1e-300) * 10:
             return None, apps, None, None
         done = k + 1
