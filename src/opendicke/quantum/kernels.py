@@ -32,7 +32,8 @@ import numpy as np
 import numba as nb
 import scipy.sparse as sp
 
-__all__ = ["band_form", "BandOperator", "chebyshev_step", "transpose_into", "csr_matvec", "set_threads"]
+__all__ = ["band_form", "BandOperator", "chebyshev_step", "transpose_into", "csr_matvec", "set_threads",
+           "SplitLayout"]
 
 
 def set_threads(n: int | None) -> int:
@@ -256,3 +257,272 @@ def chebyshev_step(T, X, P, out, acc, h0, decay, offsets, bands, joffsets, jumps
     fn = _step_parallel if parallel else _step_serial
     return fn(T, X, P, out, acc, h0, decay, offsets, bands, joffsets, jumps, float(alpha), float(beta), float(pi),
               float(theta), bool(accumulate))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Split representation: ρ = A + iB, A real symmetric, B real antisymmetric; no transpose.
+#
+# With H and every J_m real, −i[H, A + iB] = [H, B] − i[H, A], and the dissipator D (real, linear) maps symmetric to
+# symmetric and antisymmetric to antisymmetric ((J Y Jᵀ)ᵀ = J Yᵀ Jᵀ, {JᵀJ, Y}ᵀ = {JᵀJ, Yᵀ}), so
+#
+#     dA/dt = [H, B] + D(A)        (symmetric: [H, B]ᵀ = Bᵀ H − H Bᵀ = H B − B H)
+#     dB/dt = −[H, A] + D(B)       (antisymmetric)
+#
+# Row i of either right-hand side needs only rows i and i ± o of A and B (H acts on rows from the left and inside a
+# row from the right), so, unlike dX/dt = XᵀH − HXᵀ + D(X), there is no transpose. Only the upper triangles
+# (j ≥ i) are computed: d²/2 elements of each, as many as the d² of X. The rows read elements (i + o, j) and
+# (i, j − o) with j ≥ i, which lie up to o below the diagonal; after computing row i the kernel mirrors its first
+# P elements into that band of the output (A[i + k, i] = A[i, i + k], B[i + k, i] = −B[i, i + k], k ≤ P), so every
+# operand of every loop is a plain slice of a stored row. The arrays are (2, d, P + d + P), state[0] = A,
+# state[1] = B, the data in columns [P, P + d) and zero margins of P ≥ every offset on both sides (the band edges
+# read zeros there). Elements below the mirrored band are never read nor written.
+
+
+class SplitLayout:
+    """The split (A, B) layout of :class:`BandOperator` ``op``: padded operator arrays, conversions, and
+    :meth:`step`, one three-term-recurrence step of the generator on split arrays."""
+
+    def __init__(self, op: BandOperator):
+        d = op.dim
+        self.dim = d
+        self.pad = P = max([1] + [int(o) for o in op.offsets] + [int(o) for o in op.jump_offsets])
+        self.width = d + 2 * P
+
+        def padded(rows):
+            out = np.zeros((len(rows), self.width))
+            for r, v in enumerate(rows):
+                out[r, P: P + d] = v
+            return out
+
+        self.h0 = padded([op.h0])[0]
+        self.decay = padded([op.decay])[0]
+        # an even number of bands (the kernel takes two per pass): pad with a zero band at offset 1
+        odd = len(op.offsets) % 2
+        self.offsets = np.concatenate([op.offsets, np.ones(odd, dtype=np.int64)])
+        self.bands = padded(list(op.bands) + [np.zeros(d)] * odd)
+        # at least one jump (a zero one if there is none): the kernel fuses the first jump with the diagonal pass
+        self.jump_offsets = op.jump_offsets if op.jump_offsets.size else np.zeros(1, dtype=np.int64)
+        self.jumps = padded(list(op.jumps) if op.jump_offsets.size else [np.zeros(d)])
+
+    def zeros(self) -> np.ndarray:
+        return np.zeros((2, self.dim, self.width))
+
+    def state(self, X: np.ndarray) -> np.ndarray:
+        """The split array of the real representation X = A + B (A = sym X, B = antisym X)."""
+        d, P = self.dim, self.pad
+        out = self.zeros()
+        A = out[0, :, P: P + d]
+        B = out[1, :, P: P + d]
+        A[...] = X  # in place, no d × d temporaries: A = (X + Xᵀ)/2, B = (X − Xᵀ)/2
+        A += X.T
+        A *= 0.5
+        B[...] = X
+        B -= X.T
+        B *= 0.5
+        return out
+
+    def to_full(self, S: np.ndarray) -> np.ndarray:
+        """X = A + B (d × d) from the upper triangles of a split array."""
+        d, P = self.dim, self.pad
+        A = np.triu(S[0, :, P: P + d])
+        B = np.triu(S[1, :, P: P + d], 1)
+        return A + A.T - np.diag(np.diag(A)) + B - B.T
+
+    def functional(self, F: sp.spmatrix) -> sp.csr_matrix:
+        """Functionals of the flattened full X (column i·d + j) re-indexed onto the flattened split array:
+        X_ij = A_ij + B_ij for j > i, A_ii on the diagonal, A_ji − B_ji below (only upper elements are read)."""
+        d, P, W = self.dim, self.pad, self.width
+        F = sp.coo_matrix(F)
+        i, j = F.col // d, F.col % d
+        upper = j >= i
+        lo, hi = np.where(upper, i, j), np.where(upper, j, i)
+        a_cols = lo * W + P + hi
+        off = i != j
+        b_cols = d * W + a_cols
+        b_vals = np.where(upper, F.data, -F.data)
+        rows = np.concatenate([F.row, F.row[off]])
+        cols = np.concatenate([a_cols, b_cols[off]])
+        vals = np.concatenate([F.data, b_vals[off]])
+        out = sp.csr_matrix((vals, (rows, cols)), shape=(F.shape[0], 2 * d * W))
+        out.sum_duplicates()
+        return out
+
+    def step(self, S, Pm, out, alpha, beta, pi, parallel: bool | None = None) -> float:
+        """out = α L(S) + β S + π Pm (Pm may be ``out``, not S); returns ‖out‖²_F of the full X."""
+        if parallel is None:
+            parallel = nb.get_num_threads() > 1
+        fn = _split_parallel if parallel else _split_serial
+        return fn(S, Pm, out, self.h0, self.decay, self.offsets, self.bands, self.jump_offsets, self.jumps,
+                  float(alpha), float(beta), float(pi), self.pad)
+
+    def apply(self, X: np.ndarray) -> np.ndarray:
+        """L(X) on the full real representation, through the split kernel (for tests)."""
+        S = self.state(np.ascontiguousarray(X, dtype=np.float64))
+        out = self.zeros()
+        self.step(S, out, out, 1.0, 0.0, 0.0)
+        return self.to_full(out)
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _split_row(i, A, B, PA, PB, OA, OB, hs, gs, us, offsets, jumps, joffsets, alpha, beta, pi, rA, rB, P):
+    d = A.shape[0]
+    n = d - i
+    c = P + i  # column of the diagonal element
+    e = P + d
+    hi = hs[c]
+    gi = gs[c]
+    hh = hs[c:e]
+    gg = gs[c:e]
+    Ai = A[i, c:e]
+    Bi = B[i, c:e]
+    PAi = PA[i, c:e]
+    PBi = PB[i, c:e]
+    # diagonal parts of the commutator and the dissipator, the recurrence terms, and the first jump:
+    # (J Y Jᵀ)_ij = w_i w_j Y[i + o, j + o]
+    o = joffsets[0]
+    ni = i + o
+    cj = 0.0
+    if ni < d:
+        cj = alpha * jumps[0, c]
+    else:
+        ni = i  # any stored row: multiplied by cj = 0
+    w = jumps[0, c:e]
+    An = A[ni, c + o: e + o]
+    Bn = B[ni, c + o: e + o]
+    for k in range(n):
+        dh = hi - hh[k]
+        dg = beta - gi - gg[k]
+        a = Ai[k]
+        b = Bi[k]
+        cw = cj * w[k]
+        rA[k] = dh * b + dg * a + pi * PAi[k] + cw * An[k]
+        rB[k] = dg * b - dh * a + pi * PBi[k] + cw * Bn[k]
+    for m in range(1, joffsets.size):
+        o = joffsets[m]
+        if i + o < d:
+            cj = alpha * jumps[m, c]
+            if cj != 0.0:
+                w = jumps[m, c:e]
+                An = A[i + o, c + o: e + o]
+                Bn = B[i + o, c + o: e + o]
+                for k in range(n):
+                    cw = cj * w[k]
+                    rA[k] += cw * An[k]
+                    rB[k] += cw * Bn[k]
+    # bands, two per pass (SplitLayout pads them to an even count with a zero band):
+    # (H Y)_ij = u_i Y[i + o, j] + u_{i−o} Y[i − o, j],  (Y H)_ij = Y[i, j − o] u_{j−o} + Y[i, j + o] u_j
+    nbands = offsets.size
+    oa = OA[i, c:e]
+    ob = OB[i, c:e]
+    sq = 0.0
+    for b in range(0, nbands, 2):
+        o = offsets[b]
+        u = us[b]
+        cn = u[c]  # 0 when i + o ≥ d
+        ni = i + o
+        if ni >= d:
+            ni = i  # any stored row: multiplied by cn = 0
+        ip = i - o
+        cp = 0.0
+        if ip >= 0:
+            cp = u[c - o]
+        else:
+            ip = i
+        Bn = B[ni, c:e]
+        An = A[ni, c:e]
+        Bp = B[ip, c:e]
+        Ap = A[ip, c:e]
+        ul = u[c - o: e - o]
+        Bl = B[i, c - o: e - o]
+        Al = A[i, c - o: e - o]
+        ur = u[c:e]
+        Br = B[i, c + o: e + o]
+        Ar = A[i, c + o: e + o]
+        o2 = offsets[b + 1]
+        u2 = us[b + 1]
+        cn2 = u2[c]
+        ni2 = i + o2
+        if ni2 >= d:
+            ni2 = i
+        ip2 = i - o2
+        cp2 = 0.0
+        if ip2 >= 0:
+            cp2 = u2[c - o2]
+        else:
+            ip2 = i
+        Bn2 = B[ni2, c:e]
+        An2 = A[ni2, c:e]
+        Bp2 = B[ip2, c:e]
+        Ap2 = A[ip2, c:e]
+        ul2 = u2[c - o2: e - o2]
+        Bl2 = B[i, c - o2: e - o2]
+        Al2 = A[i, c - o2: e - o2]
+        ur2 = u2[c:e]
+        Br2 = B[i, c + o2: e + o2]
+        Ar2 = A[i, c + o2: e + o2]
+        if b + 2 < nbands:
+            for k in range(n):
+                rA[k] += (cn * Bn[k] + cp * Bp[k] - ul[k] * Bl[k] - ur[k] * Br[k]
+                          + cn2 * Bn2[k] + cp2 * Bp2[k] - ul2[k] * Bl2[k] - ur2[k] * Br2[k])
+                rB[k] -= (cn * An[k] + cp * Ap[k] - ul[k] * Al[k] - ur[k] * Ar[k]
+                          + cn2 * An2[k] + cp2 * Ap2[k] - ul2[k] * Al2[k] - ur2[k] * Ar2[k])
+        else:  # the last pass writes the row and sums its squares
+            for k in range(n):
+                ra = rA[k] + (cn * Bn[k] + cp * Bp[k] - ul[k] * Bl[k] - ur[k] * Br[k]
+                              + cn2 * Bn2[k] + cp2 * Bp2[k] - ul2[k] * Bl2[k] - ur2[k] * Br2[k])
+                rb = rB[k] - (cn * An[k] + cp * Ap[k] - ul[k] * Al[k] - ur[k] * Ar[k]
+                              + cn2 * An2[k] + cp2 * Ap2[k] - ul2[k] * Al2[k] - ur2[k] * Ar2[k])
+                oa[k] = ra
+                ob[k] = rb
+                sq += ra * ra + rb * rb
+    if nbands == 0:
+        for k in range(n):
+            oa[k] = rA[k]
+            ob[k] = rB[k]
+            sq += rA[k] * rA[k] + rB[k] * rB[k]
+    # B is antisymmetric: its diagonal is exactly zero
+    sq -= ob[0] * ob[0]
+    ob[0] = 0.0
+    # mirror the band next to the diagonal into the lower triangle, where the rows below read it
+    for k in range(1, min(P + 1, n)):
+        OA[i + k, c] = oa[k]
+        OB[i + k, c] = -ob[k]
+    # ‖X‖²_F = ‖A‖² + ‖B‖² (the cross term vanishes): off-diagonal elements count twice
+    return 2.0 * sq - oa[0] * oa[0]
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True)
+def _split_serial(S, Pm, out, h0, decay, offsets, bands, joffsets, jumps, alpha, beta, pi, P):
+    d = S.shape[1]
+    hs = alpha * h0
+    gs = alpha * decay
+    us = alpha * bands
+    rA = np.empty(d)
+    rB = np.empty(d)
+    total = 0.0
+    for i in range(d):
+        total += _split_row(i, S[0], S[1], Pm[0], Pm[1], out[0], out[1], hs, gs, us, offsets, jumps, joffsets,
+                            alpha, beta, pi, rA, rB, P)
+    return total
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, parallel=True)
+def _split_parallel(S, Pm, out, h0, decay, offsets, bands, joffsets, jumps, alpha, beta, pi, P):
+    d = S.shape[1]
+    hs = alpha * h0
+    gs = alpha * decay
+    us = alpha * bands
+    total = 0.0
+    # rows in pairs (p, d − 1 − p): equal work per pair, so the threads share the triangle evenly
+    for pp in nb.prange((d + 1) // 2):
+        p = np.int64(pp)  # prange's index is unsigned: i ± o would be typed float
+        rA = np.empty(d)
+        rB = np.empty(d)
+        t = _split_row(p, S[0], S[1], Pm[0], Pm[1], out[0], out[1], hs, gs, us, offsets, jumps, joffsets,
+                       alpha, beta, pi, rA, rB, P)
+        q = d - 1 - p
+        if q != p:
+            t += _split_row(q, S[0], S[1], Pm[0], Pm[1], out[0], out[1], hs, gs, us, offsets, jumps, joffsets,
+                            alpha, beta, pi, rA, rB, P)
+        total += t
+    return total

@@ -18,16 +18,19 @@ from .problem import QuantumProblem
 
 __all__ = ["real_state", "chebyshev_memory", "propagate_chebyshev"]
 
-#: Real d × d arrays held by the Chebyshev run: M_k, M_{k−1} (overwritten in place by M_{k+1}), Mᵀ, and the
-#: initial state while the first two are formed.
-_ARRAYS = 4
+#: Real d × d arrays held by the Chebyshev run: M_k and M_{k−1} (overwritten in place by M_{k+1}), each as the
+#: two triangles-with-margins A and B of the split layout (four arrays), and the initial state X0.
+_ARRAYS = 5
 
 
 def chebyshev_memory(dim: int, n_factors: int = 2) -> int:
-    """Bytes the Chebyshev master-equation run needs at dimension ``dim`` (state arrays, band operator,
-    observables as functionals, sparse operators of the problem)."""
+    """Bytes the Chebyshev master-equation run needs at dimension ``dim`` (state arrays with their margins, band
+    operator, observables as functionals, sparse operators of the problem)."""
     d = int(dim)
-    return _ARRAYS * 8 * d * d + 400 * d * (n_factors + 4)
+    # margins: 2P per row of the four arrays, P = the largest stride, taken as twice d^(1 − 1/n) (the stride of the
+    # outermost of n factors of similar size; small spin groups at M ≥ 2 have larger strides)
+    margins = 4 * 8 * d * 4 * d ** (1.0 - 1.0 / max(n_factors, 1))
+    return int(_ARRAYS * 8 * d * d + margins + 400 * d * (n_factors + 4))
 
 
 def real_state(psi: np.ndarray) -> np.ndarray:
