@@ -85,12 +85,16 @@ def main():
     parser.add_argument("--no-piqs", action="store_true")
     parser.add_argument("--sparse", action="store_true", help="also time the sparse DOP853 path (previous solver)")
     parser.add_argument("--frames", default="lab,displaced")
+    parser.add_argument("--reach", action="store_true",
+                        help="ours alone: the cutoff search only, printing every run of it (fock, CPU s, change)")
     parser.add_argument("--case", default="one-block", choices=["one-block", "two-blocks", "two-modes"],
                         help="PIQS runs only for one-block (it has one ensemble and one mode)")
     args = parser.parse_args()
     t = np.linspace(0, T_FINAL, TIMES)
     frames = args.frames.split(",")
     print(f"load average {os.getloadavg()}")
+    if args.reach:
+        return reach(args, t, frames)
     print("N_sp | frame | fock | dim | one run: wall s, CPU s | search: wall s, CPU s, change | "
           "PIQS: dim, wall s, CPU s | PIQS/ours (CPU) | max|ours-PIQS| | max|displaced-lab| | sparse DOP853 CPU s")
     piqs_alive = args.case == "one-block" and not args.no_piqs
@@ -130,6 +134,26 @@ def main():
                 alive[frame] = False
         if not any(alive.values()):
             break
+    print(f"load average {os.getloadavg()}")
+
+
+def reach(args, t, frames):
+    """The cutoff search alone (tol 1e-3); its last run is the answer, the one before it the change measured."""
+    import json
+
+    print("N_sp | frame | search: wall s, CPU s | runs: fock, CPU s, change")
+    for n in (int(v) for v in args.sizes.split(",")):
+        for frame in frames:
+            with threadpool_limits(limits=1, user_api="blas"):
+                ds, sw, sc = _timed(lambda: pi.solve(model(n, args.case), 1, times=t, tol=1e-3, frame=frame, atol=1e-8,
+                                                     rtol=1e-6, compare_meanfield=False))
+            runs = json.loads(ds.attrs["fock_history"])
+            parts = []
+            for r in runs:
+                change = "" if r["change"] is None else f" change {r['change']:.1e}"
+                parts.append(f"{r['fock']} {r['cpu_seconds']:.1f} s{change}")
+            text = "; ".join(parts)
+            print(f"{n:4d} | {frame} | {sw:.1f}, {sc:.1f} | {text}", flush=True)
     print(f"load average {os.getloadavg()}")
 
 
