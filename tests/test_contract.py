@@ -105,7 +105,7 @@ def test_check_writable_probes_without_creating_anything(tmp_path):
 
 def test_evolve_with_40_modes_in_the_thermodynamic_limit_is_refused_with_the_bytes():
     # main: a 4 TiB MemoryError traceback (40 modes) or a 4 GiB allocation (30 modes)
-    from opendicke.meanfield.evolve import MemoryBudgetError
+    from opendicke.meanfield.evolution import MemoryBudgetError
 
     for M in (40, 30):
         model = paper_model(n_modes=M)
@@ -126,7 +126,7 @@ def test_cli_refuses_40_modes_and_the_budget_flag_decides():
 def test_memory_budget_flag_lets_a_small_run_through():
     out = invoke("evolve", "--memory-budget", "100MB", "--t-final", "1", "--times", "2", "--json")
     assert out.exit_code == 0, out.output
-    from opendicke.meanfield.evolve import parse_bytes
+    from opendicke.meanfield.evolution import parse_bytes
 
     assert parse_bytes("8GiB") == 8 * 2**30 and parse_bytes("500MB") == 500 * 10**6 and parse_bytes(2e9) == 2 * 10**9
     for bad in ("-1", "many", "0"):
@@ -423,3 +423,44 @@ def test_split_packages_keep_public_addresses_and_shadow_no_module(package):
     for info in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"{package}.{info.name}")
         assert isinstance(getattr(pkg, info.name), types.ModuleType), f"{package}.{info.name} is shadowed"
+
+
+def test_figure3_replots_with_its_theory_lines(tmp_path):
+    """`opendicke plot figure3.nc` draws the same figure as `figure3`: Eq. (12) lines included."""
+    from opendicke.meanfield.steady import steady_state
+    from opendicke.plotting import plot_result
+
+    model = paper_model(1.0, n_modes=2)
+    g0 = np.array([0.5, 1.0, 1.5])
+    ds = steady_state(model, [1, 2], vary={"g0": g0})
+    eq12 = np.array([[0.0, 0.0], [0.3, 0.2], [0.6, 0.5]])  # any stored values: the figure must draw these
+    ds["overlap_theory"] = (("g0", "initial"), eq12)
+    ds["occupation_theory"] = (("g0", "initial"), 2 * eq12)
+    fig, _ = plot_result(ds)
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
+    assert len(lines) == 2
+    assert np.allclose(lines[1].get_ydata(), eq12[:, 1]) and np.allclose(lines[1].get_xdata(), g0)
+
+
+# Known cases left until the branches that edit these files have merged (then rename them and empty this set).
+_SHADOWED_FOR_NOW = {"opendicke.fluctuations.cumulant", "opendicke.fluctuations.twa", "opendicke.quantum.lifetime",
+                     "opendicke.quantum.solve"}
+
+
+def test_no_module_of_the_package_is_shadowed_by_an_attribute_of_its_parent():
+    """``opendicke.a.b`` must be the module ``b``, not a function ``b`` that hides it (was: ``meanfield.evolve``)."""
+    import importlib
+    import pkgutil
+    import sys
+
+    import opendicke
+
+    names = [info.name for info in pkgutil.walk_packages(opendicke.__path__, "opendicke.")]
+    assert "opendicke.meanfield.evolution" in names and "opendicke.meanfield.steady.driver" in names
+    shadowed = []
+    for name in names:
+        module = importlib.import_module(name)
+        parent, _, leaf = name.rpartition(".")
+        if getattr(sys.modules[parent], leaf) is not module and name not in _SHADOWED_FOR_NOW:
+            shadowed.append(f"{name} (hidden by {type(getattr(sys.modules[parent], leaf)).__name__})")
+    assert not shadowed, f"modules hidden by a same-named attribute of their package: {shadowed}"

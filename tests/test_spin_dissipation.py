@@ -83,7 +83,7 @@ def test_meanfield_groups_and_spins_agree_with_dissipation():
 def test_length_check_detects_wrong_damping():
     """A deliberately wrong damping term (Γ∥ doubled) breaks the length budget: the check can fail."""
     from opendicke.meanfield.equations import MeanFieldRHS
-    from opendicke.meanfield.integrate import integrate
+    from opendicke.meanfield.integrator import integrate
 
     rhs = MeanFieldRHS(np.ones((1, 1)), np.ones(1), np.array([0.5]), np.array([1.0]), np.array([[1.5]]), np.array([[1.0]]),
                        np.array([0.3]), np.array([0.1]), np.array([0.2]), np.array([1]), length_budget=True)

@@ -432,3 +432,23 @@ def test_random_start_ends_on_a_torus_of_undamped_precessions():
                                 atol=1e-12)
     np.testing.assert_allclose(xi[-1], ds["overlap"].values, atol=1e-5)
     np.testing.assert_allclose(xi[-2], ds["overlap"].values, atol=1e-5)
+
+
+def test_phase_diagram_thresholds_and_eq12_against_closed_forms():
+    """meanfield.steady.phase_diagram (what `figure3` runs): numerical g_c(ν) and the Eq. (12) columns against the
+    closed forms written by hand in tests/systems/paper.py."""
+    from opendicke.meanfield.steady import phase_diagram
+
+    from systems.paper import FIG3
+
+    model = od.paper_model(1.0, n_modes=2)
+    ref = FIG3.__class__(FIG3.omega, FIG3.omega_modes[:2], FIG3.kappa[:2])
+    g0 = np.array([0.55, 0.7, 0.85, 1.2])
+    ds = phase_diagram(model, g0)
+    np.testing.assert_allclose(ds["g_crit_numerical"].values, ref.g_crit, atol=1e-5)
+    np.testing.assert_allclose(ds["overlap_theory"].values, np.array([ref.overlap(g) for g in g0]), atol=1e-12)
+    own = np.abs([[float(ds["overlap"].sel(g0=g, pattern=nu).isel(initial=nu - 1)) for nu in (1, 2)] for g in g0])
+    assert ds.attrs["max_eq12_deviation"] == pytest.approx(np.abs(own - ds["overlap_theory"].values).max(), abs=1e-12)
+    assert ds.attrs["max_eq12_deviation"] < 1e-6
+    with pytest.raises(ValueError, match="increasing"):
+        phase_diagram(model, [1.0, 0.5])

@@ -101,9 +101,17 @@ def plot_phase_diagram(ds, path=None, *, theory=None, paper_units: bool = False)
     Markers are the numerics (filled: stable against every perturbation; open: stable only on the start's
     invariant subspace, i.e. ``full_space_stability`` is not "stable"; ×: not stationary or not converged,
     at the trajectory's final overlap); lines are Eq. (12)
-    from ``theory`` = {"g0": grid, "overlap": (pattern, g0), "occupation": (pattern, g0)}.
+    from ``theory`` = {"g0": grid, "overlap": (pattern, g0), "occupation": (pattern, g0)}, by default from the
+    Eq. (12) values a :func:`~opendicke.meanfield.steady.phase_diagram` result carries (``overlap_eq12`` on its dense
+    grid, else ``overlap_theory`` at the computed couplings).
     """
     plt = _plt()
+    if theory is None:
+        for grid, x, n in (("g0_eq12", "overlap_eq12", "occupation_eq12"), ("g0", "overlap_theory", "occupation_theory")):
+            if x in ds and n in ds:
+                theory = {"g0": ds[grid].values, "overlap": ds[x].transpose("initial", grid).values,
+                          "occupation": ds[n].transpose("initial", grid).values}
+                break
     fig, (ax_a, ax_b) = plt.subplots(2, 1, figsize=(COLUMN_WIDTH, 4.4), sharex=True)
     g0 = ds["g0"].values
     patterns = ds["pattern"].values
@@ -141,7 +149,8 @@ def plot_phase_diagram(ds, path=None, *, theory=None, paper_units: bool = False)
 
     handles += [Line2D([], [], color="k", lw=1.0), Line2D([], [], ls="", marker="o", color="k", fillstyle="none", ms=3)]
     labels += ["Eq. (12)", "unstable in full space"]
-    ax_a.legend(handles, labels, loc="lower right", frameon=False, ncol=2)
+    # panel (b) is empty above the threshold region; in (a) the legend would cover the pattern-4 branch
+    ax_b.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.04, 0.94), frameon=False, ncol=1, fontsize=6.5)
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)
@@ -204,7 +213,10 @@ def plot_result(ds, path=None) -> tuple[object, list[str]]:
         return data.isel({d: 0 for d in extra})
 
     if kind == "meanfield_steady_state" and "g0" in ds.dims and "initial" in ds.dims:
-        return plot_phase_diagram(first_of(ds, {"g0", "initial", "pattern", "group", "component", "eigenvalue"}), path), notes
+        ds = first_of(ds, {"g0", "initial", "pattern", "group", "component", "eigenvalue"})
+        from .results import UNITS_PAPER
+
+        return plot_phase_diagram(ds, path, paper_units=ds.attrs.get("units") == UNITS_PAPER), notes
     if kind == "recognition_map":
         return plot_recognition_map(ds, path), notes
     if kind == "attractor_census":

@@ -155,48 +155,21 @@ def figure3(
 
 def _figure3(model, out: Path, points: int, g0_min: float, g0_max: float, paper_units: bool):
     from ..io import save_dataset
-    from ..meanfield.steady import find_critical_coupling, steady_state
+    from ..meanfield.steady import phase_diagram
     from ..model import paper_model
     from ..plotting import plot_phase_diagram
-    from ..results import paper_factor
-    from ..theory import critical_coupling, retrieval_occupation, retrieval_overlap
 
     if points < 2 or not g0_max > g0_min:
         raise ValueError("need --points ≥ 2 and --g0-max > --g0-min")
-    t0 = time.perf_counter()
     M = model.n_modes
-    g0 = np.linspace(g0_min, g0_max, points)
     with Progress("stationary states") as progress:
-        ds = steady_state(model, list(range(1, M + 1)), vary={"g0": g0}, paper_units=paper_units, progress=progress)
-    factor = paper_factor(M) if paper_units else 1.0
-    dense = np.linspace(g0_min, g0_max, 1200)
-    om, kap = model.omega_modes[:, None], model.kappa[:, None]
-    theory = {
-        "g0": dense,
-        "overlap": retrieval_overlap(dense, model.omega, om, kap),
-        "occupation": retrieval_occupation(dense, model.omega, om, kap) * factor,
-    }
-    # Eq. (12) at the computed points, stored beside the numerics
-    ds["overlap_theory"] = (("g0", "initial"), retrieval_overlap(g0[:, None], model.omega, model.omega_modes, model.kappa))
-    ds["occupation_theory"] = (("g0", "initial"), retrieval_occupation(g0[:, None], model.omega, model.omega_modes, model.kappa) * factor)
-    g_c = critical_coupling(model.omega, model.omega_modes, model.kappa)
-    # numerical thresholds (no Eq. 12): multisection inside the bracket that the computed grid already gives
-    own = np.abs(np.stack([ds["overlap"].values[:, i, i] for i in range(M)], axis=1))
-    retrieving = np.stack([ds["classification"].values[:, i] == "stable" for i in range(M)], axis=1) & (own > 1e-3)
-    upper = np.array([g0[r].min() if r.any() else 3 * g0_max for r in retrieving.T])
-    lower = np.array([g0[~r & (g0 < u)].max() if (~r & (g0 < u)).any() else 0.0 for r, u in zip(retrieving.T, upper)])
-    g_c_num = find_critical_coupling(model, bracket=(lower, upper))["g_crit"].values
-    ds["g_crit_theory"] = (("initial",), g_c)
-    ds["g_crit_numerical"] = (("initial",), g_c_num)
-    elapsed = time.perf_counter() - t0
-
+        ds = phase_diagram(model, np.linspace(g0_min, g0_max, points), paper_units=paper_units, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     save_dataset(ds, out / "figure3.nc")
     _write_csv(ds, out / "figure3.csv")
-    plot_phase_diagram(ds, out / "figure3", theory=theory, paper_units=paper_units)
-
-    ok = np.abs(g0[:, None] - g_c[None, :]) >= 0.01
-    worst = np.nanmax(np.where(ok, np.abs(own - ds["overlap_theory"].values), 0.0))
+    plot_phase_diagram(ds, out / "figure3", paper_units=paper_units)
+    g_c, g_c_num = ds["g_crit_theory"].values, ds["g_crit_numerical"].values
+    worst, elapsed = ds.attrs["max_eq12_deviation"], ds.attrs["elapsed_seconds"]
     classes = {str(k): int(v) for k, v in zip(*np.unique(ds["classification"].values, return_counts=True))}
 
     from .common import console as Console

@@ -44,8 +44,8 @@ from threadpoolctl import threadpool_limits
 
 from ..grid import parameter_batch
 from ..meanfield.equations import MeanFieldRHS, pack, unpack
-from ..meanfield.evolve import output_times
-from ..meanfield.integrate import integrate
+from ..meanfield.evolution import output_times
+from ..meanfield.integrator import integrate
 from ..model import DickeModel
 from ..reduction import Grouping, reduce
 from ..states import InitialState, as_initial_state

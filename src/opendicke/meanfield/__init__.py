@@ -1,8 +1,8 @@
 """Mean-field dynamics of the open multimode Dicke model (paper Eq. 7)."""
 
 from .equations import MeanFieldRHS, pack, unpack
-from .evolve import DEFAULT_ATOL, DEFAULT_RTOL, choose_grouping, evolve
-from .integrate import IntegrationStats, integrate
+from .evolution import DEFAULT_ATOL, DEFAULT_RTOL, choose_grouping, evolve
+from .integrator import IntegrationStats, integrate
 from .steady import SteadyStateOptions, find_critical_coupling, steady_state
 
 __all__ = ["MeanFieldRHS", "pack", "unpack", "evolve", "choose_grouping", "integrate", "IntegrationStats",

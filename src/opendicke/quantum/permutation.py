@@ -523,7 +523,7 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
 # ------------------------------------------------------------------------------------ solve
 def _first_fock(model: DickeModel, start: InitialState, t: np.ndarray) -> np.ndarray:
     """First cutoff guess from the mean-field peak boson number per mode (with the spin rates)."""
-    from ..meanfield.evolve import evolve
+    from ..meanfield.evolution import evolve
 
     mf = evolve(model, start, times=t if t.size > 1 else [t[0], t[0] + 1e-9], representation="spins", keep_bloch=False)
     peak = np.max(np.asarray(mf["occupation"].values), axis=0) * model.n_spins
@@ -580,7 +580,7 @@ def solve(
         ``fock_converged``; attrs ``kind = "quantum_evolution"``, ``solver_frame = "permutation"``, the rates,
         ``dimension``, ``blocks`` and ``elapsed_seconds``.
     """
-    from ..meanfield.evolve import output_times
+    from ..meanfield.evolution import output_times
 
     total_start = _time.perf_counter()
     start = as_initial_state(initial)
@@ -622,7 +622,7 @@ def solve(
                 break
     meanfield = None
     if compare_meanfield:
-        from ..meanfield.evolve import evolve
+        from ..meanfield.evolution import evolve
 
         meanfield = evolve(model, start, times=t if t.size > 1 else [t[0], t[0] + 1e-9], keep_bloch=False)
     return _dataset(model, start, run, change, converged, history, tol, _time.perf_counter() - total_start, meanfield)

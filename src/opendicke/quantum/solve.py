@@ -496,7 +496,7 @@ def solve(
     frame = opts.frame
     if frame == "auto":
         frame = _auto_frame(model, start, opts.method, opts.fock)
-    from ..meanfield.evolve import output_times
+    from ..meanfield.evolution import output_times
 
     t = output_times(opts.t_final, opts.times)
     if t[0] != 0.0:

@@ -44,7 +44,8 @@ for a whole batch of parameter points and initial states at once:
 Files: ``options`` (:class:`SteadyStateOptions`), ``classification`` (the verdicts), ``fixed_point`` (Newton,
 step 2), ``linear_stability`` (step 3), ``search`` (the windowed search of one batch, steps 1, 4–6), ``batch``
 (step 0: reduce each initial state to its invariant subspace, search, map back), ``driver`` (the public entry
-points and the result Dataset), ``multisection`` (bracketing a transition in g0).
+points and the result Dataset), ``multisection`` (bracketing a transition in g0), ``diagram`` (paper Fig. 3: every pattern over g0, with
+Eq. 12 and the numerical thresholds).
 """
 
 from ..._public import keep_package_address
@@ -53,12 +54,14 @@ from .driver import find_critical_coupling, steady_state
 from .fixed_point import newton
 from .linear_stability import Stability, stability, tangent_basis
 from .options import SteadyStateOptions, steady_options
+from .diagram import phase_diagram
 
 __all__ = [
     "steady_state",
     "SteadyStateOptions",
     "steady_options",
     "find_critical_coupling",
+    "phase_diagram",
     "newton",
     "tangent_basis",
     "stability",

@@ -11,7 +11,7 @@ from ...model import DickeModel
 from ...results import timed
 from ...states import InitialState, as_initial_state
 from ..equations import pack, unpack
-from ..evolve import check_memory, choose_grouping, n_groups
+from ..evolution import check_memory, choose_grouping, n_groups
 from .batch import _solve
 from .classification import CLASSIFICATIONS, _MARGINAL, _NOT_CONVERGED, _STABLE, _UNSTABLE
 from .multisection import multisect

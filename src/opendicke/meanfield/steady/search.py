@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..equations import MeanFieldRHS
-from ..integrate import integrate
+from ..integrator import integrate
 from ..jacobian import jacobian
 from .classification import _MARGINAL, _NOT_CONVERGED, _NOT_STATIONARY, _RUNNING, _STABLE, _UNSTABLE
 from .fixed_point import _groups, newton

@@ -12,7 +12,7 @@ from ..model import DickeModel
 from ..reduction import Grouping, per_spin, reduce
 from ..states import InitialState, as_initial_state
 from .equations import MeanFieldRHS, pack, unpack
-from .integrate import integrate
+from .integrator import integrate
 from ..results import timed
 
 __all__ = ["evolve", "EvolveOptions", "choose_grouping", "DEFAULT_RTOL", "DEFAULT_ATOL", "DEFAULT_MEMORY_BUDGET", "MemoryBudgetError",
