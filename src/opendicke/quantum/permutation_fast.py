@@ -53,7 +53,6 @@ entries per mode) and the generator is time dependent, so this frame is integrat
 from __future__ import annotations
 
 import math
-import time as _time
 from dataclasses import dataclass
 
 import numba as nb
@@ -138,8 +137,6 @@ class RealGenerator:
 
     @classmethod
     def build(cls, problem) -> RealGenerator:
-        from .permutation import _Block  # noqa: F401  (the same type basis)
-
         m = problem.model
         blocks = problem._blocks
         dims = [b.dim for b in blocks]
@@ -650,7 +647,3 @@ def _z_functionals(names, F_re, problem) -> sp.csr_matrix:
     rows = [names.index(f"Sz_{b}") for b in range(problem.n_blocks)]
     G = sp.csr_matrix(np.asarray(problem.block_columns, dtype=float))  # (M, R)
     return sp.csr_matrix(G @ F_re[rows])
-
-
-def elapsed(start: float) -> float:
-    return _time.perf_counter() - start
