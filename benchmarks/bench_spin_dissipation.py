@@ -16,7 +16,7 @@ search time is printed separately); the displaced frame at the cutoff its own se
 max |ours − PIQS| over the window (same truncation), max |displaced − lab| (different truncations, so this
 is the truncation error at 1e-3). Wall and CPU time (the machine is shared; ratios use CPU time).
 Run: ``python benchmarks/bench_spin_dissipation.py [--sizes 4,8,12,16] [--budget 600]``; ``--case two-blocks``
-(M = 1, half the spins −1) and ``--case two-modes`` (M = 2, four blocks) time ours alone.
+(M = 1, half the spins −1) and ``--case two-modes`` (M = 2, two blocks) time ours alone.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ OMEGA, OMEGA_1, KAPPA, G0, GAMMA_DOWN, GAMMA_PHI, T_FINAL, TIMES = 0.5, 1.5, 1.0
 
 def model(n, case="one-block"):
     """one-block: all-+1 pattern; two-blocks: M = 1, half the spins −1 (the gauge split of a random pattern);
-    two-modes: M = 2, patterns + + + … and + − + − … (four blocks)."""
+    two-modes: M = 2, patterns + + + … and + − + − … (two blocks)."""
     if case == "one-block":
         patterns = [[1] * n]
     elif case == "two-blocks":
