@@ -5,7 +5,7 @@ Work: the paper's Fig. 3 model (M = 4, Ω = 0.5, Ω_μ = Ω(μ+2), κ = 1), 100 
 
 * ours:  ``opendicke.evolve`` — one vectorised batch, per-point DOP853 error control (rtol 1e-10, atol 1e-12).
 * naive: a Python loop of ``scipy.integrate.solve_ivp(method="DOP853")`` with a plain numpy right-hand side
-  for one point (the per-spin equations of GUIDE §2 in the group form), at the loosest rtol from a ladder
+  for one point (the per-spin equations of docs/physics-notes.md in the group form), at the loosest rtol from a ladder
   whose worst error on the reference subset is within a factor 2 of ours (equal accuracy, rounded in the
   naive loop's favour: the ladder steps by 10×, so it may land up to 5× less accurate than ours).
 * accuracy: max |Δy| at t = 200 over a random subset of points against solve_ivp DOP853 at rtol 1e-13.
@@ -34,7 +34,7 @@ T_FINAL = 200.0
 
 
 def naive_rhs_factory(f, w, omega, g0, omega_modes, kappa):
-    """What a user writes by hand: the group equations of GUIDE §2 for one parameter point."""
+    """What a user writes by hand: the group equations of docs/physics-notes.md for one parameter point."""
     K, M = f.shape[1], f.shape[0]
 
     def rhs(t, y):

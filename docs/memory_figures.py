@@ -95,14 +95,14 @@ def main():
         run = [_perturbed(s, model, 1e-6, 0 + 7919 * (i + 1)) for i, s in enumerate(starts)]
     else:
         t0 = time.perf_counter()
-        census, run = mem.attractor_census(model, g0c, n_random=32, n_mixtures=32, seed=0)
+        census, run = mem.attractor_census(model, g0c, n_random=32, n_mixtures=32, seed=0), None  # starts stored
         census.attrs["compute_seconds"] = time.perf_counter() - t0
         save_dataset(census, path)
         print(f"[census] computed in {census.attrs['compute_seconds']:.1f} s")
     examples = cached("census_examples", lambda: mem.census_examples(model, census, run, t_final=300))
-    for kind in census["kind"].values:
+    for kind in census["start_group"].values:
         print(f"census fractions ({kind}):")
-        print(census["fraction"].sel(kind=kind).to_pandas().round(3).to_string())
+        print(census["fraction"].sel(start_group=kind).to_pandas().round(3).to_string())
     para = census["outcome"] == "paramagnetic"
     print("paramagnetic and precessing:", float((para & census["precessing"]).sum()), "of", float(para.sum()))
     rec = census["outcome"] == "recognition"

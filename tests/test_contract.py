@@ -296,10 +296,8 @@ def test_crosstalk_takes_omega_from_the_config(tmp_path):
 
 def test_every_option_has_help_and_flags_show_no_type():
     # main: several options without help; flags shown as <bool> although they take no value
-    # cli/quantum.py is being rewritten with the exact solver (issue 11); its options are checked there
-    ours = {name: c for name, c in _commands().items()
-            if getattr(getattr(c, "callback", None), "__module__", "") != "opendicke.cli.quantum"}
-    assert {"evolve", "steady", "sweep", "figure3", "theory", "demo", "memory map"} <= set(ours)
+    ours = _commands()  # every command, the exact-solver ones (cli/quantum.py) included
+    assert {"evolve", "steady", "sweep", "figure3", "theory", "demo", "memory map", "quantum", "convergence"} <= set(ours)
     missing = [(name, p.opts) for name, c in ours.items() for p in c.params
                if getattr(p, "param_type_name", "") == "option" and not p.hidden and not (p.help or "").strip()]
     assert missing == []
@@ -369,15 +367,17 @@ def test_plot_replots_results_from_their_files(tmp_path):
 
 
 @pytest.mark.parametrize("call", [
-    lambda mem, m: mem.recognition_map(m, [1.0], [0.0], rtol=-1.0),
-    lambda mem, m: mem.retrievable_patterns(m, 0.0, samples_per_window=3),
-    lambda mem, m: mem.stability_threshold(m, [1], newton_max_iter=0),
-    lambda mem, m: mem.attractor_census(m, [1.0], n_random=2, n_mixtures=0, symmetry="yes"),
+    lambda mem, m: mem.recognition_map(m, [1.0], [0.0], options={"rtol": 1e-9}),
+    lambda mem, m: mem.retrievable_patterns(m, 0.0, options={"samples": 64}),
+    lambda mem, m: mem.stability_threshold(m, [1], options={"newton_max_iter": 3}),
+    lambda mem, m: mem.attractor_census(m, [1.0], n_random=2, n_mixtures=0, options={"symmetry": True}),
+    lambda mem, m: mem.recognition_map(m, [1.0], [0.0], rtol=1e-9),  # no loose option keywords either
+    lambda mem, m: mem.attractor_census(m, [1.0], n_random=2, n_mixtures=0, symmetry=True),
 ])
-def test_memory_experiments_check_steady_options_before_any_work(call, no_solver):
+def test_memory_experiments_take_one_options_object_and_refuse_anything_else_before_any_work(call, no_solver):
     import opendicke.memory as mem
 
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(TypeError, match="SteadyStateOptions|unexpected keyword"):
         call(mem, paper_model())
 
 
@@ -395,14 +395,63 @@ def test_memory_experiments_pass_one_options_object_down(monkeypatch):
         raise Stop
 
     monkeypatch.setattr(steady, "steady_state", capture)
-    given = steady.SteadyStateOptions(rtol=1e-9, samples=64)
+    given = steady.SteadyStateOptions(rtol=1e-9, samples=64, atol=1e-11)
     with pytest.raises(Stop):
-        mem.attractor_census(paper_model(), [1.0], n_random=2, n_mixtures=0, t_max=700.0, options=given, atol=1e-11)
+        mem.attractor_census(paper_model(), [1.0], n_random=2, n_mixtures=0, t_max=700.0, options=given)
     (kw,) = seen
     assert set(kw) == {"vary", "representation", "progress", "options"}  # no loose option keywords
     assert kw["options"] == steady.SteadyStateOptions(rtol=1e-9, samples=64, atol=1e-11, t_max=700.0)
     with pytest.raises(TypeError, match="SteadyStateOptions"):
         steady.steady_options({"rtol": 1e-9})
+
+
+def test_evolve_takes_one_options_object_with_keyword_shorthand_merged_on_entry(no_solver):
+    from opendicke.meanfield.evolution import EvolveOptions
+    from opendicke.meanfield.integrator import integrate as real_integrate
+
+    import opendicke.meanfield.evolution as evolution
+
+    seen = []
+
+    def spy(rhs, y0, times, **kwargs):
+        seen.append(kwargs)
+        return real_integrate(rhs, y0, times, **kwargs)
+
+    model = paper_model()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(evolution, "integrate", spy)
+        a = evolution.evolve(model, 1, t_final=2.0, times=3, options=EvolveOptions(rtol=1e-7, keep_bloch=False))
+        b = evolution.evolve(model, 1, t_final=2.0, times=3, rtol=1e-7, keep_bloch=False)  # shorthand, same thing
+        c = evolution.evolve(model, 1, t_final=2.0, times=3, options=EvolveOptions(rtol=1e-7), atol=1e-9)  # merged
+    assert [kw["rtol"] for kw in seen] == [1e-7, 1e-7, 1e-7] and [kw["atol"] for kw in seen] == [1e-12, 1e-12, 1e-9]
+    assert a.identical(b.assign_attrs(elapsed_seconds=a.attrs["elapsed_seconds"])) and "bloch" not in a
+    assert "bloch" in c and c.attrs["atol"] == 1e-9
+    with pytest.raises(TypeError, match="EvolveOptions"):
+        evolution.evolve(model, 1, options={"rtol": 1e-7})  # not a dict
+    with pytest.raises(ValueError, match="rtol"):
+        evolution.evolve(model, 1, options=EvolveOptions(), rtol=-1.0)  # the merged object is validated
+
+
+def test_run_sweep_takes_the_solver_options_object_and_one_execution_object(no_solver, tmp_path):
+    from opendicke.meanfield.evolution import EvolveOptions
+    from opendicke.meanfield.steady import SteadyStateOptions
+    from opendicke.sweep import ExecutionOptions, plan_sweep, run_sweep
+
+    with pytest.raises(TypeError, match="options object"):
+        run_sweep(paper_model(), 1, vary={"g0": [1.0]}, options={"t_max": 500.0})  # a dict is not an options object
+    with pytest.raises(ValueError, match="workers"):
+        run_sweep(paper_model(), 1, vary={"g0": [1.0]}, execution=ExecutionOptions(), workers=0)
+    with pytest.raises(TypeError, match="ExecutionOptions"):
+        run_sweep(paper_model(), 1, vary={"g0": [1.0]}, execution={"workers": 2})
+    plan = plan_sweep(paper_model(), 1, vary={"g0": [0.5, 1.0]}, solver=opendicke.meanfield.evolution.evolve,
+                      arguments={"times": 3, "t_final": 1.0}, options=EvolveOptions(rtol=1e-8))
+    assert plan.spec["arguments"] == {"t_final": 1.0, "times": 3}
+    assert plan.spec["options"]["type"] == "EvolveOptions" and plan.spec["options"]["rtol"] == 1e-8
+    other = plan_sweep(paper_model(), 1, vary={"g0": [0.5, 1.0]}, solver=opendicke.meanfield.evolution.evolve,
+                       arguments={"times": 3, "t_final": 1.0}, options=EvolveOptions(rtol=1e-9))
+    assert other.key != plan.key  # the options are part of what a stored sweep is
+    steady_plan = plan_sweep(paper_model(), 1, vary={"g0": [1.0]}, options=SteadyStateOptions(t_max=500.0))
+    assert steady_plan.options == SteadyStateOptions(t_max=500.0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -464,3 +513,74 @@ def test_no_module_of_the_package_is_shadowed_by_an_attribute_of_its_parent():
         if getattr(sys.modules[parent], leaf) is not module and name not in _SHADOWED_FOR_NOW:
             shadowed.append(f"{name} (hidden by {type(getattr(sys.modules[parent], leaf)).__name__})")
     assert not shadowed, f"modules hidden by a same-named attribute of their package: {shadowed}"
+
+
+def test_verdict_enums_compare_equal_to_their_stored_values_inside_arrays():
+    """Classifications and outcomes are enums whose values are what results store; a ``(str, Enum)`` member would
+    turn into "Classification.STABLE" inside numpy arrays and match nothing, so they are StrEnums."""
+    import numpy as np
+
+    from opendicke.meanfield.integrator import Outcome
+    from opendicke.meanfield.steady import CLASSIFICATIONS, Classification
+    from opendicke.memory import OUTCOMES, MemoryOutcome
+
+    for enum, stored in ((Classification, CLASSIFICATIONS), (MemoryOutcome, OUTCOMES),
+                         (Outcome, [o.value for o in Outcome])):
+        values = np.array(stored)
+        for member in enum:
+            assert (values == member).sum() == 1 and np.array([member]).astype(str)[0] == member.value
+        assert tuple(m.value for m in enum) == tuple(stored)
+    assert OUTCOMES == ("recognition", "mixture", "paramagnetic", "non-stationary", "undecided")  # stored, unchanged
+
+
+def test_code_tests_and_docs_cite_the_repository_s_own_documents():
+    """The shared engineering guide is not in the repository: what the code relies on lives in docs/ (mostly
+    docs/physics-notes.md), and that is what comments, docstrings and pages cite."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = [p for folder in ("src", "tests", "docs", "benchmarks") for p in (root / folder).rglob("*")
+             if p.suffix in (".py", ".md") and p.is_file()] + [root / "README.md"]
+    citing = [f"{p.relative_to(root)}:{n}" for p in files
+              for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if re.search(r"\bGUIDE\b", line)
+              and p.name != "test_contract.py"]
+    assert not citing, f"cite docs/ instead of the guide outside the repository: {citing}"
+    assert "Real representation" in (root / "docs" / "physics-notes.md").read_text()  # the facts moved in
+
+
+def test_no_module_imports_the_package_init():
+    """Data flows one way: no module of the package takes a name from ``opendicke/__init__.py`` (the version lives
+    in ``_version.py``), which would tie every module to the public façade and invite import cycles."""
+    import ast
+    from pathlib import Path
+
+    import opendicke
+
+    root = Path(opendicke.__file__).parent
+    submodules = {p.stem for p in root.iterdir() if p.suffix == ".py"} | {p.name for p in root.iterdir() if p.is_dir()}
+    offenders = []
+    for path in root.rglob("*.py"):
+        package = [root.name, *path.relative_to(root).parent.parts]  # the package this file sits in
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = node.module if node.level == 0 else ".".join(
+                    package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+                if target == "opendicke" and any(a.name not in submodules for a in node.names):
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+            elif isinstance(node, ast.Import) and any(a.name == "opendicke" for a in node.names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_every_command_prints_tables_through_the_console_that_never_cuts_numbers():
+    """Piped output keeps every digit only through ``cli.common.console`` (a plain rich Console shrinks tables to
+    80 columns and cuts numbers when stdout is not a terminal); no command module builds its own."""
+    import re
+    from pathlib import Path
+
+    import opendicke.cli as cli
+
+    own = [f"{p.name}:{n}" for p in Path(cli.__file__).parent.glob("*.py") if p.name != "common.py"
+           for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"from rich\.console import", line)]
+    assert not own, own

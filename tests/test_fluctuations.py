@@ -149,7 +149,7 @@ def test_cumulant_linear_version_is_mean_field_and_n_independent():
     np.testing.assert_allclose(N(model) * a["cost_linear"].values, N(big) * b["cost_linear"].values, rtol=1e-6)
     # a coherent spin state is not squeezed: Wineland ξ_R² = 1 in every group at t = 0
     np.testing.assert_allclose(a["squeezing"].values[0], 1.0, rtol=1e-12)
-    # E_N(0) = 2 Σ_k 1/n_k + M/N for a pattern state (GUIDE §3): groups of 4 spins here
+    # E_N(0) = 2 Σ_k 1/n_k + M/N for a pattern state (docs/physics-notes.md, Measured facts): groups of 4 spins here
     assert a["cost"].values[0] == pytest.approx(2 * (1 / 4 + 1 / 4) + 2 / N(model), rel=1e-12)
     # with feedback the means move away from mean field by O(1/N), and less for the larger model
     d_small = np.abs(a["overlap"] - a["overlap_meanfield"]).max()
@@ -255,7 +255,7 @@ def test_both_methods_run_through_run_sweep_like_one_call():
     vary = {"g0": [0.8, 1.2]}
     for solver, options in ((cumulant, {"t_final": 1.0, "times": 3}),
                             (twa, {"t_final": 1.0, "times": 3, "samples": 20, "seed": 1, "dt": 0.05})):
-        swept = run_sweep(model, [1, 2], vary=vary, solver=solver, options=options, chunk_size=1, scheduler="in-process")
+        swept = run_sweep(model, [1, 2], vary=vary, solver=solver, arguments=options, chunk_size=1, scheduler="in-process")
         direct = solver(model, [1, 2], vary=vary, **options)
         assert swept.attrs["sweep_chunks"] == 2
         # same random numbers per point; the arithmetic of a smaller batch may differ in the last bit

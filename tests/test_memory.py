@@ -168,7 +168,7 @@ def test_finite_n_single_mode_recognition_matches_the_notes_example():
 def test_census_single_mode_has_a_known_answer():
     model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0)
     census = mem.attractor_census(model, [0.5, 1.2], n_random=6, n_mixtures=0)
-    frac = census["fraction"].sel(kind="all")
+    frac = census["fraction"].sel(start_group="all")
     assert float(frac.sel(g0=0.5, outcome_name="paramagnetic")) == 1.0
     assert float(frac.sel(g0=1.2, outcome_name="recognition")) == 1.0
     np.testing.assert_allclose(census["overlap"].sel(g0=1.2).values[:, 0], _overlap(1.2, G_C[0], 0.0), atol=1e-6)
@@ -209,11 +209,11 @@ def test_self_consistent_state_reproduces_eq12_and_the_stability_threshold_in_th
             if g0 <= G_C[nu - 1]:
                 continue
             st = mem.self_consistent_state(model, nu, g0=g0, grouping=ideal)
-            assert st["converged"]
-            assert abs(st["overlaps"][nu - 1]) == pytest.approx(_overlap(g0, G_C[nu - 1], 0.0), abs=1e-10)
-            assert st["stable"] == (g0 > G_STAB[nu - 1])
+            assert bool(st["converged"]) and st.attrs["g0"] == g0
+            assert abs(float(st["overlap"].sel(pattern=nu))) == pytest.approx(_overlap(g0, G_C[nu - 1], 0.0), abs=1e-10)
+            assert bool(st["stable"]) == (g0 > G_STAB[nu - 1])
     th = mem.paramagnet_thresholds(model, grouping=ideal, lengths=0.6)
-    np.testing.assert_allclose(th["threshold"], G_C / np.sqrt(0.6), rtol=1e-12)
+    np.testing.assert_allclose(th["threshold"].values, G_C / np.sqrt(0.6), rtol=1e-12)
 
 
 def test_finite_n_structured_stability_agrees_with_the_dense_jacobian():
@@ -226,16 +226,16 @@ def test_finite_n_structured_stability_agrees_with_the_dense_jacobian():
     for g0 in (0.8, 0.95, 1.2):
         for nu in (1, 2, 3):
             st = mem.self_consistent_state(model, nu, g0=g0, grouping=grouping)
-            if not st["converged"] or abs(st["overlaps"][nu - 1]) < 0.05:
+            if not bool(st["converged"]) or abs(float(st["overlap"].sel(pattern=nu))) < 0.05:
                 continue
             rhs = MeanFieldRHS(grouping.f, grouping.weights, np.array([model.omega]), np.array([g0]),
                                model.omega_modes[None], model.kappa[None])
-            y = pack(st["bloch"], st["alpha"])[None]
+            y = pack(st["bloch"].values, st["alpha"].values)[None]
             assert np.max(np.abs(rhs(y))) <= 1e-10  # a fixed point of Eq. (7)
             dense = stability(rhs, y, np.ones((1, grouping.n_groups))).code[0]
-            assert (dense == 0) == st["stable"], (g0, nu, dense, st["curvature"])
+            assert (dense == 0) == bool(st["stable"]), (g0, nu, dense, float(st["curvature"]))
     # paramagnet bifurcation: unstable just above the threshold, stable just below (dense check)
-    thr = mem.paramagnet_thresholds(model, grouping=grouping)["threshold"].min()
+    thr = float(mem.paramagnet_thresholds(model, grouping=grouping)["threshold"].min())
     para = np.zeros((grouping.n_groups, 3))
     para[:, 0] = -1.0
     for g0, code in ((thr * (1 - 1e-3), 0), (thr * (1 + 1e-3), 2)):
@@ -305,5 +305,5 @@ def test_crosstalk_at_m20_and_ten_thousand_spins():
 def test_census_fig3_model_finds_recognition_of_every_robust_pattern():
     census = mem.attractor_census(paper_model(), [1.4], n_random=24, n_mixtures=24)
     ends = census["ends_on"].values[census["outcome"].values == "recognition"]
-    assert float(census["fraction"].sel(kind="all", outcome_name="recognition").isel(g0=0)) >= 0.8
+    assert float(census["fraction"].sel(start_group="all", outcome_name="recognition").isel(g0=0)) >= 0.8
     assert set(np.unique(ends)) >= {1}

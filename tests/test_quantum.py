@@ -22,7 +22,7 @@ TIGHT = {"atol": 1e-12, "rtol": 1e-10}
 # ----------------------------------------------------------------------------- brute-force reference
 def per_spin_system(G, omega, omega_modes, kappa, g0, fock):
     """The model on individual, ungauged spins from qutip primitives: per-spin Pauli operators sig[a][j],
-    mode operators a[μ], the Hamiltonian (GUIDE §2) and the collapse operators."""
+    mode operators a[μ], the Hamiltonian (docs/physics-notes.md, Conventions) and the collapse operators."""
     G = np.asarray(G)
     M, N = G.shape
     I2, Ic = qutip.qeye(2), qutip.qeye(fock)

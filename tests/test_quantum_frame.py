@@ -169,7 +169,7 @@ def test_auto_frame_choice_and_validation():
 def test_comoving_against_plain_basis_full_window_n8():
     """t ≤ 10, N_sp = 8: the frame (all Dicke states, 35 displaced levels) is within 1e-4 of the converged
     plain basis (measured 2e-5: at N = 8 the state is O(1) away from mean field, so the displaced frame
-    needs more levels than the plain basis, GUIDE §3)."""
+    needs more levels than the plain basis, docs/physics-notes.md)."""
     model = one_mode(8)
     t = np.linspace(0.0, 10.0, 51)
     plain = propagate_plain(build(model, 1, fock=30), t, rtol=1e-9, atol=1e-11)

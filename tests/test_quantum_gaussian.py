@@ -197,14 +197,21 @@ def test_gaussian_validation():
 
 # ----------------------------------------------------------------------------- slow: the issue's N_sp = 1000 goal
 @pytest.mark.slow
-def test_n1000_one_mode_reaches_1e_3():
-    """M = 1, N_sp = 1000, t ≤ 10, tol 1e-3 (measured: 12 → 24 quanta, last change 9.3e-4, about 70 s): the
-    automatic frame is the Gaussian one, the search converges, and the exact ξ stays within the O(1/N)
-    distance of mean field (measured max 0.0151)."""
+def test_n1000_one_mode_meets_tol_but_not_the_deviations():
+    """M = 1, N_sp = 1000, t ≤ 10, tol 1e-3. With the absolute tol alone (deviation_tol=None) the search converges
+    (measured: 12 → 24 quanta, last change 9.3e-4) while N·(ξ − ξ_MF), N·(n − n_MF), N·E_N still move by several %
+    per step; with the default relative tolerance (1e-2) it says so and stops (measured: 12, 16, 20 quanta,
+    relative changes 0.13, 0.085; 51 s of CPU). Either way the exact ξ stays within the O(1/N) distance of mean
+    field (measured max 0.0142 and 0.0151; the converged value is ≈ 0.021, issue 11)."""
     model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=1000, seed=1)
-    ds = solve(model, 1, t_final=10.0, times=101, tol=1e-3)
-    assert ds.attrs["solver_frame"] == "gaussian" and bool(ds["fock_converged"])
-    assert float(ds["fock_change"]) <= 1e-3 and ds.attrs["dimension"] <= 500
-    distance = np.abs(ds["overlap"].values - ds["overlap_meanfield"].values).max()
-    assert 0.005 < distance < 0.03
-    assert ds["cost"].values.max() < 40 / 1000
+    with pytest.warns(FockCutoffWarning, match="relative change of the deviations"):
+        ds = solve(model, 1, t_final=10.0, times=101, tol=1e-3)
+    assert ds.attrs["solver_frame"] == "gaussian" and not bool(ds["fock_converged"])
+    assert float(ds["deviation_change"]) > 1e-2
+    loose = solve(model, 1, t_final=10.0, times=101, tol=1e-3, deviation_tol=None)
+    assert bool(loose["fock_converged"]) and float(loose["fock_change"]) <= 1e-3 and loose.attrs["dimension"] <= 500
+    assert float(loose["deviation_change"]) > 1e-2  # measured and reported: the bias is visible
+    for result in (ds, loose):
+        distance = np.abs(result["overlap"].values - result["overlap_meanfield"].values).max()
+        assert 0.005 < distance < 0.03
+        assert result["cost"].values.max() < 40 / 1000

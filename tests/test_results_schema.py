@@ -10,7 +10,7 @@ import pytest
 import opendicke as od
 import opendicke.memory as mem
 from opendicke.io import load_dataset, save_dataset
-from opendicke.meanfield import evolve, find_critical_coupling, steady_state
+from opendicke.meanfield import SteadyStateOptions, evolve, find_critical_coupling, steady_state
 from opendicke.model import paper_model
 from opendicke.results import RESULT_KINDS, check_result
 from opendicke.sweep import run_sweep
@@ -56,7 +56,11 @@ PRODUCERS = {
                                                   times=3, fock=6, tol=1e-2, cost=False),
     "fluctuations": lambda: twa(paper_model(1.0, n_modes=2, n_spins=40, seed=0), [1, 2], t_final=0.2, times=3,
                                 samples=4, seed=0, dt=0.05),
+    "self_consistent_state": lambda: mem.self_consistent_state(paper_model(n_spins=30, seed=1), 2, g0=1.2),
+    "paramagnet_thresholds": lambda: mem.paramagnet_thresholds(paper_model(n_spins=30, seed=1)),
     "fluctuations_figure3": lambda: finite_n_figure3(paper_model(1.0, n_modes=2), [40], [1.0], t_final=0.2),
+    "transient_retrieval_map": lambda: mem.transient_retrieval_map(TL, [0.8, 1.2], [0.0, 0.02], t_obs=2.0,
+                                                                   t_final=4.0, times=5),
 }
 
 
@@ -77,7 +81,7 @@ def test_result_conforms_to_the_schema_and_round_trips(kind, tmp_path):
 
 
 def test_sweep_results_keep_the_solver_kind_and_time_the_whole_sweep():
-    ds = run_sweep(TL, [1, 2], vary={"g0": [0.5, 1.0]}, options={"t_max": 300.0}, chunk_size=1, scheduler="in-process")
+    ds = run_sweep(TL, [1, 2], vary={"g0": [0.5, 1.0]}, options=SteadyStateOptions(t_max=300.0), chunk_size=1, scheduler="in-process")
     assert ds.attrs["kind"] == "meanfield_steady_state" and check_result(ds) == []
     assert ds.attrs["sweep_chunks"] == 2 and ds.attrs["elapsed_seconds"] > 0
 
@@ -90,5 +94,6 @@ def test_schema_violations_are_reported():
     assert any("overlap" in p for p in problems) and any("elapsed_seconds" in p for p in problems)
     assert any("elapsed_s" in p for p in problems)
     assert check_result(ds.assign_attrs(kind="nonsense"))[0].startswith("unknown result kind")
+    assert any("'kind'" in p for p in check_result(ds.expand_dims(kind=["all"])))  # the attribute's name, as a dim
     shifted = ds.assign_coords(pattern=ds["pattern"] - 1)  # 0-based patterns are not allowed
     assert any("pattern" in p for p in check_result(shifted))

@@ -327,7 +327,7 @@ def test_cli_quantum_uses_the_permutation_solver_and_other_commands_refuse_rates
     model = od.DickeModel(omega=0.5, omega_modes=[1.5], patterns=[[1, 1, -1]], gamma_down=0.2, gamma_phi=0.1)
     direct = pi.solve(model, 1, t_final=1, times=3, fock=8, compare_meanfield=False)
     assert np.allclose(record["overlaps"][0], direct.overlap.values[:, 0], atol=1e-12)
-    for command in (["steady"], ["theory"], ["memory", "which"]):
+    for command in (["theory"], ["memory", "which"]):
         refused = runner.invoke(app, [*command, "--gamma-up", "0.1"])
         assert refused.exit_code == 2 and "gamma" in refused.output
 
@@ -356,17 +356,6 @@ def test_permutation_result_carries_the_common_and_model_attributes(tmp_path):
     assert set(COMMON_ATTRS + MODEL_ATTRS) <= set(ds.attrs) and ds.attrs["gamma_up"] == 0.2
     back = load_dataset(save_dataset(ds, tmp_path / "pi.nc"))
     assert np.allclose(back.alpha.values, ds.alpha.values) and list(back.pattern.values) == [1]
-
-
-def test_solvers_without_spin_rates_refuse_them_instead_of_ignoring_them():
-    import opendicke as od
-    from opendicke.fluctuations import cumulant, twa
-
-    model = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=8, seed=0, gamma_phi=0.1)
-    for call in (lambda: od.steady_state(model, 1), lambda: cumulant(model, 1, t_final=1.0, times=2),
-                 lambda: twa(model, 1, t_final=1.0, times=2, samples=4)):
-        with pytest.raises(ValueError, match="gamma_down/gamma_up/gamma_phi"):
-            call()
 
 
 # ------------------------------------------------------------------------------------ fast paths (compiled kernel)

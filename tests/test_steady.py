@@ -96,8 +96,10 @@ def test_options_are_validated():
         SteadyStateOptions(samples=0)
     with pytest.raises(ValueError, match="linearity"):
         SteadyStateOptions(linearity=float("nan"))
-    with pytest.raises(TypeError, match="unknown steady-state option"):
-        steady_state(FIG3, 1, t_maximum=3)
+    with pytest.raises(TypeError, match="SteadyStateOptions"):
+        steady_state(FIG3, 1, options={"t_max": 3})  # one options object, not a dict
+    with pytest.raises(TypeError, match="t_max"):
+        steady_state(FIG3, 1, t_max=3)  # nor loose option keywords
 
 
 # ---------------------------------------------------------------------------------------------- Eq. 12
@@ -327,7 +329,7 @@ def test_paramagnet_is_classified_by_its_stability(g0, verdict):
 
 
 def test_tiny_budget_comes_back_not_converged():
-    ds = steady_state(FIG3, 1, t_max=0.5)
+    ds = steady_state(FIG3, 1, options=SteadyStateOptions(t_max=0.5))
     assert str(ds["classification"].values) == "not converged"
     assert not bool(ds["converged"]) and not bool(ds["stationary"]) and not bool(ds["stable"])
     assert np.isnan(ds["overlap"].values).all() and np.isnan(ds["occupation"].values).all()

@@ -20,7 +20,7 @@ import pytest
 import xarray as xr
 
 from opendicke.io import load_dataset
-from opendicke.meanfield import evolve
+from opendicke.meanfield import SteadyStateOptions, evolve
 from opendicke.model import paper_model
 from opendicke.states import PatternState
 from opendicke.sweep import (
@@ -87,14 +87,14 @@ def test_seed_axis_gives_one_chunk_per_seed_and_block():
 
 def test_spec_hash_changes_with_the_work_and_only_with_it():
     model = paper_model()
-    base = dict(vary={"g0": [0.5, 1.0]}, solver=evolve, options={"t_final": 3.0, "times": 4})
+    base = dict(vary={"g0": [0.5, 1.0]}, solver=evolve, arguments={"t_final": 3.0, "times": 4})
     key = plan_sweep(model, STARTS, **base).key
     assert plan_sweep(paper_model(), STARTS, **base).key == key
-    assert plan_sweep(model, STARTS, **{**base, "options": {"times": 4, "t_final": 3.0}}).key == key  # order
+    assert plan_sweep(model, STARTS, **{**base, "arguments": {"times": 4, "t_final": 3.0}}).key == key  # order
     assert plan_sweep(model, STARTS, **{**base, "vary": {"g0": [0.5, 1.0 + 1e-15]}}).key != key
     assert plan_sweep(model, STARTS[:2], **base).key != key
     assert plan_sweep(model.replace(omega=0.51), STARTS, **base).key != key
-    assert plan_sweep(model, STARTS, **{**base, "options": {"t_final": 3.0, "times": 5}}).key != key
+    assert plan_sweep(model, STARTS, **{**base, "arguments": {"t_final": 3.0, "times": 5}}).key != key
     assert plan_sweep(model, STARTS, **base, chunk_size=1).key != key
     assert plan_sweep(model, STARTS, **{**base, "solver": counting_evolve}).key != key
 
@@ -126,8 +126,8 @@ def test_chunked_steady_states_match_one_call_over_the_whole_grid(tmp_path):
 
     model = paper_model()
     vary = {"g0": np.linspace(0.55, 1.45, 5), "omega": [0.5, 0.55]}
-    whole = steady_state(model, STARTS, vary=vary, t_max=500.0)
-    ds = run_sweep(model, STARTS, vary=vary, options={"t_max": 500.0}, chunk_size=4, scheduler="in-process",
+    whole = steady_state(model, STARTS, vary=vary, options=SteadyStateOptions(t_max=500.0))
+    ds = run_sweep(model, STARTS, vary=vary, options=SteadyStateOptions(t_max=500.0), chunk_size=4, scheduler="in-process",
                    out=tmp_path / "s.nc")
     assert ds.attrs["sweep_chunks"] == 3
     assert list(ds.dims) == list(whole.dims) and set(ds.variables) == set(whole.variables)
@@ -147,7 +147,7 @@ def test_seed_axis_matches_one_call_per_seed():
     model = paper_model(n_spins=24, seed=0)
     seeds = [11, 12, 13]
     g0 = np.linspace(0.5, 1.5, 5)
-    ds = run_sweep(model, STARTS[:2], vary={"g0": g0, "seed": seeds}, solver=evolve, options=EVOLVE_OPTIONS,
+    ds = run_sweep(model, STARTS[:2], vary={"g0": g0, "seed": seeds}, solver=evolve, arguments=EVOLVE_OPTIONS,
                    chunk_size=3, scheduler="in-process")
     assert ds["overlap"].dims[:3] == ("g0", "seed", "initial")
     assert ds.sizes["group"] == 8 and np.ptp(ds["group_size"].values.sum(axis=-1)) == 0  # one seed leaves a group empty
@@ -166,14 +166,14 @@ def test_seed_axis_matches_one_call_per_seed():
 def test_provenance_is_recorded(tmp_path):
     model = paper_model(n_spins=20, seed=5)
     run_sweep(model, [PatternState(1), PatternState(2)], vary={"g0": [0.6, 1.2]},
-                   options={"t_max": 300.0}, chunk_size=1, scheduler="in-process", out=tmp_path / "p.nc")
+                   options=SteadyStateOptions(t_max=300.0), chunk_size=1, scheduler="in-process", out=tmp_path / "p.nc")
     back = load_dataset(tmp_path / "p.nc")
     spec = json.loads(back.attrs["sweep_spec"])
     assert spec["model"] == model.to_dict() and json.loads(back.attrs["model_json"]) == model.to_dict()
     assert spec["grid"] == {"g0": [0.6, 1.2]} and spec["seeds"] is None and spec["dims"] == ["g0"]
     assert spec["solver"] == "opendicke.meanfield.steady.steady_state"
     assert spec["initial"][0] == {"type": "PatternState", "pattern": 1, "sign": 1, "alpha": None}
-    assert spec["options"] == {"t_max": 300.0} and spec["opendicke_version"] == back.attrs["opendicke_version"]
+    assert spec["options"]["type"] == "SteadyStateOptions" and spec["options"]["t_max"] == 300.0 and spec["opendicke_version"] == back.attrs["opendicke_version"]
     assert back.attrs["seed"] == 5 and back.attrs["sweep_chunks"] == 2
     assert back["converged"].dims == ("g0", "initial") and back["converged"].dtype == bool
     assert back["classification"].shape == (2, 2)
@@ -181,7 +181,7 @@ def test_provenance_is_recorded(tmp_path):
 
 def test_resume_recomputes_only_missing_chunks(tmp_path):
     out = tmp_path / "r.nc"
-    kwargs = dict(vary={"g0": np.linspace(0.5, 1.5, 6)}, solver=counting_evolve, options=EVOLVE_OPTIONS, chunk_size=1,
+    kwargs = dict(vary={"g0": np.linspace(0.5, 1.5, 6)}, solver=counting_evolve, arguments=EVOLVE_OPTIONS, chunk_size=1,
                   scheduler="in-process", out=out)
     CALLS.clear()
     first = run_sweep(paper_model(), STARTS, keep_chunks=True, **kwargs)
@@ -237,14 +237,14 @@ def test_resume_refuses_chunks_of_another_sweep(tmp_path):
     out = tmp_path / "o.nc"
     model = paper_model(n_spins=12, seed=1)
     with pytest.raises(RuntimeError):
-        run_sweep(model, STARTS, vary={"g0": [0.5, 1.0, 1.5]}, solver=_failing_on_second_chunk, options=EVOLVE_OPTIONS,
+        run_sweep(model, STARTS, vary={"g0": [0.5, 1.0, 1.5]}, solver=_failing_on_second_chunk, arguments=EVOLVE_OPTIONS,
                   chunk_size=1, scheduler="in-process", out=out)
     assert len(list(parts_directory(out).glob("chunk-*.nc"))) == 1  # the finished chunk survived the failure
     with pytest.raises(ValueError, match="--seed"):
         run_sweep(model.replace(seed=2), STARTS, vary={"g0": [0.5, 1.0, 1.5]}, solver=_failing_on_second_chunk,
-                  options=EVOLVE_OPTIONS, chunk_size=1, scheduler="in-process", out=out, resume=True)
+                  arguments=EVOLVE_OPTIONS, chunk_size=1, scheduler="in-process", out=out, resume=True)
     with pytest.raises(ValueError, match="needs out"):
-        run_sweep(model, STARTS, vary={"g0": [0.5]}, solver=evolve, options=EVOLVE_OPTIONS, resume=True)
+        run_sweep(model, STARTS, vary={"g0": [0.5]}, solver=evolve, arguments=EVOLVE_OPTIONS, resume=True)
 
 
 def _failing_on_second_chunk(model, initial, *, vary, **options):
@@ -256,11 +256,11 @@ def _failing_on_second_chunk(model, initial, *, vary, **options):
 def test_a_second_driver_on_the_same_output_is_refused(tmp_path):
     out = tmp_path / "l.nc"
     with _locked(parts_directory(out)), pytest.raises(ValueError, match="another sweep"):
-        run_sweep(paper_model(), STARTS, vary={"g0": [0.5]}, solver=evolve, options=EVOLVE_OPTIONS, out=out)
+        run_sweep(paper_model(), STARTS, vary={"g0": [0.5]}, solver=evolve, arguments=EVOLVE_OPTIONS, out=out)
 
 
 def test_combine_reports_missing_chunks():
-    plan = plan_sweep(paper_model(), STARTS, vary={"g0": [0.5, 1.0]}, solver=evolve, options=EVOLVE_OPTIONS, chunk_size=1)
+    plan = plan_sweep(paper_model(), STARTS, vary={"g0": [0.5, 1.0]}, solver=evolve, arguments=EVOLVE_OPTIONS, chunk_size=1)
     with pytest.raises(ValueError, match="missing"):
         combine_chunks(plan, {0: evolve(paper_model(), STARTS, vary={"g0": [0.5]}, **EVOLVE_OPTIONS)})
 
@@ -337,7 +337,7 @@ def test_local_cluster_listens_on_loopback_only_and_matches_in_process():
         listening = _listening([os.getpid(), *_descendants(os.getpid())])
         assert len(listening) >= 3  # scheduler, its dashboard/http server, the workers
         assert set(listening) <= {"0100007F", "00000000000000000000000001000000"}, listening  # 127.0.0.1, ::1
-    kwargs = dict(vary={"g0": np.linspace(0.5, 1.5, 4)}, solver=evolve, options=EVOLVE_OPTIONS, chunk_size=1)
+    kwargs = dict(vary={"g0": np.linspace(0.5, 1.5, 4)}, solver=evolve, arguments=EVOLVE_OPTIONS, chunk_size=1)
     local = run_sweep(paper_model(), STARTS, scheduler="local", workers=2, **kwargs)
     inproc = run_sweep(paper_model(), STARTS, scheduler="in-process", **kwargs)
     assert local.attrs["sweep_executor"].startswith("local cluster (2 worker")
@@ -370,7 +370,7 @@ def reference():
     from opendicke.grid import parse_range
 
     name, values = parse_range(G0_SPEC)
-    return run_sweep(paper_model(), STARTS, vary={name: values}, options={"t_max": 2000.0, "paper_units": False},
+    return run_sweep(paper_model(), STARTS, vary={name: values}, arguments={"paper_units": False}, options=SteadyStateOptions(t_max=2000.0),
                      chunk_size=CHUNK, scheduler="in-process")
 
 
@@ -555,23 +555,23 @@ def test_recognition_map_through_run_sweep_equals_the_direct_call():
     kw = {"samples": 2}
     ref = recognition_map(model, MAP_G0, MAP_FLIPS, [1, 2], t_max=300.0, **kw)
     plan = plan_sweep(model, [1, 2], vary={"flip": MAP_FLIPS}, solver=recognition_map_task,
-                      options={**MAP_OPTIONS, **kw})
+                      arguments={**MAP_OPTIONS, **kw})
     assert plan.solves_per_point == 5 * 2 * 2 and len(plan.chunks) == 1
-    one = run_sweep(model, [1, 2], vary={"flip": MAP_FLIPS}, solver=recognition_map_task, options={**MAP_OPTIONS, **kw},
+    one = run_sweep(model, [1, 2], vary={"flip": MAP_FLIPS}, solver=recognition_map_task, arguments={**MAP_OPTIONS, **kw},
                     scheduler="in-process")
     _assert_same_map(one, ref, exact=True)  # one chunk: bit for bit
     chunked = run_sweep(model, [1, 2], vary={"flip": MAP_FLIPS}, solver=recognition_map_task,
-                        options={**MAP_OPTIONS, **kw}, chunk_size=1, scheduler="local", workers=2)
+                        arguments={**MAP_OPTIONS, **kw}, chunk_size=1, scheduler="local", workers=2)
     assert chunked.attrs["sweep_chunks"] == 3 and "local cluster" in chunked.attrs["sweep_executor"]
     _assert_same_map(chunked, ref, exact=False)
     with pytest.raises(ValueError, match="flip"):
-        run_sweep(model, [1], vary={"g0": MAP_G0}, solver=recognition_map_task, options=MAP_OPTIONS,
+        run_sweep(model, [1], vary={"g0": MAP_G0}, solver=recognition_map_task, arguments=MAP_OPTIONS,
                   scheduler="in-process")
 
 
 def test_recognition_map_resume_recomputes_nothing_finished(tmp_path):
     out = tmp_path / "map.nc"
-    kwargs = dict(vary={"flip": MAP_FLIPS}, solver=counting_map, options=MAP_OPTIONS, chunk_size=1,
+    kwargs = dict(vary={"flip": MAP_FLIPS}, solver=counting_map, arguments=MAP_OPTIONS, chunk_size=1,
                   scheduler="in-process", out=out)
     MAP_CALLS.clear()
     first = run_sweep(paper_model(), [1, 2], keep_chunks=True, **kwargs)
@@ -625,7 +625,7 @@ def test_convergence_study_through_run_sweep_equals_the_direct_call_and_resumes(
     options = {"t_final": 1.0, "times": 5, "seed": 0}
     ref = convergence_study(model, [2, 3, 4], 1, **options)
     out = tmp_path / "c.nc"
-    kwargs = dict(vary={"n_spins": [2, 3, 4]}, solver=convergence_task, options=options, scheduler="in-process", out=out)
+    kwargs = dict(vary={"n_spins": [2, 3, 4]}, solver=convergence_task, arguments=options, scheduler="in-process", out=out)
     first = run_sweep(model, 1, keep_chunks=True, **kwargs)
     assert first.attrs["sweep_chunks"] == 3  # one task per N_sp
     for ds in (first, load_dataset(out)):
@@ -656,7 +656,7 @@ def test_convergence_fit_from_restricts_the_power_law():
     options = {"t_final": 1.0, "times": 5, "seed": 0, "fit_from": 3}
     ref = convergence_study(model, [2, 3, 4], 1, **options)
     assert ref.attrs["slope"] == pytest.approx(fit_power_law([3, 4], ref["deviation"].values[1:])[0])
-    swept = run_sweep(model, 1, vary={"n_spins": [2, 3, 4]}, solver=convergence_task, options=options,
+    swept = run_sweep(model, 1, vary={"n_spins": [2, 3, 4]}, solver=convergence_task, arguments=options,
                       scheduler="in-process")
     assert swept.attrs["slope"] == ref.attrs["slope"] and swept.attrs["fit_from"] == 3
 

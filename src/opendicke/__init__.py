@@ -12,30 +12,35 @@ from .states import BlochState, CorruptedPattern, PatternState, RandomState  # n
 from .theory import critical_coupling, retrieval_occupation, retrieval_overlap, retrieval_state  # noqa: E402
 
 
-def evolve(*args, **kwargs):
-    """Mean-field time evolution; see :func:`opendicke.meanfield.evolve`."""
-    from .meanfield import evolve as _evolve
-
-    return _evolve(*args, **kwargs)
-
-
-def steady_state(*args, **kwargs):
-    """Stationary states, verified and classified; see :func:`opendicke.meanfield.steady.steady_state`."""
-    from .meanfield.steady import steady_state as _steady_state
-
-    return _steady_state(*args, **kwargs)
+# The solvers load on first use (``import opendicke`` stays light) and are the functions themselves, with their
+# own signatures and docstrings (PEP 562): ``opendicke.evolve is opendicke.meanfield.evolve``.
+_LAZY = {
+    "evolve": ("meanfield", "evolve"),
+    "EvolveOptions": ("meanfield.evolution", "EvolveOptions"),
+    "steady_state": ("meanfield.steady", "steady_state"),
+    "find_critical_coupling": ("meanfield.steady", "find_critical_coupling"),
+    "SteadyStateOptions": ("meanfield.steady", "SteadyStateOptions"),
+}
 
 
-def find_critical_coupling(*args, **kwargs):
-    """Critical couplings found numerically; see :func:`opendicke.meanfield.steady.find_critical_coupling`."""
-    from .meanfield.steady import find_critical_coupling as _find
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
 
-    return _find(*args, **kwargs)
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
     "DickeModel", "paper_model", "parse_patterns", "Grouping", "reduce", "per_spin",
     "PatternState", "CorruptedPattern", "RandomState", "BlochState",
     "critical_coupling", "retrieval_overlap", "retrieval_occupation", "retrieval_state", "evolve",
-    "steady_state", "find_critical_coupling",
+    "steady_state", "find_critical_coupling", "EvolveOptions", "SteadyStateOptions",
 ]

@@ -1,7 +1,7 @@
 """Parameter grids: the outer product of varied model parameters, flattened into one batch.
 
 Varied names: ``g0``, ``omega``, ``kappa`` (all modes at once), ``kappa_<n>`` and ``omega_mode_<n>``
-(mode n, numbered from 1). Each varied name becomes one labelled dimension of the results, in the
+(mode n, numbered from 1), and the individual spin rates ``gamma_down``, ``gamma_up``, ``gamma_phi``. Each varied name becomes one labelled dimension of the results, in the
 order given.
 """
 
@@ -14,9 +14,10 @@ import numpy as np
 
 from .model import DickeModel
 
-__all__ = ["ParameterBatch", "parameter_batch", "parse_range", "parse_vary", "check_distinct", "VARIABLE_NAMES"]
+__all__ = ["ParameterBatch", "parameter_batch", "parse_range", "parse_vary", "check_distinct", "VARIABLE_NAMES", "SPIN_RATES"]
 
-VARIABLE_NAMES = ("g0", "omega", "kappa", "kappa_<n>", "omega_mode_<n>")
+VARIABLE_NAMES = ("g0", "omega", "kappa", "kappa_<n>", "omega_mode_<n>", "gamma_down", "gamma_up", "gamma_phi")
+SPIN_RATES = ("gamma_down", "gamma_up", "gamma_phi")
 _MODE_NAME = re.compile(r"^(kappa|omega_mode)_(\d+)$")
 
 
@@ -30,6 +31,27 @@ class ParameterBatch:
     g0: np.ndarray  # (P,)
     omega_modes: np.ndarray  # (P, M)
     kappa: np.ndarray  # (P, M)
+    gamma_down: np.ndarray | None = None  # (P,) individual spin rates (None: zero everywhere)
+    gamma_up: np.ndarray | None = None
+    gamma_phi: np.ndarray | None = None
+
+    @property
+    def spin_dissipation(self) -> bool:
+        """Some point has a nonzero individual spin rate."""
+        return any(r is not None and np.any(r != 0) for r in (self.gamma_down, self.gamma_up, self.gamma_phi))
+
+    @property
+    def rates(self) -> dict:
+        """``{gamma_down, gamma_up, gamma_phi: (P,) arrays}`` for :class:`~opendicke.meanfield.equations.MeanFieldRHS`."""
+        P = self.size
+        return {n: (np.zeros(P) if getattr(self, n) is None else getattr(self, n)) for n in SPIN_RATES}
+
+    def grouping_model(self, model: DickeModel) -> DickeModel:
+        """The model whose reduction fits every point: split by gauge sign when some point has γ↓ ≠ γ↑."""
+        r = self.rates
+        if model.gauge_symmetric and np.any(r["gamma_down"] != r["gamma_up"]):
+            return model.replace(gamma_down=1.0, gamma_up=0.0)
+        return model
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -58,9 +80,18 @@ def check_distinct(name: str, values: np.ndarray) -> None:
                          f"each value of a grid dimension must be distinct")
 
 
-def parameter_batch(model: DickeModel, vary: dict | None = None) -> ParameterBatch:
-    """Expand ``vary`` ({name: values}) around ``model`` into a flat batch of parameter points."""
+def parameter_batch(model: DickeModel, vary: dict | None = None, *, spin_rates: bool = False) -> ParameterBatch:
+    """Expand ``vary`` ({name: values}) around ``model`` into a flat batch of parameter points.
+
+    The spin rates can be varied only by callers that take them (``spin_rates=True``); elsewhere varying them
+    is an error rather than a silently ignored dimension.
+    """
     vary = dict(vary or {})
+    if not spin_rates:
+        for name in vary:
+            if name in SPIN_RATES:
+                raise ValueError(f"cannot vary {name!r} here: this computation does not take individual spin "
+                                 "rates (evolve and steady_state do)")
     M = model.n_modes
     dims = tuple(vary)
     coords = {name: _values(name, vals) for name, vals in vary.items()}
@@ -72,6 +103,7 @@ def parameter_batch(model: DickeModel, vary: dict | None = None) -> ParameterBat
     g0 = np.full(P, model.g0)
     omega_modes = np.tile(model.omega_modes, (P, 1))
     kappa = np.tile(model.kappa, (P, 1))
+    rates = {n: np.full(P, float(getattr(model, n, 0.0))) for n in SPIN_RATES}
     for name, values in grids.items():
         if name == "g0":
             g0 = values.copy()
@@ -79,6 +111,10 @@ def parameter_batch(model: DickeModel, vary: dict | None = None) -> ParameterBat
             omega = values.copy()
         elif name == "kappa":
             kappa = np.repeat(values[:, None], M, axis=1)
+        elif name in SPIN_RATES:
+            if np.any(values < 0):
+                raise ValueError(f"vary {name}: spin rates must be ≥ 0")
+            rates[name] = values.copy()
         elif (m := _MODE_NAME.match(name)) is not None:
             mode = int(m.group(2))
             if not 1 <= mode <= M:
@@ -89,7 +125,7 @@ def parameter_batch(model: DickeModel, vary: dict | None = None) -> ParameterBat
             raise ValueError(f"cannot vary {name!r}: choose from {', '.join(VARIABLE_NAMES)}")
         if name.startswith("kappa") and np.any(values < 0):
             raise ValueError(f"vary {name}: loss rates must be ≥ 0")
-    return ParameterBatch(dims, coords, omega, g0, omega_modes, kappa)
+    return ParameterBatch(dims, coords, omega, g0, omega_modes, kappa, **rates)
 
 
 def parse_range(text: str) -> tuple[str, np.ndarray]:

@@ -7,9 +7,20 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "") -> list[Path]:
+def fit_exponential(n_spins, lifetimes, n_min: int = 8) -> tuple[float, float]:
+    """(A, r) of τ ≈ A e^{r N_sp}: least squares on ln τ over N_sp ≥ ``n_min``."""
+    n = np.asarray(n_spins, dtype=float)
+    tau = np.asarray(lifetimes, dtype=float)
+    sel = n >= n_min
+    r, ln_a = np.polyfit(n[sel], np.log(tau[sel]), 1)
+    return float(np.exp(ln_a)), float(r)
+
+
+def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "", fit: tuple | None = None,
+                  series: dict | None = None, label: str = "gap converged in the Fock cutoff") -> list[Path]:
     """Lifetime 1/|Re λ₁| against N_sp on a log scale; open markers where the Fock cutoff did not converge the gap.
-    ``path`` with a suffix writes that file; without one, PNG and PDF."""
+    ``fit`` = (A, r, n_min): draw A e^{r N} from n_min on. ``series``: further {label: (n_spins, lifetimes)} drawn
+    as lines with markers (e.g. other g0). ``path`` with a suffix writes that file; without one, PNG and PDF."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,13 +31,20 @@ def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "") -> list[
     ok = np.asarray(converged, dtype=bool)
     fig, ax = plt.subplots(figsize=(4.5, 3.4), constrained_layout=True)
     ax.semilogy(n, tau, "-", color="C0", lw=1)
-    ax.semilogy(n[ok], tau[ok], "o", color="C0", label="gap converged in the Fock cutoff")
+    ax.semilogy(n[ok], tau[ok], "o", color="C0", label=label)
     if np.any(~ok):
         ax.semilogy(n[~ok], tau[~ok], "o", mfc="none", color="C3", label="not converged")
+    if fit is not None:
+        a, r, n_min = fit
+        x = np.linspace(n_min, n.max(), 50)
+        ax.semilogy(x, a * np.exp(r * x), "--", color="k", lw=1,
+                    label=rf"$\tau \approx {a:.3g}\,e^{{{r:.3f} N_{{sp}}}}$ ($N_{{sp}} \geq {n_min:g}$)")
+    for i, (name, (ns, ts)) in enumerate((series or {}).items()):
+        ax.semilogy(ns, ts, "sx^v"[i % 4] + ":", color=f"C{i + 1}", ms=5, lw=1, label=name)
     ax.set_xlabel("$N_{sp}$")
     ax.set_ylabel(r"lifetime $1/|\mathrm{Re}\,\lambda_1|$ ($1/\kappa$)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     paths = [path] if path.suffix else [path.with_suffix(".png"), path.with_suffix(".pdf")]

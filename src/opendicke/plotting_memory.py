@@ -10,7 +10,7 @@ import numpy as np
 
 from .plotting import COLUMN_WIDTH, _plt, pattern_color, save_figure
 
-__all__ = ["plot_recognition_map", "plot_selective_regime", "plot_census", "plot_crosstalk"]
+__all__ = ["plot_recognition_map", "plot_selective_regime", "plot_census", "plot_crosstalk", "plot_transient_map"]
 
 
 def _edges(values):
@@ -164,7 +164,7 @@ def plot_census(census, path=None, *, examples=None):
     """(top) Fractions of outcomes vs g0, stacked, one panel per kind of start; (bottom) one example trajectory
     ξ_μ(t) per outcome found (from :func:`~opendicke.memory.census_examples`)."""
     plt = _plt()
-    kinds = [k for k in census["kind"].values if k != "all"] or ["all"]
+    kinds = [k for k in census["start_group"].values if k != "all"] or ["all"]
     n_ex = 0 if examples is None else examples.sizes["example"]
     ncols = max(len(kinds), 1)
     rows = 1 + (1 if n_ex else 0)
@@ -173,7 +173,7 @@ def plot_census(census, path=None, *, examples=None):
     g0 = census["g0"].values
     for a, kind in enumerate(kinds):
         ax = fig.add_subplot(grid[0, a * max(ncols, n_ex) // ncols: (a + 1) * max(ncols, n_ex) // ncols])
-        frac = census["fraction"].sel(kind=kind)
+        frac = census["fraction"].sel(start_group=kind)
         bottom = np.zeros(g0.size)
         for name in census["outcome_name"].values:
             v = frac.sel(outcome_name=name).values
@@ -273,3 +273,51 @@ def plot_crosstalk(ds, path=None, *, selectivity=None):
         save_figure(fig, path)
     return fig
 
+
+
+def plot_transient_map(ds, path=None, *, title: str | None = None):
+    """Transient retrieval over (g0, rate): one heat map of |ξ_ν(t_obs)| per pattern (white contour: retrieved at
+    t_obs; dashed: the lossless g_c(ν)) and a last panel with the number of patterns retrieved at t_obs (the
+    pattern-selective regime is where it lies strictly between 0 and M)."""
+    plt = _plt()
+
+    rate = str(ds.attrs["rate"])
+    symbol = {"gamma_phi": r"$\gamma_\phi$", "gamma_down": r"$\gamma_\downarrow$", "gamma_up": r"$\gamma_\uparrow$"}[rate]
+    pats = ds["pattern"].values
+    g0, rates = ds["g0"].values, ds[rate].values
+    n = pats.size + 1
+    ncols = min(n, 3)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(COLUMN_WIDTH * 2.0, 1.9 * nrows + 0.5), sharex=True, sharey=True,
+                             squeeze=False)
+    gx, gy = _edges(g0), _edges(rates)
+    for i, p in enumerate(pats):
+        ax = axes.flat[i]
+        values = ds["overlap"].sel(pattern=p).values.T  # (rate, g0)
+        mesh = ax.pcolormesh(gx, gy, values, vmin=0.0, vmax=1.0, cmap="viridis", shading="flat")
+        if 0 < ds["retrieved"].sel(pattern=p).values.sum() < ds["retrieved"].sel(pattern=p).size and g0.size > 1 \
+                and rates.size > 1:
+            ax.contour(g0, rates, ds["retrieved"].sel(pattern=p).values.T.astype(float), levels=[0.5], colors="white",
+                       linewidths=0.9)
+        gc = float(ds["g_crit_lossless"].sel(pattern=p))
+        if np.isfinite(gc):
+            ax.axvline(gc, color=pattern_color(int(p)), ls="--", lw=1.0)
+        ax.set_title(rf"pattern {int(p)}: $|\xi_{{{int(p)}}}(t={ds.attrs['t_obs']:g})|$", fontsize=8)
+    fig.colorbar(mesh, ax=axes.flat[: pats.size].tolist(), shrink=0.8, pad=0.02)
+    ax = axes.flat[pats.size]
+    counts = ds["n_retrieved"].values.T
+    cmap = plt.get_cmap("magma", pats.size + 1)
+    mesh2 = ax.pcolormesh(gx, gy, counts, vmin=-0.5, vmax=pats.size + 0.5, cmap=cmap, shading="flat")
+    ax.set_title("patterns retrieved", fontsize=8)
+    fig.colorbar(mesh2, ax=ax, ticks=np.arange(pats.size + 1), shrink=0.8, pad=0.02)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(r"$g_0$")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(symbol)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -129,6 +129,13 @@ register_kind("attractor_census", variables=("outcome", "ends_on", "overlap", "f
               dims=("g0", "start", "pattern"), description="memory.attractor_census")
 register_kind("census_examples", variables=("overlap",), dims=("example", "time", "pattern"),
               description="memory.census_examples")
+register_kind("transient_retrieval_map", variables=("overlap", "retrieved", "retention_time", "n_retrieved",
+              "g_crit_lossless"), dims=("pattern", "g0"), attrs=("rate", "t_obs", "t_final", "threshold"),
+              description="memory.transient_retrieval_map (spin dissipation)")
+register_kind("self_consistent_state", variables=("x", "overlap", "alpha", "bloch", "converged", "curvature", "stable"),
+              dims=("pattern", "group"), attrs=("start",), description="memory.self_consistent_state")
+register_kind("paramagnet_thresholds", variables=("threshold", "purity", "overlap_matrix"), dims=("pattern",),
+              description="memory.paramagnet_thresholds")
 register_kind("crosstalk", variables=("overlap_dynamics", "threshold", "crosstalk_rms", "elapsed_seconds"),
               dims=("n_modes", "n_spins", "seed", "g0"), attrs=("model_family",), description="memory.crosstalk",
               single_model=False)
@@ -159,6 +166,8 @@ def check_result(ds: xr.Dataset) -> list[str]:
             problems.append(f"{kind}: 'pattern' must be overlap indices within 1..M, got {pattern.tolist()}")
     if "initial" in ds.dims and ds["initial"].dtype.kind not in "UOS":
         problems.append(f"{kind}: 'initial' must label the starts (strings)")
+    if "kind" in ds.variables or "kind" in ds.dims:
+        problems.append(f"{kind}: 'kind' is the result's attribute; a dimension or variable must be named otherwise")
     for name in _OLD_TIME_NAMES:
         if name in ds.attrs or name in ds.variables:
             problems.append(f"{kind}: wall time is called elapsed_seconds, found {name!r}")

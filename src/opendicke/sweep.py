@@ -4,11 +4,14 @@ A sweep is the outer product of varied model parameters (``vary={"g0": ..., "ome
 dimension each, as in :func:`~opendicke.grid.parameter_batch`), optionally times a ``seed`` axis (each seed
 draws the model's random patterns anew: a different model per seed), solved from one or more initial
 states by a batched solver (default :func:`~opendicke.meanfield.steady.steady_state`; any function
-``solver(model, initial, vary=..., **options) -> xarray.Dataset`` with the varied names as leading
-dimensions will do, e.g. :func:`~opendicke.meanfield.evolve`). A solver may declare its own axes, not model
+``solver(model, initial, vary=..., options=..., **arguments) -> xarray.Dataset`` with the varied names as leading
+dimensions will do, e.g. :func:`~opendicke.meanfield.evolve`). The solver's numerical settings travel as its
+own frozen options object (``options=SteadyStateOptions(...)``, ``EvolveOptions(...)``; handed to the solver as
+``options=``, never as a dict), its other keywords (what to compute: ``t_final``, ``times``, ``paper_units``)
+as ``arguments``; where and how the sweep runs is one :class:`ExecutionOptions`. A solver may declare its own axes, not model
 parameters, in an attribute ``sweep_axes`` (names it accepts in ``vary``, e.g. the flipped fraction of
 :func:`~opendicke.memory.recognition_map_task`), and the solves one grid point costs in
-``sweep_solves_per_point(model, initial, options)`` (chunk sizes and the ``auto`` choice use it), and
+``sweep_solves_per_point(model, initial, arguments)`` (chunk sizes and the ``auto`` choice use it), and
 ``sweep_finish(ds) -> ds`` computes what needs the whole grid from the combined chunks (see
 :func:`convergence_task`: one task per N_sp, the power-law fit over all of them).
 
@@ -26,7 +29,7 @@ solves (or a single chunk, or a single core) and a local cluster above.
 
 **Incremental, atomic, resumable** (with ``out``). Beside ``out`` a directory ``<out>.parts/`` receives one
 NetCDF file per finished chunk, ``chunk-<index>-<spec hash>.nc``. The spec hash covers everything that
-determines the numbers (solver, model, initial states, grid, seeds, options, chunk layout, package
+determines the numbers (solver, model, initial states, grid, seeds, arguments, options, chunk layout, package
 version). The driver writes each chunk exactly once when its single task result arrives (tasks return
 their Dataset; workers need no shared filesystem), through a temporary file and a rename, so a reader
 never sees a half-written file, even after ``kill -9``; it then releases the task, so a worker lost later
@@ -56,6 +59,7 @@ import numpy as np
 from ._version import __version__
 from .grid import check_distinct, parameter_batch
 from .model import DickeModel
+from .options import merge_options
 from .states import InitialState, as_initial_state
 
 __all__ = [
@@ -118,7 +122,8 @@ class SweepPlan:
     grid: dict[str, np.ndarray]  # varied model parameters, in order
     seeds: np.ndarray | None  # pattern seeds, or None
     dims: tuple[str, ...]  # leading dimensions of the result (grid names and "seed", in the order given)
-    options: dict  # keyword arguments of the solver
+    arguments: dict  # the solver's keyword arguments (what to compute), sorted by name
+    options: object  # the solver's frozen options object (handed over as ``options=``), or None
     solves_per_point: int  # solves of one grid point (the initial states, or what the solver declares)
     block_shape: tuple[int, ...]  # chunk extent along each grid dimension
     chunks: tuple[Chunk, ...]
@@ -216,7 +221,8 @@ def plan_sweep(
     *,
     vary: Mapping[str, Sequence[float]] | None = None,
     solver: Callable | None = None,
-    options: Mapping | None = None,
+    arguments: Mapping | None = None,
+    options: object | None = None,
     chunk_size: int | None = None,
 ) -> SweepPlan:
     """Lay out a sweep: grid, seeds, chunks and the spec hash (nothing is computed).
@@ -229,14 +235,21 @@ def plan_sweep(
         An initial state or pattern number, or a list of them (a list adds the dimension ``initial``).
     vary:
         ``{name: values}``: model parameters as in :func:`~opendicke.grid.parameter_batch` (``g0``,
-        ``omega``, ``kappa``, ``kappa_<n>``, ``omega_mode_<n>``) and ``seed``: pattern seeds (whole numbers;
+        ``omega``, ``kappa``, ``kappa_<n>``, ``omega_mode_<n>``; the spin rates ``gamma_*`` for solvers
+        that take them, e.g. the default steady states) and ``seed``: pattern seeds (whole numbers;
         needs a finite ``n_spins``, each seed draws new random patterns and replaces the model's). One
         labelled dimension per name, in the order given.
     solver:
-        ``solver(model, initial, vary=..., **options) -> xarray.Dataset`` (default: steady states). It must be
-        importable by name on the workers (a module-level function).
+        ``solver(model, initial, vary=..., options=..., **arguments) -> xarray.Dataset`` (default: steady states).
+        It must be importable by name on the workers (a module-level function).
+    arguments:
+        The solver's keyword arguments that say what to compute (e.g. ``{"paper_units": True}`` for steady
+        states, ``{"t_final": 100, "times": 11}`` for :func:`~opendicke.meanfield.evolve`).
+        A model with spin rates is refused unless the solver declares ``solver.sweep_spin_rates = True``.
     options:
-        Keyword arguments for the solver (e.g. ``{"t_max": 2000, "paper_units": False}``).
+        The solver's numerical settings as its frozen options object (e.g.
+        ``SteadyStateOptions(t_max=2000)``, ``EvolveOptions(rtol=1e-9)``), handed over as ``options=``; a dict
+        is refused (``TypeError``): option objects are validated when built, before any work.
     chunk_size:
         Parameter points per chunk (each solved from every initial state). Default: about
         :data:`SOLVES_PER_CHUNK` solves per chunk. Chunks never mix seeds.
@@ -258,14 +271,28 @@ def plan_sweep(
         if name in grid:
             check_distinct(name, grid[name])
     params = {name: values for name, values in grid.items() if name not in own_axes}
-    parameter_batch(model, {name: values[:1] for name, values in params.items()})  # names and values checked
+    # individual spin rates (model or grid) only for solvers that take them (``solver.sweep_spin_rates``)
+    rates_ok = bool(getattr(solver, "sweep_spin_rates", False))
+    if model.spin_dissipation and not rates_ok:
+        raise ValueError(f"gamma_down/gamma_up/gamma_phi: the sweep solver {getattr(solver, '__name__', solver)!r} "
+                         "does not take individual spin rates (it would ignore them)")
+    parameter_batch(model, {name: values[:1] for name, values in params.items()}, spin_rates=rates_ok)  # checked
     for name, values in params.items():
-        parameter_batch(model, {name: values})
-    options = {k: options[k] for k in sorted(options)} if options else {}
+        parameter_batch(model, {name: values}, spin_rates=rates_ok)
+    if options is not None and (isinstance(options, Mapping) or not dataclasses.is_dataclass(options)):
+        raise TypeError(f"options: give the solver's options object (e.g. SteadyStateOptions(t_max=2000) or "
+                        f"EvolveOptions(rtol=1e-9)), not {type(options).__name__}; the solver's other keywords go "
+                        f"in arguments=")
+    if arguments is not None and not isinstance(arguments, Mapping):
+        raise TypeError(f"arguments: give the solver's keyword arguments as a mapping, got {type(arguments).__name__}")
+    if arguments and ({"options", "vary", "progress"} & set(arguments)):
+        raise ValueError(f"arguments: {sorted({'options', 'vary', 'progress'} & set(arguments))} are set by the sweep "
+                         f"(options: the options= parameter)")
+    arguments = {k: arguments[k] for k in sorted(arguments)} if arguments else {}
 
     per_point = getattr(solver, "sweep_solves_per_point", None)
     n_starts = len(starts)
-    solves_per_point = max(1, int(per_point(model, starts if many else starts[0], options))) if per_point else n_starts
+    solves_per_point = max(1, int(per_point(model, starts if many else starts[0], arguments))) if per_point else n_starts
     if chunk_size is None:
         chunk_size = max(1, SOLVES_PER_CHUNK // solves_per_point)
     if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
@@ -290,12 +317,13 @@ def plan_sweep(
         "grid": _plain(grid),
         "seeds": _plain(seeds),
         "dims": list(vary),
+        "arguments": _plain(arguments),
         "options": _plain(options),
         "chunk_block": list(block),
         "opendicke_version": __version__,
     }
     key = hashlib.sha256(_json(spec).encode()).hexdigest()[:16]
-    return SweepPlan(solver, model, starts if many else starts[0], grid, seeds, tuple(vary), options, solves_per_point,
+    return SweepPlan(solver, model, starts if many else starts[0], grid, seeds, tuple(vary), arguments, options, solves_per_point,
                      block, tuple(chunks), spec, key)
 
 
@@ -303,15 +331,15 @@ def plan_sweep(
 # One chunk (runs on a worker or in-process)
 
 
-def solve_chunk(solver: Callable, model: DickeModel, initial, vary: dict, options: dict, seed: int | None,
+def solve_chunk(solver: Callable, model: DickeModel, initial, vary: dict, arguments: dict, options, seed: int | None,
                 progress: Callable[[float], None] | None = None):
     """The task: one vectorised solver call over a chunk's slice of the grid (with the chunk's seed)."""
     if seed is not None:
         model = model.replace(seed=int(seed))
-    kwargs = dict(options)
+    extra = {} if options is None else {"options": options}
     if progress is not None:
-        kwargs["progress"] = progress
-    return solver(model, initial, vary=vary, **kwargs)
+        extra["progress"] = progress
+    return solver(model, initial, vary=vary, **arguments, **extra)
 
 
 def _accepts_progress(solver) -> bool:
@@ -441,6 +469,11 @@ class ExecutionOptions:
             raise ValueError(f"scheduler must be 'auto', 'in-process', 'local', an address or a distributed.Client, "
                              f"got {sched!r}")
 
+    @classmethod
+    def merged(cls, execution: ExecutionOptions | None = None, **fields) -> ExecutionOptions:
+        """``execution`` (default: the defaults) with the fields given as keywords (``None``: keep) replaced."""
+        return merge_options(cls, execution, "execution", fields)
+
 
 def resolve_scheduler(scheduler: str | None, plan: SweepPlan, n_todo: int | None = None, workers: int | None = None) -> str:
     """``"in-process"``, ``"local"`` or a scheduler address, with ``"auto"``/``None`` decided (module docstring).
@@ -470,7 +503,7 @@ def _run_in_process(plan: SweepPlan, todo: list[Chunk], on_result, progress, don
     total = len(plan.chunks)
     for k, chunk in enumerate(todo):
         inner = (lambda f, k=k: progress((done + k + min(max(f, 0.0), 1.0)) / total)) if pass_progress else None
-        ds = solve_chunk(plan.solver, plan.model, plan.initial, plan.chunk_vary(chunk), plan.options, chunk.seed,
+        ds = solve_chunk(plan.solver, plan.model, plan.initial, plan.chunk_vary(chunk), plan.arguments, plan.options, chunk.seed,
                          progress=inner)
         on_result(chunk, ds)
         if progress is not None:
@@ -517,7 +550,7 @@ def _run_dask(plan: SweepPlan, todo: list[Chunk], client, on_result, progress, d
     futures = {}
     for chunk in todo:
         key = f"opendicke-sweep-{plan.key}-{chunk.index:05d}"
-        fut = client.submit(solve_chunk, plan.solver, plan.model, plan.initial, plan.chunk_vary(chunk), plan.options,
+        fut = client.submit(solve_chunk, plan.solver, plan.model, plan.initial, plan.chunk_vary(chunk), plan.arguments, plan.options,
                             chunk.seed, key=key, pure=False)
         futures[fut.key] = (fut, chunk)
     try:
@@ -643,25 +676,31 @@ def run_sweep(
     *,
     vary: Mapping[str, Sequence[float]] | None = None,
     solver: Callable | None = None,
-    options: Mapping | None = None,
+    arguments: Mapping | None = None,
+    options: object | None = None,
     out: str | os.PathLike | None = None,
-    scheduler: str | object | None = AUTO,
-    workers: int | None = None,
-    chunk_size: int | None = None,
-    resume: bool = False,
-    keep_chunks: bool = False,
+    execution: ExecutionOptions | None = None,
     progress: Callable[[float], None] | None = None,
     plan: SweepPlan | None = None,
+    scheduler: str | object | None = None,
+    workers: int | None = None,
+    chunk_size: int | None = None,
+    resume: bool | None = None,
+    keep_chunks: bool | None = None,
 ):
     """Run a sweep in chunks, in-process or on Dask, writing each finished chunk (see the module docstring).
 
     Parameters
     ----------
-    model, initial, vary, solver, options, chunk_size:
+    model, initial, vary, solver, arguments, options:
         The work, as in :func:`plan_sweep` (or give a ready ``plan``).
     out:
         NetCDF file for the combined result. Chunks land in :func:`parts_directory` (``<out>.parts/``) as they
         finish. Without ``out`` nothing is written and nothing can be resumed.
+    execution:
+        Where and how the sweep runs: one :class:`ExecutionOptions`. ``scheduler``, ``workers``, ``chunk_size``,
+        ``resume`` and ``keep_chunks`` given as keywords are shorthand for its fields: they replace the fields
+        of ``execution`` and the whole is validated once, here, before any planning or work.
     scheduler:
         ``"auto"`` (default), ``"in-process"``, ``"local"``, an address ``"tcp://HOST:PORT"``, or a
         ``distributed.Client`` of your own (used as it is and left open).
@@ -685,14 +724,17 @@ def run_sweep(
         ``sweep_chunks_reused``, ``elapsed_seconds`` (wall time of the whole sweep). Per-point convergence flags are the solver's
         (``converged``/``classification`` for steady states, ``success`` for evolution).
     """
-    ExecutionOptions(scheduler, workers, chunk_size, resume, keep_chunks)  # validated before any work
+    ex = ExecutionOptions.merged(execution, scheduler=scheduler, workers=workers, chunk_size=chunk_size, resume=resume,
+                                 keep_chunks=keep_chunks)  # validated before any work
+    scheduler, workers, chunk_size, resume, keep_chunks = ex.scheduler, ex.workers, ex.chunk_size, ex.resume, ex.keep_chunks
     if resume and out is None:
         raise ValueError("resume needs out: the chunks of a sweep are kept beside its output file")
     if out is not None:
         from .io import check_writable
 
         check_writable(out)
-    plan = plan or plan_sweep(model, initial, vary=vary, solver=solver, options=options, chunk_size=chunk_size)
+    plan = plan or plan_sweep(model, initial, vary=vary, solver=solver, arguments=arguments, options=options,
+                              chunk_size=chunk_size)
     t0 = time.perf_counter()
     if out is None:
         results: dict[int, object] = {}
@@ -803,11 +845,13 @@ def _finish(plan, results, description, n_reused, t0):
 # Adapters: studies that are not a solver over model parameters
 
 
-def convergence_task(model: DickeModel, initial, *, vary, progress=None, **options):
+def convergence_task(model: DickeModel, initial, *, vary, t_final: float = 10.0, times: int = 101, seed: int | None = 0,
+                     fit_from: int = 0, options=None, progress=None):
     """:func:`~opendicke.quantum.convergence.convergence_study` as a sweep solver: ``vary={"n_spins": [...]}``.
 
-    Each N_sp is worth a task of its own (:func:`_convergence_solves`); ``options`` are the study's keywords
-    (``seed``, ``t_final``, ``times``, solver options). The per-size method is kept as a variable until
+    Each N_sp is worth a task of its own (:func:`_convergence_solves`); ``t_final``, ``times``, ``seed`` and
+    ``fit_from`` are the study's (a sweep's ``arguments``), ``options`` the exact solver's
+    :class:`~opendicke.quantum.QuantumOptions`. The per-size method is kept as a variable until
     :func:`_convergence_finish` fits the power law over all sizes and restores the study's attributes.
     """
     from .quantum.convergence import convergence_study
@@ -817,7 +861,8 @@ def convergence_task(model: DickeModel, initial, *, vary, progress=None, **optio
     sizes = np.asarray(vary["n_spins"], dtype=float)
     if np.any(sizes != np.round(sizes)) or np.any(sizes < 1):
         raise ValueError(f"n_spins must be positive whole numbers, got {sizes.tolist()}")
-    ds = convergence_study(model, sizes.astype(int).tolist(), initial, progress=progress, **options)
+    ds = convergence_study(model, sizes.astype(int).tolist(), initial, t_final=t_final, times=times, seed=seed,
+                           fit_from=fit_from, options=options, progress=progress)
     ds["method"] = (("n_spins",), np.array(ds.attrs.pop("methods").split(","), dtype=str))
     for key in ("slope", "prefactor"):
         ds.attrs.pop(key)
@@ -839,5 +884,6 @@ def _convergence_finish(ds):
 
 
 convergence_task.sweep_axes = ("n_spins",)
+convergence_task.sweep_spin_rates = True  # the permutation-invariant exact solver takes them
 convergence_task.sweep_solves_per_point = _convergence_solves
 convergence_task.sweep_finish = _convergence_finish

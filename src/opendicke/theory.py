@@ -76,6 +76,12 @@ def retrieval_state(model: DickeModel, pattern: int, sign: int = +1):
     from .results import model_attrs
 
     t0 = time.perf_counter()
+    if model.spin_dissipation:
+        raise ValueError(
+            "gamma_down/gamma_up/gamma_phi: retrieval_state is the Eq. (12) state of the lossless spins; with "
+            "individual spin dissipation no stationary retrieval state exists for balanced patterns (only the "
+            "paramagnet; docs/spin-dissipation.md): use dissipative_stationary_overlaps / dissipative_fixed_point, "
+            "or steady_state / evolve for the transient")
     nu = _pattern_index(model, pattern)
     if isinstance(sign, bool) or sign not in (1, -1):
         raise ValueError(f"sign must be +1 or -1, got {sign}")

@@ -96,11 +96,12 @@ def build_model(config=None, omega=None, omega_modes=None, kappa=None, g0=None, 
 
 # Commands whose solvers do not take the individual spin rates yet (issue 15): refuse them rather than ignore them.
 _NO_SPIN_RATES_YET = {
-    name: f"{label} does not take the spin rates --gamma-down/--gamma-up/--gamma-phi yet (supported: evolve, quantum)"
+    name: f"{label} does not take the spin rates --gamma-down/--gamma-up/--gamma-phi yet (supported: evolve, "
+          "quantum, steady, sweep, convergence, fluctuations --method cumulant, memory transient)"
     for name, label in (("theory", "theory (Eq. 12 holds without spin dissipation; see docs/spin-dissipation.md)"),
-                        ("steady", "steady"), ("sweep", "sweep"), ("map_command", "memory map"),
+                        ("map_command", "memory map"),
                         ("which_command", "memory which"), ("stability_command", "memory stability"),
-                        ("census_command", "memory census"), ("convergence", "convergence"))
+                        ("census_command", "memory census"), ("crosstalk_command", "memory crosstalk"))
 }
 
 
@@ -307,13 +308,13 @@ KeepChunksOption = Annotated[bool, typer.Option(
 
 
 def run_chunked(description: str, *, out, resume: bool, scheduler, workers, chunk_size, keep_chunks: bool,
-                progress: bool = True, **work):
+                model, initial, vary, solver=None, arguments=None, options=None, progress: bool = True):
     """:func:`opendicke.sweep.run_sweep` with the execution options above, a progress bar and the CLI's errors.
 
-    ``work``: the sweep (model, initial, vary, solver, options). A failure or Ctrl-C after chunks finished
+    The sweep: ``model``, ``initial``, ``vary``, ``solver``, ``arguments``, ``options``. A failure or Ctrl-C after chunks finished
     exits 1 and says how many chunk files are kept for ``--resume``; bad options are ValueErrors (exit 2).
     """
-    from ..sweep import parts_directory, run_sweep
+    from ..sweep import ExecutionOptions, parts_directory, run_sweep
 
     if resume and out is None:
         raise ValueError("--resume needs --out (the finished chunks live beside the output file)")
@@ -323,8 +324,10 @@ def run_chunked(description: str, *, out, resume: bool, scheduler, workers, chun
     check_out(out)
     try:
         with Progress(description, enabled=progress) as bar:
-            return run_sweep(out=out, scheduler=scheduler, workers=workers, chunk_size=chunk_size, resume=resume,
-                             keep_chunks=keep_chunks, progress=bar, **work)
+            execution = ExecutionOptions(scheduler=scheduler, workers=workers, chunk_size=chunk_size, resume=resume,
+                                         keep_chunks=keep_chunks)
+            return run_sweep(model, initial, vary=vary, solver=solver, arguments=arguments, options=options, out=out,
+                             execution=execution, progress=bar)
     except (Exception, KeyboardInterrupt) as exc:
         if isinstance(exc, ValueError) or out is None:
             raise

@@ -101,10 +101,10 @@ def fluctuations(
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
-    table = Table(title=f"{method}, {start.label()} → t = {t_final:g}   ({model!r})")
+    table = titled_table(f"{method}, {start.label()} → t = {t_final:g}   ({model!r})")
     for name in ("pattern", f"ξ_μ({t_final:g})", "spread √Var ξ", "mean field", f"n_μ({t_final:g})", "mean field"):
         table.add_column(name, justify="right")
     for j, mu in enumerate(ds["pattern"].values):

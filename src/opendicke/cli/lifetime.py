@@ -46,6 +46,7 @@ def lifetime(
     tol: Annotated[float, typer.Option("--tol", help="Target accuracy of the stationary occupations, second moments and overlap distribution.")] = 1e-6,
     gap_rtol: Annotated[float, typer.Option("--gap-rtol", help="Target relative accuracy of the gap in the Fock cutoff.")] = 1e-3,
     method: Annotated[str, typer.Option("--method", help="auto | shift-invert | propagator")] = "auto",
+    basis: Annotated[str, typer.Option("--basis", help="plain (Dicke ⊗ Fock) | polaron (modes displaced by the stationary field of each spin configuration: the cutoff counts fluctuations, ~10 at any N_sp; use it for N_sp ≳ 12).")] = "plain",
     vary: Annotated[Optional[str], typer.Option("--vary", help="n_spins=START:STOP:COUNT or n_spins=8,16,24: the lifetime-vs-N table.")] = None,
     max_memory: Annotated[float, typer.Option("--max-memory", help="Memory budget in GiB; larger problems fail before allocating.")] = 6.0,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the labelled result as NetCDF.")] = None,
@@ -55,7 +56,10 @@ def lifetime(
     """Exact finite-N steady state, Liouvillian gap (lifetime = 1/gap) and extreme metastable states."""
     import xarray as xr
 
-    from ..quantum.lifetime import FockCutoffWarning, lifetime as compute
+    from ..quantum.lifetime import BASES, FockCutoffWarning, lifetime as compute
+
+    if basis not in BASES:
+        fail(f"--basis must be one of {', '.join(BASES)}, got {basis!r}")
 
     if vary is not None:
         name, _, values = vary.partition("=")
@@ -73,7 +77,7 @@ def lifetime(
             warnings.simplefilter("always", FockCutoffWarning)
             try:
                 ds = compute(m, fock="auto" if fock is None else fock, tol=tol, gap_rtol=gap_rtol, eigenvalues=eigenvalues,
-                             method=method, max_memory=max_memory * 2**30)
+                             method=method, max_memory=max_memory * 2**30, basis=basis)
             except MemoryError as exc:
                 fail(str(exc))
         for w in caught:
@@ -101,13 +105,13 @@ def lifetime(
             print_json({"n_spins": sizes, **{key: [r[key] for r in recs] for key in recs[0]},
                         "gap_converged": [bool(r["gap_converged"]) for r in runs]})
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
     console = Console()
     if vary is None:
         ds = runs[0]
-        table = Table(title=f"Liouvillian spectrum, N_sp = {model.n_spins}   ({model!r})")
+        table = titled_table(f"Liouvillian spectrum, N_sp = {model.n_spins}   ({model!r})")
         for name in ("", "Re λ", "Im λ", "sector", "residual"):
             table.add_column(name, justify="right")
         for i in range(ds.sizes["eigenvalue"]):
@@ -118,7 +122,7 @@ def lifetime(
         console.print(f"gap {float(ds.gap):.6e} ({ds.gap_sector.values}), lifetime {float(ds.lifetime):.6g}, Fock levels "
                       f"{ds.fock.values.tolist()}, stationary residual {float(ds.residual):.1e}, metastable overlaps {ms}")
         return
-    table = Table(title=f"lifetime against N_sp   ({model!r})")
+    table = titled_table(f"lifetime against N_sp   ({model!r})")
     for name in ("N_sp", "gap", "lifetime", "Fock", "converged", "metastable |ξ|", "seconds"):
         table.add_column(name, justify="right")
     for n, ds in zip(sizes, runs):

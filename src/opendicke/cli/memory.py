@@ -1,4 +1,5 @@
-"""Commands for associative-memory experiments: ``opendicke memory map | which | stability | census | crosstalk``.
+"""Commands for associative-memory experiments: ``opendicke memory map | which | stability | census | crosstalk |
+transient``.
 
 Definitions (see :mod:`opendicke.memory`): in the thermodynamic limit a pattern is *retrievable* when its
 (corrupted) start relaxes to a finite-overlap state that is stable on the start's invariant subspace and in
@@ -31,7 +32,7 @@ from .common import (
 memory_app = typer.Typer(
     name="memory",
     help="Associative memory: recognition maps over (g0, p), the pattern-selective regime, attractor census, "
-         "crosstalk at finite N_sp.",
+         "crosstalk at finite N_sp, transient retrieval with individual spin dissipation.",
     no_args_is_help=True,
 )
 app.add_typer(memory_app, name="memory")
@@ -115,7 +116,7 @@ def map_command(
     ds = run_chunked("recognition map", out=out, resume=resume, scheduler=scheduler, workers=workers,
                      chunk_size=chunk_size, keep_chunks=keep_chunks, progress=not as_json, model=model, initial=pats,
                      vary={"flip": flip_values}, solver=recognition_map_task,
-                     options={"g0": g0, "samples": samples, "draws": draws, "threshold": threshold, "t_max": t_max})
+                     arguments={"g0": g0, "samples": samples, "draws": draws, "threshold": threshold, "t_max": t_max})
     elapsed = time.perf_counter() - t0
     if figure is not None:
         from ..plotting_memory import plot_recognition_map
@@ -313,8 +314,8 @@ def census_command(
     record = {
         "g0": plain(ds["g0"].values),
         "outcomes": [str(o) for o in ds["outcome_name"].values],
-        "kinds": [str(k) for k in ds["kind"].values],
-        "fraction": {str(k): plain(ds["fraction"].sel(kind=k).values) for k in ds["kind"].values},
+        "kinds": [str(k) for k in ds["start_group"].values],  # JSON keys kept (contract)
+        "fraction": {str(k): plain(ds["fraction"].sel(start_group=k).values) for k in ds["start_group"].values},
         "precessing_paramagnetic": plain(((ds["outcome"] == "paramagnetic") & ds["precessing"]).mean("start").values),
         "elapsed_seconds": elapsed,
         "elapsed_s": elapsed,  # alias of the first contract
@@ -414,3 +415,61 @@ def crosstalk_command(
                           f"{float(s['threshold_shift'].mean()):+.2e}", f"{float(s['crosstalk_rms'].mean()):.2e}",
                           f"{float(s['elapsed_seconds'].sum()):.1f}")
     Console().print(table)
+
+
+@memory_app.command("transient")
+@model_command
+def transient_command(
+    model,
+    vary: Annotated[List[str], typer.Option("--vary", help="The grid: g0=START:STOP:COUNT and one spin rate, e.g. "
+                                            "gamma_phi=0:0.04:17 (or gamma_down / gamma_up).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="NetCDF file for the labelled map.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Figure path (PNG and PDF without a suffix).")] = None,
+    pattern: Annotated[str, typer.Option("--pattern", help="'all' or comma-separated pattern numbers.")] = "all",
+    t_obs: Annotated[float, typer.Option("--t-obs", help="Observation time of the retrieval.")] = 50.0,
+    t_final: Annotated[float, typer.Option("--t-final", help="End of the trajectories (retention times are "
+                                           "censored there).")] = 200.0,
+    times: Annotated[int, typer.Option("--times", help="Output times on [0, t_final].")] = 401,
+    threshold: Annotated[float, typer.Option("--threshold", help="|ξ_ν| at or above this counts as retrieved.")] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the map as JSON lists.")] = False,
+):
+    """Transient retrieval with individual spin dissipation over (g0, rate): |ξ_ν(t_obs)| and retention time.
+
+    With decay, pumping or dephasing balanced patterns have no stationary retrieval state (docs/spin-dissipation.md):
+    this maps how long, and from which couplings on, each pattern is held.
+    """
+    from ..grid import SPIN_RATES, parse_vary
+    from ..memory import transient_retrieval_map
+
+    check_out(out)
+    check_out(plot, option="--plot")
+    grid = parse_vary(vary)
+    names = [n for n in grid if n in SPIN_RATES]
+    if set(grid) - {"g0", *SPIN_RATES} or "g0" not in grid or len(names) != 1:
+        raise ValueError(f"--vary: give g0=... and exactly one of {', '.join(SPIN_RATES)}, got {', '.join(grid)}")
+    pats = _patterns(pattern, model.n_modes)
+    with Progress("transient map", enabled=not as_json) as progress:
+        ds = transient_retrieval_map(model, grid["g0"], grid[names[0]], rate=names[0], patterns=pats, t_obs=t_obs,
+                                     t_final=t_final, times=times, threshold=threshold, progress=progress)
+    if out is not None:
+        from ..io import save_dataset
+
+        save_dataset(ds, out)
+    if plot is not None:
+        from ..plotting_memory import plot_transient_map
+
+        plot_transient_map(ds, plot)
+    if as_json:
+        print_json({"pattern": plain(ds["pattern"].values), "g0": plain(ds["g0"].values),
+                    names[0]: plain(ds[names[0]].values), "overlap": plain(ds["overlap"].values),
+                    "retention_time": plain(ds["retention_time"].values),
+                    "n_retrieved": plain(ds["n_retrieved"].values), "elapsed_seconds": ds.attrs["elapsed_seconds"]})
+        return
+    rate_values = ds[names[0]].values
+    for p in ds["pattern"].values:
+        for r, value in enumerate(rate_values):
+            ok = ds["retrieved"].sel(pattern=p).values[:, r]
+            first = f"{ds['g0'].values[ok][0]:.4g}" if ok.any() else "—"
+            typer.echo(f"pattern {int(p)}, {names[0]} = {value:g}: retrieved at t = {t_obs:g} from g0 = {first}")
+    typer.echo(f"{ds['g0'].size} × {rate_values.size} × {ds['pattern'].size} trajectories in "
+               f"{ds.attrs['elapsed_seconds']:.1f} s" + (f"; wrote {out}" if out else ""))

@@ -76,7 +76,7 @@ def quantum(
     traj_seed: Annotated[Optional[int], typer.Option("--traj-seed", help="Seed of the trajectories' random numbers.")] = None,
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory budget of the master equation (e.g. 2, 2GiB, 512MiB; a bare number is GiB; default 2 GiB): beyond it --method auto takes trajectories, and a --fock that does not fit is refused before anything is built.")] = None,
     threads: Annotated[int, typer.Option("--threads", help="Threads of the compiled master-equation kernel.")] = 1,
-    deviation_tol: Annotated[Optional[float], typer.Option("--deviation-tol", help="Gaussian frame: also require the relative change of N(xi - xi_MF), N(n - n_MF) and N E_N between truncations to be below this (default: reported only).")] = None,
+    deviation_tol: Annotated[Optional[float], typer.Option("--deviation-tol", help="Frames (comoving, gaussian): the truncation search also requires the relative change of N(xi - xi_MF), N(n - n_MF) and N E_N between truncations to be below this (default 1e-2; 0: measured and reported only).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the labelled result as NetCDF.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a figure (exact vs mean field).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: t, overlaps, occupations, cost, method, fock, truncation_error.")] = False,
@@ -88,7 +88,8 @@ def quantum(
         fail("the exact quantum dynamics needs a finite number of spins: give --n-spins N (or --patterns)")
     budget = _memory(memory)
     options = QuantumOptions(t_final=t_final, times=times, fock=_fock(fock), tol=tol, method=method, frame=frame,
-                             max_dim=max_dim, ntraj=ntraj, seed=traj_seed, threads=threads, deviation_tol=deviation_tol,
+                             max_dim=max_dim, ntraj=ntraj, seed=traj_seed, threads=threads,
+                             **({} if deviation_tol is None else {"deviation_tol": deviation_tol or None}),
                              **({} if budget is None else {"memory": budget}))
     (start,) = start_states(model, pattern, flip, flip_seed, mirror)
     if model.spin_dissipation:  # individual spin rates: the permutation-invariant solver (issue 15)
@@ -142,10 +143,10 @@ def report(ds, model, start, *, t_final, out, plot, as_json, title, footer) -> N
     if as_json:
         print_json(record)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .common import console as Console
+    from .common import titled_table
 
-    table = Table(title=f"{title}, {start.label()} → t = {t_final:g}   ({model!r})")
+    table = titled_table(f"{title}, {start.label()} → t = {t_final:g}   ({model!r})")
     for name in ("pattern", f"ξ_μ({t_final:g}) exact", "mean field", f"n_μ({t_final:g}) exact", "mean field"):
         table.add_column(name, justify="right")
     for j, mu in enumerate(ds["pattern"].values):
@@ -193,6 +194,7 @@ def convergence(
     run, --scheduler sends the tasks to Dask; the power law is fitted over all sizes at the end.
     """
     from ..plotting import plot_convergence
+    from ..quantum import QuantumOptions
     from ..sweep import convergence_task
 
     try:
@@ -205,8 +207,8 @@ def convergence(
     ds = run_chunked("convergence study", out=out / "convergence.nc", resume=resume, scheduler=scheduler,
                      workers=workers, chunk_size=chunk_size, keep_chunks=keep_chunks, progress=not as_json, model=model,
                      initial=pattern, vary={"n_spins": sizes}, solver=convergence_task,
-                     options={"t_final": t_final, "times": times, "seed": seed, "tol": tol, "method": method,
-                              "fit_from": fit_from})
+                     arguments={"t_final": t_final, "times": times, "seed": seed, "fit_from": fit_from},
+                     options=QuantumOptions(tol=tol, method=method))
     plot_convergence(ds, out / "convergence")
     if as_json:
         print_json({"n_spins": sizes, "deviation": plain(ds["deviation"].values), "slope": float(ds.attrs["slope"]),

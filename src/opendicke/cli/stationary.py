@@ -45,11 +45,12 @@ def steady(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (lists over patterns 1..M).")] = False,
 ):
     """One stationary state of the mean-field dynamics, found, verified and classified."""
-    from ..meanfield.steady import steady_state
+    from ..meanfield.steady import SteadyStateOptions, steady_state
 
     check_out(out)
     (start,) = start_states(model, str(pattern), flip, flip_seed, mirror)
-    ds = steady_state(model, start, t_max=t_max, paper_units=paper_units, memory_budget=memory_budget)
+    ds = steady_state(model, start, options=SteadyStateOptions(t_max=t_max), paper_units=paper_units,
+                      memory_budget=memory_budget)
     if out is not None:
         from ..io import save_dataset
 
@@ -96,7 +97,7 @@ def steady(
 def sweep(
     model,
     vary: Annotated[List[str], typer.Option("--vary", help="NAME=START:STOP:COUNT or NAME=V1,V2,... (repeatable); "
-                                            "names: g0, omega, kappa, kappa_<n>, omega_mode_<n>, and seed (pattern "
+                                            "names: g0, omega, kappa, kappa_<n>, omega_mode_<n>, gamma_down, gamma_up, gamma_phi, and seed (pattern "
                                             "seeds: new random patterns per seed, needs --n-spins).")],
     pattern: Annotated[str, typer.Option("--pattern", help="'all' or a pattern number: the start(s).")] = "all",
     flip: Annotated[Optional[float], typer.Option("--flip", help="Flip this fraction of the spins in the start(s).")] = None,
@@ -113,13 +114,14 @@ def sweep(
 ):
     """Stationary states over a grid of model parameters (one labelled dimension per --vary), in chunks."""
     from ..grid import parse_vary
+    from ..meanfield.steady import SteadyStateOptions
 
     grid = parse_vary(vary)
     starts = start_states(model, pattern, flip, flip_seed, False)
     t0 = time.perf_counter()
     ds = run_chunked("sweeping", out=out, resume=resume, scheduler=scheduler, workers=workers, chunk_size=chunk_size,
                      keep_chunks=keep_chunks, model=model, initial=starts, vary=grid,
-                     options={"t_max": t_max, "paper_units": paper_units})
+                     arguments={"paper_units": paper_units}, options=SteadyStateOptions(t_max=t_max))
     elapsed = time.perf_counter() - t0
     counts = verdict_counts(ds)
     typer.echo(f"{ds['classification'].size} points in {elapsed:.1f} s: "

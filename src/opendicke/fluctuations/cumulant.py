@@ -21,6 +21,11 @@ where J = ∂F/∂u. The only second derivatives are ∂²ṁ_x,k/∂Re α_μ �
 ∂²ṁ_y,k/∂Re α_μ ∂m_x,k = +4 g0 f_{μk}. The *linear* version (``feedback=False``) keeps m on the mean-field
 trajectory and evolves Σ with J(m_MF): the leading order, N-independent, that gives lim N·E_N(t).
 
+Individual spin dissipation (decay √γ↓ σ_-, pumping √γ↑ σ_+, dephasing √(γφ/2) σ_z on every spin;
+docs/spin-dissipation.md) adds, exactly (the dissipators are linear in single-spin operators): the Bloch damping
+to F (so to J: −Γ⊥ on m_x, m_y, −Γ∥ on m_z) and the diffusion of :meth:`CumulantRHS.spin_diffusion` to the
+group blocks of Σ̇, (1/w_k)[2 diag(Γ⊥, Γ⊥, Γ∥) − c_k(ẑ m_kᵀ + m_k ẑᵀ)] with c_k = σ_k(γ↑ − γ↓).
+
 Initial values for a product state: spin j with Bloch vector s_j has ⟨{σ_a, σ_b}/2⟩ = δ_ab (pure or mixed), so
 Cov_sym(S_k) = Σ_{j∈Γ_k} (1 − s_j s_jᵀ) and Σ_{kk} = (N_sp/n_k²) Σ_{j∈Γ_k}(1 − s_j s_jᵀ); the commutator part of
 ⟨S_a S_b⟩ (i ε_abc ⟨S_c⟩) is not a separate variable: it is fixed by the means, and the symmetrised equations
@@ -78,12 +83,23 @@ class CumulantRHS:
     omega_modes: np.ndarray
     kappa: np.ndarray
     inverse_n: np.ndarray
+    gamma_down: np.ndarray | None = None  # (B,) individual spin rates (None: none)
+    gamma_up: np.ndarray | None = None
+    gamma_phi: np.ndarray | None = None
+    group_gauge: np.ndarray | None = None  # (K,) gauge signs (needed when γ↓ ≠ γ↑)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         set_("f", np.asarray(self.f, dtype=float))
         set_("weights", np.asarray(self.weights, dtype=float))
-        set_("_mf", MeanFieldRHS(self.f, self.weights, self.omega, self.g0, self.omega_modes, self.kappa))
+        set_("_mf", MeanFieldRHS(self.f, self.weights, self.omega, self.g0, self.omega_modes, self.kappa,
+                                 self.gamma_down, self.gamma_up, self.gamma_phi, self.group_gauge))
+        mf = self._mf
+        set_("_dissipative", mf._dissipative)
+        if mf._dissipative:  # (B, 1) rates and (B, K) σ_z source of the single-spin dissipators (gauged frame)
+            set_("_transverse", mf._transverse[:, :, None])
+            set_("_longitudinal", mf._longitudinal[:, :, None])
+            set_("_source", mf._source)
         set_("_ft", self.f.T.copy())  # (K, M)
         set_("_wf", (self.f * self.weights).copy())  # (M, K)
         set_("_g0", np.asarray(self.g0, float)[:, None, None])
@@ -106,8 +122,10 @@ class CumulantRHS:
         return 3 * self.n_groups + 2 * self.n_modes
 
     def take(self, rows: np.ndarray) -> CumulantRHS:
+        pick = lambda name: getattr(self._mf, name)[rows] if self._dissipative else None  # noqa: E731
         return CumulantRHS(self.f, self.weights, self.omega[rows], self.g0[rows], self.omega_modes[rows],
-                           self.kappa[rows], self.inverse_n[rows])
+                           self.kappa[rows], self.inverse_n[rows], pick("gamma_down"), pick("gamma_up"),
+                           pick("gamma_phi"), self.group_gauge)
 
     def jacobian_times(self, m: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         """J(m) Σ for a batch: m (B, n), Σ (B, n, c) → (B, n, c), using the structure of J (no dense J)."""
@@ -124,7 +142,31 @@ class CumulantRHS:
         out[:, Z] = self._two_omega * sigma[:, Y]
         out[:, R] = self._omega_modes * sigma[:, I] - self._half_kappa * sigma[:, R]
         out[:, I] = -self._omega_modes * sigma[:, R] - self._half_kappa * sigma[:, I] - g0 * (self._wf @ sigma[:, Z])
+        if self._dissipative:
+            out[:, X] -= self._transverse * sigma[:, X]
+            out[:, Y] -= self._transverse * sigma[:, Y]
+            out[:, Z] -= self._longitudinal * sigma[:, Z]
         return out
+
+    def spin_diffusion(self, m: np.ndarray) -> np.ndarray:
+        """Diffusion of the single-spin dissipators in Σ̇, per group (B, K, 3, 3) (zero across groups and modes):
+
+            D_k = (1/w_k) [2 diag(Γ⊥, Γ⊥, Γ∥) − c_k (ẑ m_kᵀ + m_k ẑᵀ)],   c_k = σ_k (γ↑ − γ↓).
+
+        Exact (no closure: the dissipators are linear in single-spin operators, and the symmetrised square of one
+        spin's Pauli operator is a constant); derived in docs/spin-dissipation.md.
+        """
+        K = self.n_groups
+        B = m.shape[0]
+        mk = np.stack([m[:, :K], m[:, K:2 * K], m[:, 2 * K:3 * K]], axis=-1)  # (B, K, 3)
+        D = np.zeros((B, K, 3, 3))
+        idx = np.arange(2)
+        D[:, :, idx, idx] = 2.0 * self._transverse
+        D[:, :, 2, 2] = 2.0 * self._longitudinal[:, :, 0]
+        c = self._source[:, :, None]  # (B, K, 1)
+        D[:, :, 2, :] -= c * mk
+        D[:, :, :, 2] -= c * mk
+        return D / self.weights[None, :, None, None]
 
     def feedback(self, sigma: np.ndarray) -> np.ndarray:
         """½ ∂²F : Σ for a batch (B, n): the covariance correction to the means (before the 1/N_sp factor)."""
@@ -153,6 +195,12 @@ class CumulantRHS:
         np.add(a, a.transpose(0, 2, 1), out=ds)
         rows = np.arange(3 * K, n)
         ds[:, rows, rows] += np.concatenate([self._quarter_kappa, self._quarter_kappa], axis=1)
+        if self._dissipative:
+            D = self.spin_diffusion(m)
+            k = np.arange(K)
+            for a in range(3):
+                for b in range(3):
+                    ds[:, a * K + k, b * K + k] += D[:, :, a, b]
         return dy
 
 
@@ -181,9 +229,6 @@ def initial_covariance(model: DickeModel, grouping: Grouping, state: InitialStat
 def _check_finite(model: DickeModel) -> None:
     if model.thermodynamic_limit:
         raise ValueError("n_spins: the fluctuation methods need a finite number of spins (give n_spins or patterns)")
-    if model.spin_dissipation:
-        raise ValueError("gamma_down/gamma_up/gamma_phi: the fluctuation methods do not take individual spin "
-                         "dissipation yet (they would ignore it); use evolve (mean field) or quantum.solve (exact)")
 
 
 def _starts(initial) -> tuple[list[InitialState], bool]:
@@ -257,8 +302,8 @@ def cumulant(
     _check_finite(model)
     starts, many = _starts(initial)
     t = output_times(t_final, times)
-    grouping = reduce(model)
-    params = parameter_batch(model, vary)
+    params = parameter_batch(model, vary, spin_rates=True)
+    grouping = reduce(params.grouping_model(model))  # split by gauge sign when some point has γ↓ ≠ γ↑
     P, S = params.size, len(starts)
     B = P * S
     check_memory(model, grouping, 2 * B, max_memory)
@@ -272,8 +317,9 @@ def cumulant(
     y0 = np.concatenate([y0, y0])  # first B: with feedback, last B: linear (mean field + leading covariances)
     rep = lambda a: np.tile(np.repeat(a, S, axis=0), (2,) + (1,) * (np.ndim(a) - 1))  # noqa: E731
     inverse_n = np.concatenate([np.full(B, 1.0 / model.n_spins), np.zeros(B)])
+    rates = {k: rep(v) for k, v in params.rates.items()} if params.spin_dissipation else {}
     rhs = CumulantRHS(grouping.f, grouping.weights, rep(params.omega), rep(params.g0), rep(params.omega_modes),
-                      rep(params.kappa), inverse_n)
+                      rep(params.kappa), inverse_n, **rates, group_gauge=grouping.group_gauge)
     reduce_fn = lambda part: observables(part, B, grouping, model.n_spins, keep_covariance)  # noqa: E731
     obs, success, n_steps = _integrate_segments(rhs, y0, t, rtol, atol, progress, reduce_fn)
     elapsed = _time.perf_counter() - start_clock
@@ -323,7 +369,7 @@ def observables(ys: np.ndarray, B: int, grouping: Grouping, n_spins: int, keep_c
         out["_mode_var" + part] = (var_re + var_im).sum(axis=-1)
         if keep_covariance and part == "":
             out["covariance"] = ss
-    # E_N (paper Eq. 9, GUIDE §3): Σ_k,a ⟨(S_a/n_k − m_MF)²⟩ + Σ_μ ⟨A†A + AA†⟩, A = a/√N − α_MF,paper
+    # E_N (paper Eq. 9, docs/physics-notes.md): Σ_k,a ⟨(S_a/n_k − m_MF)²⟩ + Σ_μ ⟨A†A + AA†⟩, A = a/√N − α_MF,paper
     factor = 2 ** (M - 1)
     bloch_mf, alpha_mf = out["bloch_linear"], out["alpha_linear"]
     for part in ("", "_linear"):
@@ -387,3 +433,4 @@ def _sweep_solves_per_point(model, initial, options) -> int:
 
 
 cumulant.sweep_solves_per_point = _sweep_solves_per_point
+cumulant.sweep_spin_rates = True  # run_sweep may pass individual spin rates (model or varied gamma_*)

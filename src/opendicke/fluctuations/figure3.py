@@ -35,6 +35,10 @@ def finite_n_figure3(
     """
     from . import evolve
 
+    if model.spin_dissipation:
+        raise ValueError("gamma_down/gamma_up/gamma_phi: the finite-N Fig. 3 compares with Eq. (12) of the lossless "
+                         "spins, which has no counterpart with individual spin dissipation (docs/spin-dissipation.md); "
+                         "run cumulant or twa directly")
     g0 = np.asarray(g0, dtype=float)
     sizes = [int(n) for n in n_spins]
     M = model.n_modes

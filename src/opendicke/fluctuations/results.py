@@ -3,7 +3,7 @@
 Per spin, as everywhere in the package: α = ⟨a⟩/√N_sp, occupation = ⟨a†a⟩/N_sp (including the fluctuations),
 overlaps ξ_μ = (1/N_sp) Σ_j G[μ,j] ⟨σ_z^j⟩. ``overlap_std`` is the spread of the operator ξ_μ in the quantum
 state (√Var ξ_μ), not a statistical error; the truncated Wigner method adds ``*_error`` (standard errors of
-its sample means). ``cost`` is the paper's E_N(t) (Eq. 9, paper normalisation, GUIDE §3) against the mean-field
+its sample means). ``cost`` is the paper's E_N(t) (Eq. 9, paper normalisation, docs/physics-notes.md) against the mean-field
 trajectory of the same groups.
 """
 

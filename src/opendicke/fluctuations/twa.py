@@ -21,6 +21,12 @@ Spin sampling (``spin_sampling``):
 Both reproduce every first and second moment of the initial product state; the discrete one also its higher
 moments. The choice of default is measured against the exact solver (docs/fluctuations.md).
 
+Individual spin dissipation (γ↓, γ↑, γφ): the drift gets the Bloch damping and the group vectors a multiplicative
+(Itô) noise whose diffusion reproduces the exact second-moment equations of the single-spin dissipators
+(:func:`spin_noise`; the same terms as in the second-order cumulants). Derived here by moment matching, not the
+Schwinger-boson scheme of Huber, Kirton & Rabl (SciPost Phys. 10, 045 (2021)). Its increments are taken where
+the mode noise is (Euler–Maruyama for that part: weak order 1 there).
+
 Integrator: Strang splitting of the drift and the (additive) noise: half a noise increment, one classical RK4
 step of the drift, half a noise increment. For additive noise this has weak order 2 and strong order 1 (checked on
 the damped harmonic oscillator in the tests and the docs); the drift alone is 4th order. Fixed steps ≤ ``dt``
@@ -51,7 +57,7 @@ from ..reduction import Grouping, reduce
 from ..states import InitialState, as_initial_state
 from .cumulant import _check_finite, _starts, spin_squeezing
 
-__all__ = ["twa", "sample_spins", "strang_step", "SPIN_SAMPLINGS", "DEFAULT_DT"]
+__all__ = ["twa", "sample_spins", "strang_step", "spin_noise", "SPIN_SAMPLINGS", "DEFAULT_DT"]
 
 SPIN_SAMPLINGS = ("discrete", "gaussian")
 #: Default largest time step (units of 1/κ); see docs/fluctuations.md for the measured step-size error.
@@ -126,20 +132,50 @@ def _rk4(rhs, y, h):
     return y + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
-def strang_step(rhs, y, h, noise_scale, draw, first: bool, last: bool):
+def strang_step(rhs, y, h, noise_scale, draw, first: bool, last: bool, kick=None):
     """One Strang-split step: noise for h/2 (the previous step's closing half merged with this step's opening half
     into one increment of h), RK4 drift over h, and the closing half noise on the last step of an output interval.
 
     The noise acts on the last ``noise_scale.shape[1]`` components (the mode quadratures); ``noise_scale``
     (rows, q) is the standard deviation per unit √time, ``draw()`` returns standard normals of that shape.
+    ``kick(y, tau)`` (optional) adds a state-dependent noise increment over ``tau`` at the same places (the spin
+    noise of individual spin dissipation, Itô: evaluated before the increment).
     """
     q = noise_scale.shape[1]
     if first:
+        if kick is not None:
+            kick(y, 0.5 * h)
         y[:, -q:] += noise_scale * math.sqrt(0.5 * h) * draw()
     y = _rk4(rhs, y, h)
     tau = 0.5 * h if last else h
+    if kick is not None:
+        kick(y, tau)
     y[:, -q:] += noise_scale * math.sqrt(tau) * draw()
     return y
+
+
+def spin_noise(rhs: MeanFieldRHS, sizes: np.ndarray, y: np.ndarray, tau: float, z: np.ndarray) -> None:
+    """Add, in place, the noise increment of the single-spin dissipators to the group vectors m_k = S_k/n_k.
+
+    Itô diffusion (derived in docs/spin-dissipation.md; the exact second-moment equations of the dissipators):
+    D_k = (1/n_k)[2 diag(Γ⊥, Γ⊥, Γ∥) − c_k(ẑ m_kᵀ + m_k ẑᵀ)], c_k = σ_k(γ↑ − γ↓), factored as
+    n_x = √(2Γ⊥) z₁, n_y = √(2Γ⊥) z₂, n_z = −c_k(m_x z₁ + m_y z₂)/√(2Γ⊥) + √(max(0, Schur)) z₃ with
+    Schur = 2Γ∥ − 2c_k m_z − c_k²(m_x² + m_y²)/(2Γ⊥). The Schur complement is ≥ 0 inside the Bloch ball
+    (|m_k| ≤ 1); samples outside it (phase-space points of small groups) are clipped to 0 there, which biases the
+    variance of m_z slightly (docs/spin-dissipation.md). ``z`` (rows, K, 3) are standard normals.
+    """
+    K = rhs.n_groups
+    tr = rhs._transverse  # (rows, 1), > 0 whenever some rate is
+    lo = rhs._longitudinal
+    c = rhs._source  # (rows, K)
+    mx, my, mz = y[:, :K].copy(), y[:, K:2 * K].copy(), y[:, 2 * K:3 * K].copy()  # Itô: the state before the kick
+    root_t = np.sqrt(2.0 * tr)
+    schur = np.maximum(2.0 * lo - 2.0 * c * mz - c * c * (mx * mx + my * my) / (2.0 * tr), 0.0)
+    scale = np.sqrt(tau / np.asarray(sizes, dtype=float))[None, :]
+    z1, z2, z3 = z[..., 0], z[..., 1], z[..., 2]
+    y[:, :K] += scale * root_t * z1
+    y[:, K:2 * K] += scale * root_t * z2
+    y[:, 2 * K:3 * K] += scale * (-c * (mx * z1 + my * z2) / root_t + np.sqrt(schur) * z3)
 
 
 def _point_keys(params, n_starts: int) -> list[tuple[int, ...]]:
@@ -222,8 +258,9 @@ def twa(
         raise ValueError(f"spin_sampling must be one of {SPIN_SAMPLINGS}, got {spin_sampling!r}")
     starts, many = _starts(initial)
     t = output_times(t_final, times)
-    grouping = reduce(model)
-    params = parameter_batch(model, vary)
+    params = parameter_batch(model, vary, spin_rates=True)
+    grouping = reduce(params.grouping_model(model))  # split by gauge sign when some point has γ↓ ≠ γ↑
+    dissipative = params.spin_dissipation
     K, M = grouping.n_groups, model.n_modes
     P, S = params.size, len(starts)
     n = 3 * K + 2 * M
@@ -237,8 +274,9 @@ def twa(
         y_mf = np.stack([pack(s.group_vectors(model, grouping), s.initial_alpha(model)) for s in starts])
         y_mf = np.broadcast_to(y_mf, (P, S, n)).reshape(P * S, n)
         rep = lambda a: np.repeat(a, S, axis=0)  # noqa: E731
+        rates = lambda r: {k: r(v) for k, v in params.rates.items()} if dissipative else {}  # noqa: E731
         mf_rhs = MeanFieldRHS(grouping.f, grouping.weights, rep(params.omega), rep(params.g0), rep(params.omega_modes),
-                              rep(params.kappa))
+                              rep(params.kappa), **rates(rep), group_gauge=grouping.group_gauge)
         ys_mf, _ = integrate(mf_rhs, y_mf, t, rtol=1e-10, atol=1e-12)
         bloch_mf, alpha_mf = unpack(ys_mf, K)  # (T, PS, K, 3), (T, PS, M)
         xi_mf = bloch_mf[..., 2] @ grouping.weighted_f
@@ -269,10 +307,14 @@ def twa(
             y = pack(spins.reshape(rows, K, 3), alpha.reshape(rows, M))
             rrep = lambda a: np.repeat(a, S * cs, axis=0)  # noqa: E731
             rhs = MeanFieldRHS(grouping.f, grouping.weights, rrep(params.omega), rrep(params.g0), rrep(params.omega_modes),
-                               rrep(params.kappa))
+                               rrep(params.kappa), **rates(rrep), group_gauge=grouping.group_gauge)
             q = np.sqrt(rrep(params.kappa) / (4.0 * N_sp))  # (rows, M): on Re α and on Im α
             noise = np.concatenate([q, q], axis=1)
             draw = lambda: np.concatenate([r.standard_normal((cs, 2 * M)) for r in rngs])  # noqa: E731
+            kick = None
+            if dissipative:  # the spin noise of the single-spin dissipators, from each point's own stream
+                kick = lambda y_, tau, rhs=rhs, cs=cs, rngs=rngs: spin_noise(  # noqa: E731
+                    rhs, grouping.sizes, y_, tau, np.concatenate([r.standard_normal((cs, K, 3)) for r in rngs]))
             acc.count += cs
             _record(acc, y, 0, P * S, cs, K, M, grouping, bloch_mf, alpha_mf, xi_mf, factor, keep_bloch, T)
             for i in range(T - 1):
@@ -280,7 +322,7 @@ def twa(
                 steps = max(1, math.ceil(span / dt - 1e-9))
                 h = span / steps
                 for s_ in range(steps):
-                    y = strang_step(rhs, y, h, noise, draw, first=(s_ == 0), last=(s_ == steps - 1))
+                    y = strang_step(rhs, y, h, noise, draw, first=(s_ == 0), last=(s_ == steps - 1), kick=kick)
                 _record(acc, y, i + 1, P * S, cs, K, M, grouping, bloch_mf, alpha_mf, xi_mf, factor, keep_bloch, T)
                 if progress is not None and (i % 5 == 0 or i == T - 2):
                     progress((work_done + cs * (i + 1) / (T - 1)) / work_total)
@@ -358,3 +400,4 @@ def _sweep_solves_per_point(model, initial, options) -> int:
 
 
 twa.sweep_solves_per_point = _sweep_solves_per_point
+twa.sweep_spin_rates = True  # run_sweep may pass individual spin rates (model or varied gamma_*)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..grid import parameter_batch
 from ..model import DickeModel
+from ..options import merge_options
 from ..reduction import Grouping, per_spin, reduce
 from ..states import InitialState, as_initial_state
 from .equations import MeanFieldRHS, pack, unpack
@@ -89,12 +90,17 @@ class EvolveOptions:
         if self.memory_budget is not None:
             parse_bytes(self.memory_budget)
 
+    @classmethod
+    def merged(cls, options: EvolveOptions | None = None, **fields) -> EvolveOptions:
+        """``options`` (default: the defaults) with the fields given as keywords (``None``: keep) replaced."""
+        return merge_options(cls, options, "options", fields)
+
 
 def n_groups(model: DickeModel, representation: str = "auto") -> int:
     """Number of groups K the mean-field equations will have, without building the grouping when it is large:
     2^(M-1) in the thermodynamic limit, at most N_sp at finite N_sp."""
     if model.thermodynamic_limit:
-        return 2 ** (model.n_modes - 1)
+        return 2 ** (model.n_modes - 1) * (1 if model.gauge_symmetric else 2)
     return choose_grouping(model, representation).n_groups
 
 
@@ -159,14 +165,15 @@ def evolve(
     t_final: float = 100.0,
     times: int | Sequence[float] = 101,
     vary: dict | None = None,
-    representation: str = "auto",
-    rtol: float = DEFAULT_RTOL,
-    atol: float = DEFAULT_ATOL,
-    paper_units: bool = False,
-    keep_bloch: bool = True,
-    max_steps: int = 1_000_000,
-    memory_budget: int | str | None = None,
+    options: EvolveOptions | None = None,
     progress: Callable[[float], None] | None = None,
+    representation: str | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    paper_units: bool | None = None,
+    keep_bloch: bool | None = None,
+    max_steps: int | None = None,
+    memory_budget: int | str | None = None,
 ):
     """Integrate the mean-field equations (Eq. 7) for every varied parameter point and initial state.
 
@@ -183,8 +190,12 @@ def evolve(
     t_final, times:
         Output times: a count of equally spaced times on [0, t_final], or explicit times.
     vary:
-        ``{name: values}`` with names ``g0``, ``omega``, ``kappa``, ``kappa_<n>``, ``omega_mode_<n>``:
-        the outer product is evolved as one vectorised batch, one labelled dimension per name.
+        ``{name: values}`` with names ``g0``, ``omega``, ``kappa``, ``kappa_<n>``, ``omega_mode_<n>``,
+        ``gamma_down``, ``gamma_up``, ``gamma_phi``: the outer product is evolved as one vectorised batch, one labelled dimension per name.
+    options:
+        The numerical settings, one :class:`EvolveOptions` (default: its defaults). The keywords
+        ``representation`` … ``memory_budget`` below are shorthand for its fields: given (not ``None``), they
+        replace them, and the merged object is validated on entry, before any work.
     representation:
         ``"auto"``, ``"groups"`` (exact large-spin reduction, cost independent of N_sp) or ``"spins"``.
     rtol, atol:
@@ -213,21 +224,25 @@ def evolve(
     if not starts:
         raise ValueError("initial: give at least one initial state")
     t = output_times(t_final, times)
-    EvolveOptions(representation, rtol, atol, paper_units, keep_bloch, max_steps, memory_budget)  # checked up front
-    params = parameter_batch(model, vary)
-    K = n_groups(model, representation)
+    opts = EvolveOptions.merged(options, representation=representation, rtol=rtol, atol=atol, paper_units=paper_units,
+                                keep_bloch=keep_bloch, max_steps=max_steps, memory_budget=memory_budget)  # up front
+    representation, rtol, atol, paper_units = opts.representation, opts.rtol, opts.atol, opts.paper_units
+    keep_bloch, max_steps, memory_budget = opts.keep_bloch, opts.max_steps, opts.memory_budget
+    params = parameter_batch(model, vary, spin_rates=True)
+    model_g = params.grouping_model(model)  # split by gauge sign when some point has γ↓ ≠ γ↑
+    K = n_groups(model_g, representation)
     check_memory(evolve_bytes(model.n_modes, K, params.size * len(starts), t.size, keep_bloch), memory_budget,
                  f"evolve ({params.size * len(starts)} trajectories × {K} groups × {t.size} output times)")
-    grouping = choose_grouping(model, representation)
+    grouping = choose_grouping(model_g, representation)
 
     y_start = np.stack([pack(s.group_vectors(model, grouping), s.initial_alpha(model)) for s in starts])  # (S, n)
     P, S = params.size, len(starts)
     y0 = np.broadcast_to(y_start, (P, S, y_start.shape[1])).reshape(P * S, -1)
     rep = lambda a: np.repeat(a, S, axis=0)  # noqa: E731  (parameters per point, initial state fastest)
-    if model.spin_dissipation:
+    if params.spin_dissipation:
         # individual spin dissipation: Bloch damping per group, and the exact length equation integrated alongside
         B, K = y0.shape[0], grouping.n_groups
-        rates = {name: np.full(B, getattr(model, name)) for name in ("gamma_down", "gamma_up", "gamma_phi")}
+        rates = {name: rep(r) for name, r in params.rates.items()}
         rhs = MeanFieldRHS(grouping.f, grouping.weights, rep(params.omega), rep(params.g0), rep(params.omega_modes),
                            rep(params.kappa), **rates, group_gauge=grouping.group_gauge, length_budget=True)
         y0 = np.concatenate([y0, np.zeros((B, K))], axis=1)

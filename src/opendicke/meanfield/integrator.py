@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from scipy.integrate._ivp import dop853_coefficients as _dop
@@ -61,8 +61,9 @@ CHECK_EVERY = 4
 PROJECTION_AFTER = 200
 
 
-class Outcome(str, Enum):
-    """How the integration of one point ended (string values, stored as such in results)."""
+class Outcome(StrEnum):
+    """How the integration of one point ended (string values, stored as such in results; a ``StrEnum``, so a member
+    compares equal to its value inside numpy arrays too, where ``(str, Enum)`` would become "Outcome.SUCCESS")."""
 
     SUCCESS = "success"
     SUCCESS_IMPLICIT = "success (implicit Radau after stiffness)"

@@ -51,7 +51,7 @@ class InvariantReduction:
     y0:
         The initial state in reduced coordinates (n',).
     lengths:
-        Conserved Bloch-vector lengths of the reduced groups (K').
+        Conserved Bloch-vector lengths of the reduced groups (K'); NaN with spin dissipation (not conserved).
     n_symmetries:
         Order of the group of mode-sign symmetries that fix the initial state (1: none).
     """
@@ -64,6 +64,7 @@ class InvariantReduction:
     y0: np.ndarray
     lengths: np.ndarray
     n_symmetries: int
+    group_gauge: np.ndarray | None = None  # (K') gauge signs of the reduced groups (given a group_gauge)
 
     @property
     def size(self) -> int:
@@ -74,20 +75,30 @@ class InvariantReduction:
         return np.asarray(z) @ self.embedding.T + self.offset
 
 
-def _key(column, weight, vector):
-    return (tuple(int(c) for c in column), round(float(weight), 13), tuple(round(float(v), 12) + 0.0 for v in vector))
+def _key(column, weight, vector, gauge=0):
+    return (tuple(int(c) for c in column), round(float(weight), 13), tuple(round(float(v), 12) + 0.0 for v in vector),
+            int(gauge))
 
 
 def invariant_reduction(f: np.ndarray, weights: np.ndarray, y0: np.ndarray, *,
-                        use_symmetry: bool = True) -> InvariantReduction:
+                        use_symmetry: bool = True, group_gauge: np.ndarray | None = None,
+                        damped: bool = False) -> InvariantReduction:
     """The reduced model on the fixed-point subspace of the symmetries that fix ``y0`` (packed, full).
 
     With ``use_symmetry=False`` only identical groups (same couplings, weight and initial vector) are
     merged, which is exact without any symmetry argument beyond relabelling.
+
+    Individual spin dissipation (docs/spin-dissipation.md): the damping −Γ⊥(m_x, m_y), −Γ∥ m_z commutes with
+    every D_σ, but the source σ_k(γ↑ − γ↓) on m_z,k does only if the map k → k' with D_σ has
+    σ_k' = σ·σ_k. Give ``group_gauge`` (the σ_k) when γ↓ ≠ γ↑: it becomes part of every group's identity, and
+    the reduced groups carry theirs in ``InvariantReduction.group_gauge``. With ``damped`` the lengths are not
+    conserved (reported as NaN) and a frozen group (mapped onto itself by a π rotation; it feels no field and
+    drives nothing) relaxes to the centre, m_x ∝ e^{−Γ⊥ t}: its stationary value 0 is used as the offset.
     """
     f = np.asarray(f)
     w = np.asarray(weights, dtype=float)
     M, K = f.shape
+    gauge = np.zeros(K, dtype=np.int64) if group_gauge is None else np.asarray(group_gauge, dtype=np.int64)
     y0 = np.asarray(y0, dtype=float)
     bloch0, alpha0 = unpack(y0, K)
     n = 3 * K + 2 * M
@@ -96,7 +107,7 @@ def invariant_reduction(f: np.ndarray, weights: np.ndarray, y0: np.ndarray, *,
     class_of = {}
     members: list[list[int]] = []
     for k in range(K):
-        key = _key(f[:, k], w[k], bloch0[k])
+        key = _key(f[:, k], w[k], bloch0[k], gauge[k])
         if key not in class_of:
             class_of[key] = len(members)
             members.append([])
@@ -148,7 +159,7 @@ def invariant_reduction(f: np.ndarray, weights: np.ndarray, y0: np.ndarray, *,
                 target = s * f[:, k]
                 found = None
                 for sigma in (1, -1):
-                    key = _key(sigma * target, w[k], (flip if sigma < 0 else 1.0) * bloch0[k])
+                    key = _key(sigma * target, w[k], (flip if sigma < 0 else 1.0) * bloch0[k], sigma * gauge[k])
                     c2 = class_of.get(key)
                     if c2 is not None and len(members[c2]) == len(group):
                         found = (c2, sigma)
@@ -178,6 +189,7 @@ def invariant_reduction(f: np.ndarray, weights: np.ndarray, y0: np.ndarray, *,
     w_red = np.zeros(Kr)
     z0 = np.zeros(nr)
     lengths = np.zeros(Kr)
+    gauge_red = np.zeros(Kr, dtype=np.int64)
     for o, r in enumerate(live_roots):
         for k in roots[r]:
             _, sigma = find(k)
@@ -187,7 +199,8 @@ def invariant_reduction(f: np.ndarray, weights: np.ndarray, y0: np.ndarray, *,
             w_red[o] += w[k]
         f_red[:, o] = f[keep, r]
         z0[[o, Kr + o, 2 * Kr + o]] = bloch0[r]
-        lengths[o] = np.linalg.norm(bloch0[r])
+        lengths[o] = np.nan if damped else np.linalg.norm(bloch0[r])
+        gauge_red[o] = gauge[r]
     # gauge each reduced group so that its coupling to the first kept mode is +1 (as the paper's gauge does);
     # then reductions of different initial states often coincide and can share one batch
     if Mr:
@@ -197,13 +210,14 @@ def invariant_reduction(f: np.ndarray, weights: np.ndarray, y0: np.ndarray, *,
                 E[:, Kr + o] *= -1
                 E[:, 2 * Kr + o] *= -1
                 z0[[Kr + o, 2 * Kr + o]] *= -1
+                gauge_red[o] *= -1
     for r in frozen_root:
         for k in roots[r]:
-            offset[k] = bloch0[k, 0]
+            offset[k] = 0.0 if damped else bloch0[k, 0]
     for i, mu in enumerate(keep):
         E[3 * K + mu, 3 * Kr + i] = 1.0
         E[3 * K + M + mu, 3 * Kr + Mr + i] = 1.0
         z0[3 * Kr + i] = alpha0[mu].real
         z0[3 * Kr + Mr + i] = alpha0[mu].imag
     return InvariantReduction(f=f_red, weights=w_red, modes=keep, embedding=E, offset=offset, y0=z0, lengths=lengths,
-                              n_symmetries=n_sym)
+                              n_symmetries=n_sym, group_gauge=None if group_gauge is None else gauge_red)

@@ -45,30 +45,38 @@ stability with H above; :func:`paramagnet_thresholds` gives the exact finite-N b
 paramagnet (1/√ eigenvalues of D^(-1/2) C D^(-1/2), C the weighted pattern-overlap matrix, D = diag g_c²).
 :func:`crosstalk` uses them with the batched dynamics for M up to 20 and N_sp ≥ 10^4.
 
-**Numerical settings.** The experiments that solve steady states take ``options=`` (a
-:class:`~opendicke.meanfield.steady.SteadyStateOptions`) and, for convenience, single fields as keywords
-(``rtol=1e-9``); both are turned into one validated object on entry, before any work, and passed down as is.
-An experiment's own ``t_max`` keyword is its time budget per point and overrides ``options.t_max``.
+**Numerical settings.** The experiments that solve steady states take ``options=``, one
+:class:`~opendicke.meanfield.steady.SteadyStateOptions` (validated when it is built, so before any work), and
+pass it down as is; there are no loose option keywords. An experiment's own ``t_max`` keyword is its time
+budget per point and replaces ``options.t_max``.
 
 All results are labelled :class:`xarray.Dataset` objects; patterns are numbered from 1. Files: ``analytic`` (closed
 forms), ``starts`` (mixtures, kicks), ``recognition`` (maps over (g0, p)), ``selective`` (one coupling; numerical
-thresholds), ``census``, ``finite_n`` (self-consistency, crosstalk), ``common`` (thresholds, outcomes, labels).
+thresholds), ``census``, ``finite_n`` (self-consistency, crosstalk), ``common`` (thresholds, outcomes, labels),
+``transient`` (retrieval with individual spin dissipation, which is only transient: :func:`transient_retrieval_map`).
+
+**Individual spin dissipation.** The experiments above describe the lossless spins of the paper and refuse a
+model with ``gamma_down``/``gamma_up``/``gamma_phi`` (rather than silently ignore them): with those rates balanced
+patterns have no stationary retrieval state (docs/spin-dissipation.md). :func:`transient_retrieval_map` measures
+what is left, the retrieval at a time and the retention time, over g0 and one rate.
 """
 
 from .._public import keep_package_address
 from .analytic import corrupted_overlap, critical_couplings, recognition_boundary, robust_threshold
 from .census import attractor_census, census_examples, census_starts
-from .common import CENSUS_THRESHOLD, MIXTURE_RATIO, OUTCOMES, RECOGNITION_THRESHOLD
+from .common import CENSUS_THRESHOLD, MIXTURE_RATIO, OUTCOMES, RECOGNITION_THRESHOLD, MemoryOutcome
 from .finite_n import crosstalk, paramagnet_thresholds, self_consistent_state
 from .recognition import recognition_map, recognition_map_task
 from .selective import retrievable_patterns, stability_threshold
 from .starts import MixtureState
+from .transient import transient_retrieval_map
 
 __all__ = [
     "RECOGNITION_THRESHOLD",
     "CENSUS_THRESHOLD",
     "MIXTURE_RATIO",
     "OUTCOMES",
+    "MemoryOutcome",
     "MixtureState",
     "critical_couplings",
     "corrupted_overlap",
@@ -84,6 +92,7 @@ __all__ = [
     "self_consistent_state",
     "paramagnet_thresholds",
     "crosstalk",
+    "transient_retrieval_map",
 ]
 
 keep_package_address(globals())  # public names keep the package's address (stored sweep specs name them)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import DickeModel
+from .common import _refuse_spin_rates
 
 def _check_regime(omega, omega_modes):
     omega_modes = np.asarray(omega_modes, dtype=float)
@@ -17,6 +18,7 @@ def _check_regime(omega, omega_modes):
 
 def critical_couplings(model: DickeModel) -> np.ndarray:
     """g_c(μ) = √(½ (Ω/Ω_μ)(Ω_μ² + κ_μ²/4)) for every pattern (needs Ω, Ω_μ > 0; κ_μ = 0 allowed)."""
+    _refuse_spin_rates(model, "critical_couplings")
     _check_regime(model.omega, model.omega_modes)
     om = model.omega_modes
     return np.sqrt(0.5 * (model.omega / om) * (om**2 + 0.25 * model.kappa**2))

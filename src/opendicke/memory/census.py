@@ -12,7 +12,7 @@ from ..model import DickeModel
 from ..reduction import reduce
 from ..results import timed
 from ..states import BlochState, CorruptedPattern, InitialState, PatternState, RandomState
-from .common import CENSUS_THRESHOLD, MIXTURE_RATIO, OUTCOMES, _STATIONARY, _attrs, _long_names, _outcomes
+from .common import CENSUS_THRESHOLD, _refuse_spin_rates, MIXTURE_RATIO, OUTCOMES, _STATIONARY, _attrs, _long_names, _outcomes
 from .starts import MixtureState, _perturbed
 
 if TYPE_CHECKING:
@@ -65,7 +65,6 @@ def attractor_census(
     representation: str = "auto",
     progress: Callable[[float], None] | None = None,
     options: SteadyStateOptions | None = None,
-    **option_fields,
 ):
     """Where the dynamics goes from random states and mixtures of patterns: fractions of outcomes.
 
@@ -88,13 +87,14 @@ def attractor_census(
     Returns a Dataset with dims (g0, start): ``outcome``, ``ends_on``, ``overlap`` (g0, start, pattern),
     ``precessing``, ``settled``, ``robust`` (stationary verdict, stable or marginal in the full space),
     ``classification``, ``window_range``; coordinates ``start_label`` and ``start_kind``; and ``fraction``
-    (g0, kind, outcome) with kind ∈ {all, random, mixture, ...}.
+    (g0, start_group, outcome_name) with start_group ∈ {all, random, mixture, ...} (the starts counted).
     """
+    _refuse_spin_rates(model, "attractor_census")
     import xarray as xr
 
     from ..meanfield.steady import steady_options, steady_state
 
-    opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
+    opts = steady_options(options, t_max=t_max)  # validated before any work
     g0 = np.atleast_1d(np.asarray(model.g0 if g0 is None else g0, dtype=float))
     base = list(starts) if starts is not None else census_starts(model, n_random, n_mixtures, sizes=sizes, kind=kind,
                                                                     seed=seed)
@@ -130,7 +130,7 @@ def attractor_census(
             "window_range": (dims, o["window_range"]),
             "classification": (dims, ds["classification"].values.astype(str)),
             "undamped_amplitude": (dims, ds["undamped_amplitude"].values),
-            "fraction": (("g0", "kind", "outcome_name"), frac),
+            "fraction": (("g0", "start_group", "outcome_name"), frac),
         },
         coords={
             "g0": ("g0", g0),
@@ -138,7 +138,7 @@ def attractor_census(
             "start_label": ("start", labels.astype(str)),
             "start_kind": ("start", kinds.astype(str)),
             "pattern": ("pattern", np.arange(1, model.n_modes + 1)),
-            "kind": ("kind", np.array(names)),
+            "start_group": ("start_group", np.array(names)),  # not "kind": that is the result attribute
             "outcome_name": ("outcome_name", np.array(OUTCOMES)),
         },
     )
@@ -176,6 +176,7 @@ def census_examples(model: DickeModel, census, run_starts=None, *, t_final: floa
     """One trajectory per outcome found in a census (the first start of each outcome at the g0 where that outcome
     is most frequent), integrated with :func:`~opendicke.meanfield.evolve`. Returns a Dataset with dims
     (example, time, pattern) and coordinates ``outcome``, ``g0``, ``start_label``."""
+    _refuse_spin_rates(model, "census_examples")
     import xarray as xr
 
     from ..meanfield import evolve

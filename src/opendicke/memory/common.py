@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 
+from ..meanfield.steady.classification import Classification
 from ..model import DickeModel
 
 #: |ξ_ν| above this counts as a finite overlap in recognition maps and the selective regime.
@@ -13,9 +16,21 @@ CENSUS_THRESHOLD = 1e-2
 #: A second overlap makes a mixture only if it is at least this fraction of the largest; smaller ones are the
 #: admixture a recognised state picks up from unequal group lengths (reported as ``second_overlap``).
 MIXTURE_RATIO = 0.2
-#: Outcomes of one start (attractor census, finite-N recognition).
-OUTCOMES = ("recognition", "mixture", "paramagnetic", "non-stationary", "undecided")
-_STATIONARY = ("stable", "marginal", "unstable")
+
+
+class MemoryOutcome(StrEnum):
+    """Where one start went (attractor census, finite-N recognition); the values are stored in results."""
+
+    RECOGNITION = "recognition"
+    MIXTURE = "mixture"
+    PARAMAGNETIC = "paramagnetic"
+    NON_STATIONARY = "non-stationary"
+    UNDECIDED = "undecided"
+
+
+#: Outcomes of one start, in code order (``outcome`` variables hold these strings).
+OUTCOMES = tuple(o.value for o in MemoryOutcome)
+_STATIONARY = (Classification.STABLE, Classification.MARGINAL, Classification.UNSTABLE)
 
 _RETRIEVABLE_DOC = (
     "retrievable: the start relaxes to a stationary state with |xi_nu| > threshold that is stable on the start's "
@@ -26,6 +41,16 @@ _RECOGNISED_DOC = (
     "recognised (finite N_sp): the dynamics from the corrupted start, crosstalk included, relaxes (stationary "
     "overlaps) to a state whose largest overlap is |xi_nu| > threshold; success_probability: fraction of samples"
 )
+
+
+def _refuse_spin_rates(model: DickeModel, what: str) -> None:
+    """The lossless memory experiments refuse individual spin rates instead of silently ignoring them."""
+    if model.spin_dissipation:
+        raise ValueError(
+            f"gamma_down/gamma_up/gamma_phi: {what} describes the lossless spins of the paper (Eq. 12, its "
+            "thresholds and stationary retrieval states); with individual spin dissipation no stationary retrieval "
+            "state exists for balanced patterns and retrieval is transient: use transient_retrieval_map "
+            "(`opendicke memory transient`), steady_state or evolve (docs/spin-dissipation.md)")
 
 
 def _pattern_index_safe(n_modes: int, pattern) -> int:
@@ -59,12 +84,13 @@ def _outcomes(cls, full, overlap, omin, omax, undamped, threshold, settle_tol, m
     n_finite = finite.sum(axis=-1)
     second = np.sort(size, axis=-1)[..., -2] if size.shape[-1] > 1 else np.zeros(size.shape[:-1])
     code = np.where(n_finite == 0, 2, np.where(n_finite == 1, 0, 1))
-    code = np.where(settled, code, np.where(cls == "not stationary", 3, 4))
+    code = np.where(settled, code, np.where(cls == Classification.NOT_STATIONARY, 3, 4))
     ends_on = np.where(n_finite > 0, np.nanargmax(np.nan_to_num(xi, nan=-1.0), axis=-1) + 1, 0)
     ends_on = np.where(settled, ends_on, -1)
     undamped = np.nan_to_num(np.asarray(undamped, dtype=float), nan=0.0)
     precessing = np.where(stationary, undamped > 1e-6, settled)
-    robust = stationary & np.isin(np.asarray(full).astype(str), ("stable", "marginal")) & (cls != "unstable")
+    robust = (stationary & np.isin(np.asarray(full).astype(str), (Classification.STABLE, Classification.MARGINAL))
+              & (cls != Classification.UNSTABLE))
     return {"code": code, "ends_on": ends_on, "xi": xi, "settled": settled, "precessing": precessing,
             "robust": robust, "window_range": window_range, "second": second}
 

@@ -12,7 +12,7 @@ from ..reduction import Grouping, reduce
 from ..results import timed
 from ..states import PatternState
 from .analytic import corrupted_overlap, critical_couplings
-from .common import _long_names, _pattern_index_safe, _version
+from .common import _attrs, _long_names, _pattern_index_safe, _refuse_spin_rates, _version
 
 def _mode_arrays(model, g0):
     om = np.asarray(model.omega_modes, dtype=float)
@@ -21,6 +21,7 @@ def _mode_arrays(model, g0):
     return om, ka, D, g0 * om / D
 
 
+@timed
 def self_consistent_state(
     model: DickeModel,
     pattern: int | None = 1,
@@ -31,7 +32,7 @@ def self_consistent_state(
     x0: np.ndarray | None = None,
     tol: float = 1e-13,
     max_iter: int = 60,
-) -> dict:
+):
     """Fixed point of Eq. (7) with every group along its field, from the M-dimensional self-consistency.
 
     At a fixed point m_k = ρ_k B_k/|B_k| with B_k = (2Ω, 0, h_k), h_k = 4 g0 Σ_μ f_μk x_μ and x_μ = Re α_μ, so
@@ -41,11 +42,36 @@ def self_consistent_state(
     polarised state anti-aligned with its field (the retrieval and paramagnetic states). The start ``x0`` is by
     default the ideal retrieval state of ``pattern`` (None: the paramagnet x = 0).
 
-    Returns a dict: ``x``, ``alpha`` (M, complex), ``overlaps`` (M), ``bloch`` (K, 3, gauged frame),
-    ``converged``, ``iterations``, ``residual``, ``curvature`` (smallest eigenvalue of H, module docstring),
-    ``stable`` (H positive definite; meaningful when all ρ_k ≤ 0 and Ω, Ω_μ > 0), ``stability_applies``.
+    Returns a Dataset (kind ``self_consistent_state``): ``x`` and ``overlap`` (signed ξ_μ) and ``alpha``
+    (complex) over ``pattern`` 1..M, ``bloch`` (group, component; gauged frame), and the scalars ``converged``,
+    ``iterations``, ``residual``, ``curvature`` (smallest eigenvalue of H, module docstring), ``stable`` (H
+    positive definite; meaningful when all ρ_k ≤ 0 and Ω, Ω_μ > 0) and ``stability_applies``; attrs ``g0`` (the
+    coupling solved at) and ``start`` (the pattern whose retrieval state seeded Newton, 0: the paramagnet).
     """
+    _refuse_spin_rates(model, "self_consistent_state")
     g0 = float(model.g0 if g0 is None else g0)
+    st = _self_consistent(model, pattern, g0, lengths, grouping, x0, tol, max_iter)
+    import xarray as xr
+
+    M, K = st["overlaps"].size, st["bloch"].shape[0]
+    ds = xr.Dataset(
+        {
+            "x": ("pattern", st["x"]),
+            "overlap": ("pattern", st["overlaps"]),
+            "alpha": ("pattern", st["alpha"]),
+            "bloch": (("group", "component"), st["bloch"]),
+            **{name: ((), st[name]) for name in ("converged", "iterations", "residual", "curvature", "stable",
+                                                 "stability_applies")},
+        },
+        coords={"pattern": np.arange(1, M + 1), "group": np.arange(K), "component": ["x", "y", "z"]},
+    )
+    ds.attrs.update(_attrs(model, "self_consistent_state", start=0 if pattern is None else int(pattern), tol=tol))
+    ds.attrs["g0"] = g0  # the coupling solved at (the model's unless g0 was given)
+    return ds
+
+
+def _self_consistent(model, pattern, g0, lengths, grouping, x0, tol, max_iter) -> dict:
+    """:func:`self_consistent_state` as plain arrays (a dict), for the loops of :func:`crosstalk`."""
     grouping = grouping if grouping is not None else reduce(model)
     f = np.asarray(grouping.f, dtype=float)
     w = np.asarray(grouping.weights, dtype=float)
@@ -105,8 +131,8 @@ def self_consistent_state(
     }
 
 
-def paramagnet_thresholds(model: DickeModel, *, lengths: np.ndarray | float = 1.0,
-                          grouping: Grouping | None = None) -> dict:
+@timed
+def paramagnet_thresholds(model: DickeModel, *, lengths: np.ndarray | float = 1.0, grouping: Grouping | None = None):
     """Exact bifurcation couplings of the paramagnet (every group along −x with length r_k, α = 0).
 
     H at the paramagnet is (1/2Ω)[D/g0² − C_r] with D = diag g_c(μ)² and C_r = Σ_k w_k r_k f_k f_kᵀ (the
@@ -114,9 +140,24 @@ def paramagnet_thresholds(model: DickeModel, *, lengths: np.ndarray | float = 1.
     D^(-1/2) C_r D^(-1/2). Each branch is assigned to the pattern that dominates its eigenvector (greedily, in
     decreasing weight). In the ideal model C_r = r·I and the thresholds are g_c(μ)/√r.
 
-    Returns ``threshold`` (M, per pattern; the paramagnet is stable below the smallest), ``purity`` (squared
-    eigenvector component on that pattern) and ``overlap_matrix`` C_r.
+    Returns a Dataset (kind ``paramagnet_thresholds``) over ``pattern`` 1..M: ``threshold`` (the paramagnet is
+    stable below the smallest), ``purity`` (squared eigenvector component on that pattern) and ``overlap_matrix``
+    C_r (pattern, pattern_2).
     """
+    _refuse_spin_rates(model, "paramagnet_thresholds")
+    import xarray as xr
+
+    pt = _paramagnet_thresholds(model, lengths, grouping)
+    M = pt["threshold"].size
+    ds = xr.Dataset({"threshold": ("pattern", pt["threshold"]), "purity": ("pattern", pt["purity"]),
+                     "overlap_matrix": (("pattern", "pattern_2"), pt["overlap_matrix"])},
+                    coords={"pattern": np.arange(1, M + 1), "pattern_2": np.arange(1, M + 1)})
+    ds.attrs.update(_attrs(model, "paramagnet_thresholds"))
+    return ds
+
+
+def _paramagnet_thresholds(model, lengths, grouping) -> dict:
+    """:func:`paramagnet_thresholds` as plain arrays (a dict), for the loops of :func:`crosstalk`."""
     g_c = critical_couplings(model)
     grouping = grouping if grouping is not None else reduce(model)
     f = np.asarray(grouping.f, dtype=float)
@@ -220,19 +261,20 @@ def crosstalk(
             for c_, s in enumerate(seeds):
                 t0 = time.perf_counter()
                 model = factory(n_modes=M, n_spins=N, seed=s)
+                _refuse_spin_rates(model, "crosstalk")
                 nu = _pattern_index_safe(M, pattern)
                 grouping = reduce(model)
                 n_groups[a, b, c_] = grouping.n_groups
                 G = np.asarray(model.patterns, dtype=float)
                 cross = (G @ G[nu]) / N
                 ct_rms[a, b, c_] = np.sqrt(np.mean(np.delete(cross, nu) ** 2)) if M > 1 else 0.0
-                pt = paramagnet_thresholds(model, grouping=grouping)
+                pt = _paramagnet_thresholds(model, 1.0, grouping)
                 thr[a, b, c_], purity[a, b, c_] = pt["threshold"][nu], pt["purity"][nu]
                 g_c = critical_couplings(model)
                 thr_tl[a, b, c_] = g_c[nu]
                 res["overlap_tl"][a, b, c_] = corrupted_overlap(g0s, g_c[nu], 0.0)
                 for gi, g in enumerate(g0s):
-                    st = self_consistent_state(model, pattern, g0=g, grouping=grouping)
+                    st = _self_consistent(model, pattern, float(g), -1.0, grouping, None, 1e-13, 60)
                     if st["converged"]:
                         res["overlap_static"][a, b, c_, gi] = abs(st["overlaps"][nu])
                         res["curvature_static"][a, b, c_, gi] = st["curvature"]
@@ -260,8 +302,7 @@ def crosstalk(
                         Bv = np.column_stack([np.full(K, 2.0 * model.omega), np.zeros(K), h])
                         rho = np.sum(m * Bv, axis=1) / np.linalg.norm(Bv, axis=1)
                         res["rho_deficit"][a, b, c_, gi] = float(np.sum(grouping.weights * (1.0 - np.abs(rho))))
-                        ctr = self_consistent_state(model, pattern, g0=g, grouping=grouping, lengths=rho,
-                                                    x0=y[3 * K : 3 * K + M])
+                        ctr = _self_consistent(model, pattern, float(g), rho, grouping, y[3 * K : 3 * K + M], 1e-13, 60)
                         if ctr["converged"]:
                             res["overlap_centre"][a, b, c_, gi] = abs(ctr["overlaps"][nu])
                 elapsed[a, b, c_] = time.perf_counter() - t0

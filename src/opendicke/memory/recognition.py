@@ -12,7 +12,9 @@ from ..model import DickeModel
 from ..results import timed
 from ..states import CorruptedPattern, PatternState
 from .analytic import _safe_gc, corrupted_overlap, recognition_boundary, robust_threshold
+from ..meanfield.steady.classification import Classification
 from .common import (
+    _refuse_spin_rates,
     OUTCOMES, RECOGNITION_THRESHOLD, _RECOGNISED_DOC, _RETRIEVABLE_DOC, _attrs, _long_names, _outcomes,
     _pattern_index_safe,
 )
@@ -55,7 +57,6 @@ def recognition_map(
     representation: str = "auto",
     progress: Callable[[float], None] | None = None,
     options: SteadyStateOptions | None = None,
-    **option_fields,
 ):
     """Recognition of corrupted patterns over a grid of couplings g0 and flipped fractions p, per pattern.
 
@@ -77,11 +78,12 @@ def recognition_map(
         ``robust_theory`` g_stab per (pattern, flip); ``g_crit`` per pattern; TL: ``retrievable``, ``retrievable_on_subspace``,
         ``full_space_stability``, ``boundary`` (numerical); finite N: ``recognised``, ``outcome``, ``ends_on``.
     """
+    _refuse_spin_rates(model, "recognition_map")
     import xarray as xr
 
     from ..meanfield.steady import find_critical_coupling, steady_options, steady_state
 
-    opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
+    opts = steady_options(options, t_max=t_max)  # validated before any work
     g0 = np.atleast_1d(np.asarray(g0, dtype=float))
     flips = np.atleast_1d(np.asarray(flips, dtype=float))
     if g0.ndim != 1 or flips.ndim != 1 or g0.size == 0 or flips.size == 0:
@@ -148,8 +150,8 @@ def recognition_map(
         c0, f0 = cls[..., 0], full[..., 0]
         xi = np.abs(overlap_all[..., 0, :])  # (P, F, G, M)
         xi_nu = np.take_along_axis(xi, own[:, None, None, None], axis=-1)[..., 0]
-        on_sub = (c0 == "stable") & (np.nan_to_num(xi_nu) > threshold)
-        robust = on_sub & (f0 == "stable")
+        on_sub = (c0 == Classification.STABLE) & (np.nan_to_num(xi_nu) > threshold)
+        robust = on_sub & (f0 == Classification.STABLE)
         data.update({
             "overlap": (dims3, xi_nu),
             "overlaps": (dims3 + ("overlap_pattern",), xi),
@@ -205,27 +207,46 @@ def recognition_map(
     return ds
 
 
-def recognition_map_task(model: DickeModel, initial, *, vary, g0, progress=None, **options):
+def recognition_map_task(
+    model: DickeModel,
+    initial,
+    *,
+    vary,
+    g0: Sequence[float],
+    samples: int = 1,
+    draws: int = 1,
+    seed: int | None = None,
+    threshold: float = RECOGNITION_THRESHOLD,
+    settle_tol: float = 1e-3,
+    refine_boundary: bool = True,
+    t_max: float = 2000.0,
+    representation: str = "auto",
+    options: SteadyStateOptions | None = None,
+    progress: Callable[[float], None] | None = None,
+):
     """:func:`recognition_map` as a sweep solver (:func:`~opendicke.sweep.run_sweep`): one chunk of flips.
 
     ``initial``: the pattern numbers (as states: a list of :class:`~opendicke.states.PatternState`);
     ``vary={"flip": ...}``: the chunk's flipped fractions; ``g0``: the whole coupling grid (never split, so the
-    numerical boundary sees the grid's own bracket); ``options``: the rest of :func:`recognition_map`'s
-    keywords. Chunks along ``flip`` are independent: each (pattern, flip) is solved over the whole g0 grid.
+    numerical boundary sees the grid's own bracket); the other keywords are :func:`recognition_map`'s (a sweep
+    gives them as ``arguments``, and ``options`` as the :class:`SteadyStateOptions` object). Chunks along
+    ``flip`` are independent: each (pattern, flip) is solved over the whole g0 grid.
     """
     if set(vary) != {"flip"}:
         raise ValueError(f"recognition_map_task varies the flipped fraction only (vary={{'flip': ...}}), got {sorted(vary)}")
     starts = initial if isinstance(initial, (list, tuple)) else [initial]
     if not all(isinstance(s, PatternState) and s.sign == 1 for s in starts):
         raise ValueError("recognition_map_task: the initial states are the patterns to map (pattern numbers)")
-    return recognition_map(model, g0, vary["flip"], [s.pattern for s in starts], progress=progress, **options)
+    return recognition_map(model, g0, vary["flip"], [s.pattern for s in starts], samples=samples, draws=draws,
+                           seed=seed, threshold=threshold, settle_tol=settle_tol, refine_boundary=refine_boundary,
+                           t_max=t_max, representation=representation, options=options, progress=progress)
 
 
-def _map_solves_per_point(model, initial, options):
+def _map_solves_per_point(model, initial, arguments):
     """Steady-state solves of one flip value: couplings × patterns × samples × draws."""
     n_patterns = len(initial) if isinstance(initial, (list, tuple)) else 1
-    return (np.size(options.get("g0", 1)) * n_patterns * int(options.get("samples", 1))
-            * int(options.get("draws", 1)))
+    return (np.size(arguments.get("g0", 1)) * n_patterns * int(arguments.get("samples", 1))
+            * int(arguments.get("draws", 1)))
 
 
 recognition_map_task.sweep_axes = ("flip",)

@@ -11,7 +11,9 @@ from ..model import DickeModel
 from ..results import timed
 from ..states import CorruptedPattern, PatternState
 from .analytic import _safe_gc, corrupted_overlap, recognition_boundary, robust_threshold
+from ..meanfield.steady.classification import Classification
 from .common import (
+    _refuse_spin_rates,
     RECOGNITION_THRESHOLD, _RECOGNISED_DOC, _RETRIEVABLE_DOC, _STATIONARY, _attrs, _long_names, _outcomes,
 )
 from .recognition import recognition_map
@@ -35,7 +37,6 @@ def retrievable_patterns(
     t_max: float = 3000.0,
     numerical_thresholds: bool = False,
     options: SteadyStateOptions | None = None,
-    **option_fields,
 ):
     """Which patterns the model holds at its coupling ``model.g0`` when started from them with a fraction
     ``flip`` flipped: the pattern-selective regime (paper, Discussion).
@@ -53,11 +54,12 @@ def retrievable_patterns(
     ``success_probability``, ``ends_on``, ``classification``, ``full_space_stability`` and, with
     ``numerical_thresholds``, ``boundary`` and ``robust_threshold`` found numerically.
     """
+    _refuse_spin_rates(model, "retrievable_patterns")
     import xarray as xr
 
     from ..meanfield.steady import steady_options, steady_state
 
-    opts = steady_options(options, **option_fields, t_max=t_max)  # validated before any work
+    opts = steady_options(options, t_max=t_max)  # validated before any work
     if not (np.isfinite(flip) and 0.0 <= flip <= 1.0):
         raise ValueError(f"flip must be a fraction in [0, 1], got {flip!r}")
     M = model.n_modes
@@ -79,8 +81,8 @@ def retrievable_patterns(
         cls = ds["classification"].values.astype(str)
         full = ds["full_space_stability"].values.astype(str)
         xi = np.abs(ds["overlap"].values[np.arange(M), np.arange(M)])
-        on_sub = (cls == "stable") & (np.nan_to_num(xi) > threshold)
-        robust = on_sub & (full == "stable")
+        on_sub = (cls == Classification.STABLE) & (np.nan_to_num(xi) > threshold)
+        robust = on_sub & (full == Classification.STABLE)
         overlap = np.where(robust, xi, 0.0)
         ends = np.where(on_sub, np.array(pats), 0)
         pert_ends = np.full(M, -2)
@@ -100,7 +102,7 @@ def retrievable_patterns(
             "retrievable": (("pattern",), robust),
             "retrievable_on_subspace": (("pattern",), on_sub),
             "overlap": (("pattern",), overlap),
-            "overlap_on_subspace": (("pattern",), np.where(cls == "stable", xi, np.nan)),
+            "overlap_on_subspace": (("pattern",), np.where(cls == Classification.STABLE, xi, np.nan)),
             "success_probability": (("pattern",), robust.astype(float)),
             "ends_on": (("pattern",), ends),
             "classification": (("pattern",), cls),
@@ -150,7 +152,6 @@ def stability_threshold(
     threshold: float = RECOGNITION_THRESHOLD,
     g_max: float | None = None,
     options: SteadyStateOptions | None = None,
-    **option_fields,
 ):
     """Existence threshold and robust threshold g_stab per pattern, found numerically (no closed form used).
 
@@ -164,12 +165,13 @@ def stability_threshold(
     Returns a Dataset over ``pattern``: ``boundary``, ``robust_threshold`` (midpoint of the final bracket),
     ``robust_lower``, ``robust_upper``, ``rounds``, ``message``.
     """
+    _refuse_spin_rates(model, "stability_threshold")
     import xarray as xr
 
     from ..meanfield.steady import find_critical_coupling, steady_options, steady_state
     from ..meanfield.steady.multisection import multisect
 
-    opts = steady_options(options, **option_fields)  # validated before any work
+    opts = steady_options(options)  # validated before any work
     M = model.n_modes
     pats = list(range(1, M + 1)) if patterns is None else [int(p) for p in np.atleast_1d(patterns)]
     n = len(pats)
@@ -192,8 +194,8 @@ def stability_threshold(
         for b, (i, g) in enumerate(zip(which, g0s)):
             gi, si = int(np.searchsorted(grid, g)), order.index(int(i))
             c, x = cls[gi, si], xi[gi, si, pats[i] - 1]
-            if c == "stable" and x > threshold:
-                out[b] = 1 if full[gi, si] == "stable" else 0
+            if c == Classification.STABLE and x > threshold:
+                out[b] = 1 if full[gi, si] == Classification.STABLE else 0
             else:
                 out[b] = 0 if c in _STATIONARY else -1
         return out

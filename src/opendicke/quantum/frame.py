@@ -3,7 +3,7 @@
 The frame
 ---------
 Let s_r(t) (unit Bloch vector of block r) and α_μ(t) (per spin) be the mean-field solution from the
-initial state (GUIDE §2, one Bloch vector per block of :mod:`.problem`), and β_μ = √N_sp α_μ. The
+initial state (docs/physics-notes.md; one Bloch vector per block of :mod:`.problem`), and β_μ = √N_sp α_μ. The
 mean-field Hamiltonian of block r is c_r(t)·S_r with c_r = (Ω, 0, 2 g0 Σ_μ f[μ,r] Re α_μ) (Pauli S), so
 s_r rotates as ṡ_r = 2 c_r × s_r. The time-dependent unitary
 
@@ -51,11 +51,12 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from .basis import Basis, search
 from .problem import QuantumProblem, _embed, _fock_tuple
 
 __all__ = [
     "MeanFieldFrame", "ComovingProblem", "FramePropagation", "TruncationSearch", "comoving", "mean_field_frame",
-    "propagate_comoving", "propagate_plain", "search_truncation", "first_truncation", "lab_moments", "MAX_COMOVING_DIM",
+    "propagate_comoving", "propagate_plain", "search_truncation", "first_truncation", "lab_moments", "MAX_COMOVING_DIM", "ComovingBasis",
 ]
 
 _COMPONENTS = ("x", "y", "z")
@@ -99,7 +100,7 @@ class MeanFieldFrame:
 
 
 def mean_field_frame(problem: QuantumProblem, t_final: float, rtol: float = 1e-13, atol: float = 1e-13) -> MeanFieldFrame:
-    """Integrate the per-block mean-field equations (GUIDE §2) with the frame matrices W^r (dw/dt = 2 c_r × w)."""
+    """Integrate the per-block mean-field equations (docs/physics-notes.md) with the frame matrices W^r (dw/dt = 2 c_r × w)."""
     from scipy.integrate import solve_ivp
 
     m = problem.model
@@ -483,8 +484,8 @@ MAX_COMOVING_DIM = 2500
 @dataclass(frozen=True)
 class TruncationSearch:
     """Result of :func:`search_truncation`: the last run, its truncation, the measured change against the
-    previous truncation, whether it met the tolerance, and the history
-    ``[(spin_levels, fock, spin_truncation, fock_truncation, change, seconds)]``."""
+    previous truncation, whether it met the tolerance, and the history ``[(spin_levels, fock, spin_truncation,
+    fock_truncation, change, seconds, relative change of the deviations)]`` (the records of :class:`ComovingBasis`)."""
 
     run: FramePropagation
     spin_levels: tuple
@@ -492,6 +493,7 @@ class TruncationSearch:
     change: float
     converged: bool
     history: list
+    deviation_change: float = math.nan
 
 
 def _grow(levels: int, top: float, tol: float, cap: int | None) -> int:
@@ -506,6 +508,58 @@ def first_truncation(problem: QuantumProblem) -> tuple[tuple[int, ...], tuple[in
     return tuple(int(min(16, n + 1)) for n in problem.block_sizes), (16,) * problem.n_modes
 
 
+@dataclass(frozen=True, eq=False)
+class ComovingBasis(Basis):
+    """The co-moving frame as a :class:`~opendicke.quantum.basis.Basis`: a truncation is ``(spin_levels, fock)``,
+    rotated Dicke states per block and displaced Fock levels per mode (``fock`` of this frame is the second);
+    each factor grows by ×1.4 while its last level holds more than tol/100, else by 2 (blocks stop at n_r + 1);
+    it propagates with :func:`propagate_comoving` in one mean-field frame built once."""
+
+    problem: QuantumProblem
+    t_final: float
+    start: tuple | None = None
+    max_dim: int = MAX_COMOVING_DIM
+    rtol: float = 1e-7
+    atol: float = 1e-9
+    squares: bool = False
+    name = "comoving"
+
+    @cached_property
+    def frame(self) -> MeanFieldFrame:
+        return mean_field_frame(self.problem, float(self.t_final))
+
+    def first(self) -> tuple:
+        spin, fock = first_truncation(self.problem) if self.start is None else self.start
+        return (tuple(spin), tuple(fock))
+
+    def dimension(self, truncation) -> int:
+        return comoving(self.problem, *truncation).dim
+
+    def propagate(self, truncation, times, progress=None):
+        return propagate_comoving(comoving(self.problem, *truncation), times, frame=self.frame, rtol=self.rtol,
+                                  atol=self.atol, squares=self.squares, progress=progress)
+
+    def grow(self, truncation, run, tol):
+        spin, fock = truncation
+        caps = [int(n) + 1 for n in self.problem.block_sizes]
+        return (tuple(_grow(c, top, tol, cap) for c, top, cap in zip(spin, run.spin_truncation(), caps)),
+                tuple(_grow(c, top, tol, None) for c, top in zip(fock, run.truncation())))
+
+    def refuse(self, truncation):
+        return f"max_dim = {self.max_dim}" if self.dimension(truncation) > self.max_dim else None
+
+    def describe(self, truncation):
+        return f"co-moving truncation (spin levels {list(truncation[0])}, Fock {list(truncation[1])})"
+
+    def indicator(self, run):
+        spin_exact = all(c == int(n) + 1 for c, n in zip(run.spin_levels, self.problem.block_sizes))
+        return float(max(run.truncation().max(), 0.0 if spin_exact else run.spin_truncation().max()))
+
+    def record(self, truncation, run, change, deviation_change):
+        return (tuple(run.spin_levels), tuple(run.problem.fock), run.spin_truncation().tolist(),
+                run.truncation().tolist(), change, run.elapsed, deviation_change)
+
+
 def search_truncation(
     problem: QuantumProblem,
     times: np.ndarray,
@@ -517,41 +571,21 @@ def search_truncation(
     squares: bool = False,
     max_dim: int = MAX_COMOVING_DIM,
     progress: Callable[[float], None] | None = None,
+    deviations: Callable | None = None,
+    deviation_tol: float | None = None,
+    stacklevel: int = 3,
 ) -> TruncationSearch:
     """Enlarge (spin levels, displaced Fock levels) until the largest change of any overlap or occupation
-    over the window between two successive truncations is ≤ ``tol``; the larger truncation's run is
-    returned. Blocks already complete (n_r + 1 levels) are not enlarged."""
-    import warnings
-
-    from .result import FockCutoffWarning
-
-    spin, fock = first_truncation(problem) if first is None else first
-    frame = mean_field_frame(problem, float(times[-1]))
-    caps = [int(n) + 1 for n in problem.block_sizes]
-    history: list = []
-    prev: FramePropagation | None = None
-    while True:
-        cp = comoving(problem, spin, fock)
-        if cp.dim > max_dim:
-            if prev is None:
-                raise ValueError(f"the first truncation {list(spin)} × {list(fock)} already gives dimension {cp.dim} > "
-                                 f"max_dim = {max_dim}")
-            last = history[-1][4]
-            warnings.warn(
-                f"co-moving truncation not converged: growing to spin levels {list(spin)}, Fock {list(fock)} would "
-                f"exceed max_dim = {max_dim}; the last measured change was {last:.3g} (tol = {tol:g})",
-                FockCutoffWarning, stacklevel=3,
-            )
-            return TruncationSearch(prev, prev.spin_levels, tuple(prev.problem.fock), last, False, history)
-        run = propagate_comoving(cp, times, frame=frame, rtol=rtol, atol=atol, squares=squares, progress=progress)
-        change = run.change_from(prev) if prev is not None else math.nan
-        history.append((cp.spin_levels, cp.fock, run.spin_truncation().tolist(), run.truncation().tolist(), change,
-                        run.elapsed))
-        if prev is not None and change <= tol:
-            return TruncationSearch(run, cp.spin_levels, cp.fock, change, True, history)
-        spin = tuple(_grow(c, top, tol, cap) for c, top, cap in zip(cp.spin_levels, run.spin_truncation(), caps))
-        fock = tuple(_grow(c, top, tol, None) for c, top in zip(cp.fock, run.truncation()))
-        prev = run
+    over the window between two successive truncations is ≤ ``tol`` and, with ``deviations`` and
+    ``deviation_tol``, the relative change of ``deviations(run)`` (N·(ξ − ξ_MF), N·(n − n_MF), N·E_N) is
+    ≤ ``deviation_tol``; the larger truncation's run is returned (:func:`~opendicke.quantum.basis.search` on a
+    :class:`ComovingBasis`). Blocks already complete (n_r + 1 levels) are not enlarged."""
+    basis = ComovingBasis(problem, float(times[-1]), start=first, max_dim=int(max_dim), rtol=rtol, atol=atol,
+                          squares=squares)
+    found = search(basis, times, tol, deviations=deviations, deviation_tol=deviation_tol, progress=progress,
+                   stacklevel=stacklevel)
+    return TruncationSearch(found.run, tuple(found.run.spin_levels), tuple(found.run.problem.fock), found.change,
+                            found.converged, found.history, found.deviation_change)
 
 
 # ------------------------------------------------------------------------------------ plain basis, same integrator

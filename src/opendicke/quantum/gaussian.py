@@ -59,12 +59,13 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from .basis import Basis, relative_change, search
 from .frame import FramePropagation, MeanFieldFrame, lab_moments, mean_field_frame
 from .problem import QuantumProblem
 
 __all__ = [
     "GaussianFrame", "LevelSearch", "gaussian_frame", "propagate_gaussian", "search_levels", "fock_basis",
-    "frame_dimension", "williamson_occupations", "MAX_GAUSSIAN_DIM",
+    "frame_dimension", "williamson_occupations", "MAX_GAUSSIAN_DIM", "GaussianBasis", "relative_change",
 ]
 
 #: Holstein–Primakoff series order: at N_sp = 1000 (benchmark model, t ≤ 10, 16 levels) the consecutive
@@ -511,36 +512,87 @@ def _check_blocks(problem: QuantumProblem) -> None:
             f"{small} (use frame='plain' or 'comoving')")
 
 
-def relative_change(new: dict, old: dict) -> float:
-    """max over the named arrays of max|new − old| / max|new| (NaN when nothing is compared)."""
-    out = math.nan
-    for key, value in new.items():
-        a, b = np.asarray(value), np.asarray(old[key])
-        scale = float(np.max(np.abs(a))) if a.size else 0.0
-        if scale > 0:
-            r = float(np.max(np.abs(a - b))) / scale
-            out = r if math.isnan(out) else max(out, r)
-    return out
-
-
-def _levels_needed(history: list, tol: float, step: int) -> int:
-    """Total quanta at which the changes would reach ``tol`` if they keep falling geometrically at the rate of
-    the last two steps (the current levels + step while fewer than two changes are known; 10^6 if they do
-    not fall). Lets the search stop early instead of running to ``max_dim`` for a tolerance it cannot reach."""
-    changes = [h[3] for h in history if not math.isnan(h[3])]
+def _levels_needed(history: list, tol: float, step: int, column: int = 3) -> int:
+    """Total quanta at which the changes (``history`` entries' ``column``: 3 the change of ξ and n, 5 the relative
+    change of the deviations from mean field) would reach ``tol`` if they keep falling geometrically at the rate of
+    the last two steps (the current levels + step while fewer than two changes are known; 10^6 if they do not
+    fall). Lets the search stop early instead of running to ``max_dim`` for a tolerance it cannot reach."""
+    changes = [h[column] for h in history if len(h) > column and not math.isnan(h[column])]
     levels = history[-1][0]
     if len(changes) < 2:
         return levels + step
+    if changes[-1] <= tol:
+        return levels
     rate = changes[-1] / changes[-2]
     if not 0 < rate < 1:
         return 10**6
     return levels + step * max(1, math.ceil(math.log(tol / changes[-1]) / math.log(rate)))
 
 
+@dataclass(frozen=True, eq=False)
+class GaussianBasis(Basis):
+    """The Gaussian frame as a :class:`~opendicke.quantum.basis.Basis`: a truncation is ``(levels,)``, the total
+    quanta kept (what ``fock`` means for this frame); it grows by ``step``; its dimension is
+    :func:`frame_dimension`; it propagates with :func:`propagate_gaussian` in one frame built once."""
+
+    problem: QuantumProblem
+    t_final: float
+    first_levels: int = FIRST_LEVELS
+    step: int = LEVEL_STEP
+    max_dim: int = MAX_GAUSSIAN_DIM
+    hp_order: int = DEFAULT_HP_ORDER
+    rtol: float = 1e-8
+    atol: float = 1e-10
+    squares: bool = False
+    name = "gaussian"
+
+    @cached_property
+    def frame(self) -> GaussianFrame:
+        return gaussian_frame(self.problem, float(self.t_final))
+
+    def first(self) -> tuple:
+        return (int(self.first_levels),)
+
+    def dimension(self, truncation: tuple) -> int:
+        return frame_dimension(self.problem, truncation[0])
+
+    def propagate(self, truncation, times, progress=None):
+        _check_blocks(self.problem)  # before the frame is built
+        return propagate_gaussian(self.problem, times, truncation[0], frame=self.frame, hp_order=self.hp_order,
+                                  rtol=self.rtol, atol=self.atol, squares=self.squares, progress=progress)
+
+    def grow(self, truncation, run, tol):
+        return (truncation[0] + self.step,)
+
+    def refuse(self, truncation):
+        dim = self.dimension(truncation)
+        return f"max_dim = {self.max_dim} states" if dim > self.max_dim else None
+
+    def describe(self, truncation):
+        return f"Gaussian-frame truncation (total quanta ≤ {truncation[0]})"
+
+    def out_of_reach(self, history, tol, deviation_tol):
+        levels = history[-1][0]
+        needed = _levels_needed(history, tol, self.step)
+        if deviation_tol is not None:
+            needed = max(needed, _levels_needed(history, deviation_tol, self.step, column=5))
+        if needed <= levels + self.step or frame_dimension(self.problem, needed) <= self.max_dim:
+            return None
+        if needed < 10**6:
+            return (f"at the measured rate the changes would reach the tolerance only near {needed} total quanta "
+                    f"({frame_dimension(self.problem, needed)} states > max_dim = {self.max_dim})")
+        return f"the changes are not decreasing (max_dim = {self.max_dim} states)"
+
+    def record(self, truncation, run, change, deviation_change):
+        return (truncation[0], self.dimension(truncation), float(run.truncation().max()), change, run.elapsed,
+                deviation_change)
+
+
 @dataclass(frozen=True)
 class LevelSearch:
     """Result of :func:`search_levels`: the last run, its levels, the change against the previous run, whether
-    it met the tolerance, and the history ``[(levels, dimension, top-shell population, change, seconds)]``."""
+    it met the tolerance, and the history ``[(levels, dimension, top-shell population, change, seconds,
+    relative change of the deviations)]`` (the records of :class:`GaussianBasis`)."""
 
     run: FramePropagation
     levels: int
@@ -565,6 +617,7 @@ def search_levels(
     progress: Callable[[float], None] | None = None,
     deviations: Callable | None = None,
     deviation_tol: float | None = None,
+    stacklevel: int = 3,
 ) -> LevelSearch:
     """Enlarge the total-quanta truncation by ``step`` until the largest change of any overlap or occupation
     over the window between two successive truncations is ≤ ``tol``; the larger truncation's run is returned.
@@ -572,39 +625,13 @@ def search_levels(
     ``max_dim`` kept states.
 
     ``deviations(run)`` → dict of arrays (what the frame is about: N·(ξ − ξ_MF), N·(n − n_MF), N·E_N) gives the
-    relative change between truncations, max over its arrays of max_t|Δ| / max_t|value|, reported as
+    relative change between truncations, max over its arrays of max_t|Δ| / max(max_t|value|, 1), reported as
     ``deviation_change``; with ``deviation_tol`` the search also requires it to be ≤ ``deviation_tol`` (an
     absolute ``tol`` on ξ is as large as ξ − ξ_MF itself at large N_sp, so on its own it hides the bias)."""
-    import warnings
-
-    from .result import FockCutoffWarning
-
     _check_blocks(problem)
-    frame = gaussian_frame(problem, float(times[-1]))
-    levels = int(first)
-    if frame_dimension(problem, levels) > max_dim:
-        raise ValueError(f"the first truncation (total quanta ≤ {levels}) already keeps {frame_dimension(problem, levels)} "
-                         f"states > max_dim = {max_dim}")
-    history: list = []
-    prev = None
-    while True:
-        run = propagate_gaussian(problem, times, levels, frame=frame, hp_order=hp_order, rtol=rtol, atol=atol,
-                                 squares=squares, progress=progress)
-        change = run.change_from(prev) if prev is not None else math.nan
-        dev = relative_change(deviations(run), deviations(prev)) if (deviations and prev is not None) else math.nan
-        history.append((levels, frame_dimension(problem, levels), float(run.truncation().max()), change, run.elapsed))
-        if prev is not None and change <= tol and (deviation_tol is None or dev <= deviation_tol):
-            return LevelSearch(run, levels, change, True, history, dev)
-        needed = _levels_needed(history, tol, step)
-        if frame_dimension(problem, max(levels + step, needed)) > max_dim:
-            reason = (f"total quanta ≤ {levels + step} would keep {frame_dimension(problem, levels + step)} states"
-                      if needed <= levels + step else
-                      f"at the measured rate the changes would reach tol only near {needed} total quanta"
-                      if needed < 10**6 else "the changes are not decreasing")
-            relative = "" if math.isnan(dev) else f", relative change of the deviations from mean field {dev:.3g}"
-            warnings.warn(
-                f"Gaussian-frame truncation not converged: {reason} (max_dim = {max_dim} states); the last measured "
-                f"change was {change:.3g} (tol = {tol:g}){relative}", FockCutoffWarning, stacklevel=3)
-            return LevelSearch(run, levels, change, False, history, dev)
-        prev = run
-        levels += step
+    basis = GaussianBasis(problem, float(times[-1]), first_levels=int(first), step=int(step), max_dim=int(max_dim),
+                          hp_order=hp_order, rtol=rtol, atol=atol, squares=squares)
+    found = search(basis, times, tol, deviations=deviations, deviation_tol=deviation_tol, progress=progress,
+                   stacklevel=stacklevel)
+    return LevelSearch(found.run, found.truncation[0], found.change, found.converged, found.history,
+                       found.deviation_change)

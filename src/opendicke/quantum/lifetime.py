@@ -18,6 +18,11 @@ reduction's groups (``build(model, 1)``: every group is one block in its maximal
 pattern or its mirror starts in). Initial states that split groups into several blocks live in a larger space
 with its own stationary states; they are not covered here.
 
+Bases (``basis``): ``"plain"`` (Dicke ⊗ Fock; H and a real, so the sectors use the real representation) and
+``"polaron"`` (:mod:`.polaron`: every spin configuration with the modes displaced by the stationary field it
+sustains; the cutoff counts fluctuations only and stays ≈ 10 as N_sp grows, where the plain one grows ∝ N_sp;
+complex sectors).
+
 Eigen-solvers (``method``), both per sector, both returning residuals ‖Lv − λv‖/‖v‖ of every eigenpair:
 
 ``"shift-invert"``
@@ -39,7 +44,7 @@ from __future__ import annotations
 import math
 import time as _time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,6 +65,10 @@ METHODS = ("auto", "shift-invert", "propagator")
 #: the odd sector of N_sp = 8, n_c = 16, 10 368 entries, fill 165×; the complex full Liouvillian of the same
 #: problem, 20 736 entries, took 99 s).
 AUTO_DIRECT_SIZE = 12_000
+#: The same for the polaron basis (complex sectors, LU fill measured 37× at 5 408 and 52× at 14 112 entries with
+#: COLAMD, no better with a nested-dissection ordering; the propagator's cost grows with ‖L‖τ ∝ N_sp).
+AUTO_DIRECT_SIZE_POLARON = 80_000
+BASES = ("plain", "polaron")
 DEFAULT_TOL = 1e-6
 #: Default memory budget (bytes) for one sector solve; larger problems fail before allocating.
 DEFAULT_MAX_MEMORY = 6 * 2**30
@@ -78,7 +87,7 @@ class _TaylorPropagator:
 
     def __init__(self, L: sp.csr_matrix, tau: float, block: int = 1):
         n = L.shape[0]
-        self.mu = float(L.diagonal().sum()) / n
+        self.mu = float(np.real(L.diagonal().sum())) / n
         self.A = (L - self.mu * sp.identity(n, format="csr")).tocsr()
         self.tau = float(tau)
         norm1 = float(abs(self.A).sum(axis=0).max())
@@ -99,7 +108,7 @@ class _TaylorPropagator:
     def __call__(self, v: np.ndarray) -> np.ndarray:
         h = self.tau / self.s
         eta = math.exp(self.mu * h)
-        F = np.array(v, dtype=float, copy=True)
+        F = np.array(v, dtype=np.result_type(v, self.A.dtype), copy=True)
         for _ in range(self.s):
             B = F.copy()
             for j in range(self.m):
@@ -123,6 +132,8 @@ class SectorEigenpairs:
     method: str
     matvecs: int
     seconds: float
+    factor_nnz: int = 0
+    lu: object = field(default=None, repr=False, compare=False)
 
 
 def _rayleigh(L, vecs: np.ndarray):
@@ -138,47 +149,75 @@ def _rayleigh(L, vecs: np.ndarray):
     return np.array(values), np.stack(out, axis=1), np.array(residuals)
 
 
-def _resolve_method(method: str, size: int) -> str:
+def _resolve_method(method: str, size: int, basis: str = "plain") -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "auto":
-        return "shift-invert" if size <= AUTO_DIRECT_SIZE else "propagator"
+        limit = AUTO_DIRECT_SIZE_POLARON if basis == "polaron" else AUTO_DIRECT_SIZE
+        return "shift-invert" if size <= limit else "propagator"
     return method
 
 
 def sector_eigenpairs(L: sp.csr_matrix, k: int, *, sector: str = "", method: str = "auto", sigma: float = 1e-2,
                       tau: float | None = None, tol: float = 1e-12, transpose: bool = False,
-                      v0: np.ndarray | None = None) -> SectorEigenpairs:
+                      v0: np.ndarray | None = None, lu=None) -> SectorEigenpairs:
     """The ``k`` eigenpairs of a (real) sector Liouvillian with the largest real parts (propagator) or nearest
     ``sigma`` (shift-invert), as :class:`SectorEigenpairs`. ``transpose``: of Lᵀ (left eigenvectors of L).
     ``tau`` (propagator): the time step of e^{Lτ} (default 8, about 3/(fastest non-slow decay) in the Fig. 3
-    models measured)."""
+    models measured). ``lu``: the factorisation kept by an earlier shift-invert call on the same L and
+    ``sigma`` (``SectorEigenpairs.lu``), reused here for Lᵀ (``transpose=True``) instead of a second LU."""
     n = L.shape[0]
     A = (L.T if transpose else L).tocsr()
     method = _resolve_method(method, n)
     k = int(min(k, n - 2))
     ncv = min(n, max(2 * k + 1, k + 12))
     start = _time.perf_counter()
+    factor_nnz = 0
     if method == "shift-invert":
-        lu = sla.splu((A - sigma * sp.identity(n, format="csc")).tocsc(), permc_spec="COLAMD")
-        op = sla.LinearOperator((n, n), matvec=lu.solve, dtype=float)
+        if lu is not None and transpose:
+            op = sla.LinearOperator((n, n), matvec=lambda b: lu.solve(np.asarray(b, dtype=A.dtype), trans="T"),
+                                    dtype=A.dtype)
+        else:
+            lu = sla.splu((A - sigma * sp.identity(n, format="csc")).tocsc(), permc_spec="COLAMD")
+            op = sla.LinearOperator((n, n), matvec=lu.solve, dtype=A.dtype)
+        factor_nnz = int(lu.L.nnz + lu.U.nnz)
         mu, vecs = sla.eigs(op, k=k, which="LM", ncv=ncv, tol=tol, v0=v0)
         matvecs = 0
     else:
         prop = _TaylorPropagator(A, 8.0 if tau is None else tau)
-        op = sla.LinearOperator((n, n), matvec=prop, dtype=float)
+        op = sla.LinearOperator((n, n), matvec=prop, dtype=A.dtype)
         mu, vecs = sla.eigs(op, k=k, which="LM", ncv=ncv, tol=tol, v0=v0)
         matvecs = prop.applications * prop.matvecs_per_call
     values, vecs, residuals = _rayleigh(A, vecs)
     order = np.argsort(-values.real, kind="stable")
     return SectorEigenpairs(sector=sector, values=values[order], vectors=vecs[:, order], residuals=residuals[order],
-                            method=method, matvecs=int(matvecs), seconds=_time.perf_counter() - start)
+                            method=method, matvecs=int(matvecs), seconds=_time.perf_counter() - start,
+                            factor_nnz=factor_nnz, lu=lu if method == "shift-invert" and not transpose else None)
 
 
 # --------------------------------------------------------------------------------------------- observables
+def _hermitian_phase(M: np.ndarray) -> np.ndarray:
+    """An eigenmatrix of a real eigenvalue is e^{iφ} × Hermitian (M and M† are both eigenmatrices): the Hermitian
+    one, M + M† or i(M − M†) whichever is larger, halved (M itself when M is Hermitian)."""
+    a, b = M + M.conj().T, 1j * (M - M.conj().T)
+    return 0.5 * (a if np.linalg.norm(a) >= np.linalg.norm(b) else b)
+
+
 def _hermitian_from_real(X: np.ndarray) -> np.ndarray:
     """ρ = sym(X) + i antisym(X) (the inverse of X = Re ρ + Im ρ)."""
     return 0.5 * (X + X.T) + 0.5j * (X - X.T)
+
+
+def _real_if_real(op) -> sp.csr_matrix:
+    op = sp.csr_matrix(op)
+    if np.iscomplexobj(op.data) and not np.any(op.data.imag):
+        op = op.real.tocsr()
+    return op
+
+
+def _trace_product(op, rho: np.ndarray) -> float:
+    """Re tr(O ρ) for a sparse O and a dense ρ."""
+    return float(np.real(np.sum(op.multiply(rho.T))))
 
 
 class _Observables:
@@ -187,15 +226,21 @@ class _Observables:
     def __init__(self, problem: QuantumProblem):
         self.problem = problem
         N = problem.n_spins
-        self.occupation = [problem.number_diagonal(mu) / N for mu in range(problem.n_modes)]
+        # a†a is diagonal in the plain basis, not in the polaron one (a = b + β(m))
+        self.occupation_ops = ([problem.occupation_operator(mu) for mu in range(problem.n_modes)]
+                               if hasattr(problem, "occupation_operator") else None)
+        self.occupation = (None if self.occupation_ops is not None else
+                           [problem.number_diagonal(mu) / N for mu in range(problem.n_modes)])
         self.overlap = [problem.overlap_diagonal(mu) for mu in range(problem.n_modes)]
         self.top = [problem.top_level_diagonal(mu) for mu in range(problem.n_modes)]
         # S_z of every group is diagonal; S_x is not
         self.group_sz = [sum((problem.sz_diagonal(int(r)) for r in np.flatnonzero(problem.block_group == k)),
                              np.zeros(problem.dim)) for k in range(problem.n_groups)]
-        self.group_sx = [problem.group_spin("x", k).real.tocsr() for k in range(problem.n_groups)]
+        self.group_sx = [_real_if_real(problem.group_spin("x", k)) for k in range(problem.n_groups)]
 
     def evaluate(self, rho: np.ndarray) -> dict:
+        """Observables of ρ (or of its real representation X in the plain basis: every observable used here
+        is real symmetric there, so tr(O X) = tr(O ρ))."""
         p = self.problem
         pop = np.real(np.diagonal(rho))
         sizes = p.grouping.sizes.astype(float)
@@ -207,12 +252,13 @@ class _Observables:
             dist[mu] = np.bincount((values[mu] + N) // 2, weights=pop, minlength=grid.size)[: grid.size]
         return {
             "trace": float(np.real(np.trace(rho))),
-            "occupation": np.array([o @ pop for o in self.occupation]),
+            "occupation": (np.array([o @ pop for o in self.occupation]) if self.occupation is not None else
+                           np.array([_trace_product(o, rho) for o in self.occupation_ops])),
             "overlap": np.array([o @ pop for o in self.overlap]),
             "overlap_second_moment": np.array([(o**2) @ pop for o in self.overlap]),
             "top_population": np.array([t @ pop for t in self.top]),
             "sz2": np.array([(s**2) @ pop for s in self.group_sz]) / sizes**2,
-            "mx": np.array([float(np.real(np.sum(sx.multiply(rho.T)))) for sx in self.group_sx]) / sizes,
+            "mx": np.array([_trace_product(sx, rho) for sx in self.group_sx]) / sizes,
             "overlap_distribution": dist,
             "overlap_values": grid / N,
         }
@@ -222,10 +268,13 @@ class _Observables:
 def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: float) -> dict:
     est = liouville_memory_estimate(problem)
     size = est["sector_size"]
-    m = _resolve_method(method, size)
+    m = _resolve_method(method, size, getattr(problem, "basis_name", "plain"))
     need = est["liouvillian_bytes"] * 3 + 8 * size * (2 * k + 16) * 2
     if m == "shift-invert":
-        need += est["lu_bytes"]
+        if method == "auto" and need + est["lu_bytes"] > max_memory:
+            m = "propagator"  # the LU would not fit: the propagator needs a few vectors only
+        else:
+            need += est["lu_bytes"]
     if need > max_memory:
         raise MemoryError(
             f"the problem needs about {need / 2**30:.1f} GiB ({m}: dimension {est['dimension']}, parity sector of "
@@ -236,12 +285,16 @@ def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: floa
 
 
 def _steady_from_even(basis: ParityBasis, pairs: SectorEigenpairs, L_even) -> tuple[np.ndarray, float]:
-    """The stationary X (real, parity basis, d × d) from the even-sector eigenpair nearest 0, trace 1."""
+    """The stationary state (parity basis, d × d, trace 1) from the even-sector eigenpair nearest 0: its real
+    representation X (plain basis) or ρ itself, Hermitian (polaron basis)."""
     i = int(np.argmin(np.abs(pairs.values)))
     v = pairs.vectors[:, i]
-    v = np.real(v * np.exp(-1j * np.angle(v[np.argmax(np.abs(v))])))
+    if basis.is_real:
+        v = np.real(v * np.exp(-1j * np.angle(v[np.argmax(np.abs(v))])))
     X = basis.full_matrix(v, "even")
     X = X / np.trace(X)
+    if not basis.is_real:
+        X = 0.5 * (X + X.conj().T)
     x = basis.sector_vector(X, "even")
     residual = float(np.linalg.norm(L_even @ x) / np.linalg.norm(x))
     return X, residual
@@ -253,18 +306,29 @@ def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: 
     mem = _check_memory(problem, method, k, max_memory)
     basis = parity_basis(problem)
     L = {s: sector_liouvillian(basis, s) for s in ("even", "odd")}
-    pairs = {s: sector_eigenpairs(L[s], k, sector=s, method=method, tau=tau) for s in ("even", "odd")}
+    # one factorisation alive at a time: the even sector's is dropped (the slow modes of M = 1 are odd; an even
+    # slow mode gets a new LU in metastable_states), the odd one kept for the left eigenvectors
+    pairs = {}
+    for s in ("even", "odd"):
+        pairs[s] = sector_eigenpairs(L[s], k, sector=s, method=mem["method"], tau=tau)
+        if s == "even":
+            pairs[s] = replace(pairs[s], lu=None)
     X_ss, residual = _steady_from_even(basis, pairs["even"], L["even"])
     obs = (observables or _Observables(problem)).evaluate(basis.to_problem_basis(X_ss))
+    if not basis.is_real:
+        obs["trace"] = float(np.real(np.trace(X_ss)))
     out = {"problem": problem, "basis": basis, "L": L, "pairs": pairs, "X_ss": X_ss, "residual": residual,
            "observables": obs, "method": mem["method"], "memory": mem}
     out["elapsed"] = _time.perf_counter() - start
     return out
 
 
-def first_cutoff(model: DickeModel) -> int:
+def first_cutoff(model: DickeModel, basis: str = "plain") -> int:
     """First Fock cutoff of the search: the mean-field retrieval occupation N_sp n_ν (Eq. 12, largest over the
-    modes; 0 below threshold) plus six standard deviations of a Poisson distribution, at least 8."""
+    modes; 0 below threshold) plus six standard deviations of a Poisson distribution, at least 8; in the
+    polaron basis (fluctuations only) 6."""
+    if basis == "polaron":
+        return 6
     from ..theory import retrieval_occupation
 
     try:
@@ -274,8 +338,21 @@ def first_cutoff(model: DickeModel) -> int:
     return int(max(8, math.ceil(n + 6 * math.sqrt(n) + 4)))
 
 
-def _next_cutoff(c: int) -> int:
+def _next_cutoff(c: int, basis: str = "plain") -> int:
+    if basis == "polaron":
+        return int(c + 2)
     return int(c + max(4, math.ceil(0.25 * c)))
+
+
+def _problem(model: DickeModel, basis: str):
+    if basis not in BASES:
+        raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
+    problem = build(model, 1, fock=2)
+    if basis == "polaron":
+        from .polaron import polaron
+
+        problem = polaron(problem)
+    return problem
 
 
 def _steady_change(a: dict, b: dict) -> float:
@@ -285,11 +362,11 @@ def _steady_change(a: dict, b: dict) -> float:
 
 
 def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, method: str, tau, max_memory: float,
-            max_fock: int, with_gap: bool):
+            max_fock: int, with_gap: bool, basis: str = "plain", fock_start: int | None = None):
     """Run at the given cutoff, or enlarge it until the steady-state observables change by ≤ tol (and, with
     ``with_gap``, the gap by ≤ gap_rtol relative). Returns (final run, previous run or None, change, gap change,
     converged flag, note)."""
-    problem = build(model, 1, fock=2)
+    problem = _problem(model, basis)
     if fock != "auto":
         run = _solve_one(problem.with_fock(fock), k=k, method=method, tau=tau, need_left=with_gap, max_memory=max_memory)
         top = float(np.max(run["observables"]["top_population"]))
@@ -297,10 +374,11 @@ def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, met
         note = "" if converged else (f"the given Fock cutoff {list(run['problem'].fock)} leaves {top:.1e} of the "
                                      f"stationary population on the top level, more than tol = {tol:g}")
         return run, None, top, math.nan, converged, note
-    c = first_cutoff(model)
-    prev = _solve_one(problem.with_fock(c), k=k, method=method, tau=tau, need_left=with_gap, max_memory=max_memory)
+    c = first_cutoff(model, basis) if fock_start is None else int(fock_start)
+    prev = _strip(_solve_one(problem.with_fock(c), k=k, method=method, tau=tau, need_left=with_gap,
+                             max_memory=max_memory))
     while True:
-        c_next = _next_cutoff(c)
+        c_next = _next_cutoff(c, basis)
         if c_next > max_fock:
             return prev, None, math.nan, math.nan, False, f"the cutoff search reached max_fock = {max_fock}"
         try:
@@ -315,7 +393,13 @@ def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, met
             gap_change = abs(g1 - g0) / max(abs(g1), 1e-300)
         if change <= tol and (not with_gap or gap_change <= gap_rtol):
             return run, prev, change, gap_change, True, ""
-        prev, c = run, c_next
+        prev, c = _strip(run), c_next
+
+
+def _strip(run: dict) -> dict:
+    """Drop the factorisations of a run kept only for comparison (they can be GiB)."""
+    run["pairs"] = {s: replace(p, lu=None) for s, p in run["pairs"].items()}
+    return run
 
 
 def _gap(run: dict) -> tuple[float, complex, str]:
@@ -364,17 +448,25 @@ def metastable_states(run: dict, n_slow: int | None = None, *, method: str = "au
         return out
     R, O, left_res = [], [], []
     for lam, s, j in slow:
-        r = np.real(run["pairs"][s].vectors[:, j])
-        left = sector_eigenpairs(run["L"][s], min(2, len(run["pairs"][s].values)), sector=s, method=method, tau=tau,
+        r = run["pairs"][s].vectors[:, j]
+        if basis.is_real:
+            r = np.real(r)
+        left = sector_eigenpairs(run["L"][s], min(2, len(run["pairs"][s].values)), sector=s,
+                                 method=run["method"] if method == "auto" else method, tau=tau,
+                                 lu=run["pairs"][s].lu if run["pairs"][s].method == "shift-invert" else None,
                                  transpose=True)
         # the left eigenvector of lam: the one with the nearest eigenvalue
         i = int(np.argmin(np.abs(left.values - lam)))
-        ell = np.real(left.vectors[:, i])
-        ell = ell / (ell @ r)
+        ell = left.vectors[:, i]
+        if basis.is_real:
+            ell = np.real(ell)
         left_res.append(float(left.residuals[i]))
-        R.append(_hermitian_from_real(basis.to_problem_basis(basis.full_matrix(r, s))))
-        O.append(_hermitian_from_real(basis.to_problem_basis(basis.full_matrix(ell, s))))
-    rho_ss = _hermitian_from_real(basis.to_problem_basis(run["X_ss"]))
+        Rk = _hermitian_phase(basis.density(r, s))
+        Ok = _hermitian_phase(basis.observable(ell, s))
+        R.append(Rk)
+        O.append(Ok / np.real(np.sum(Ok * Rk.T)))  # tr(O_k R_k) = 1
+    rho_ss = (_hermitian_from_real(basis.to_problem_basis(run["X_ss"])) if basis.is_real
+              else basis.to_problem_basis(run["X_ss"]))
 
     def extreme(weights):
         A = sum(w * o for w, o in zip(weights, O))
@@ -397,6 +489,7 @@ def metastable_states(run: dict, n_slow: int | None = None, *, method: str = "au
         dist = [np.linalg.norm((p - base[0]) - Qd @ (Qd.T @ (p - base[0]))) for p in cand]
         vertices.append(cand[int(np.argmax(dist))])
     coeff = np.array(vertices)
+    # the normalisation tr(O_k R_k) = 1 (the coefficient scale cancels in ρ_ss + c R but fixes the signs)
     ev = _Observables(run["problem"])
     states = []
     for c in coeff:
@@ -449,18 +542,25 @@ def _check_model(model: DickeModel, fock, tol: float):
 
 
 def steady_state(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, method: str = "auto", tau=None,
-                 max_memory: float = DEFAULT_MAX_MEMORY, max_fock: int = 200) -> xr.Dataset:
+                 max_memory: float = DEFAULT_MAX_MEMORY, max_fock: int = 200, basis: str = "plain",
+                 fock_start: int | None = None) -> xr.Dataset:
     """The exact stationary state of the finite model in the reduced basis (kind ``"quantum_steady_state"``).
 
     ``fock="auto"`` enlarges the cutoff (from :func:`first_cutoff`) until occupations, ⟨ξ_μ²⟩, ⟨S_z²⟩/n_k²,
     ⟨S_x⟩/n_k and the overlap distribution change by ≤ ``tol``; a given ``fock`` is checked by the stationary
     population of its top level (> ``tol`` gives a :class:`FockCutoffWarning` and ``fock_converged = False``).
     The result carries the residual ‖L x‖/‖x‖ (real representation) and the trace.
+
+    ``basis="polaron"``: the conditional-displacement basis of :mod:`.polaron` (each spin configuration m with the
+    modes displaced by their stationary field β(m)); ``fock`` then counts the fluctuation levels around it, which
+    do not grow with N_sp (6–10 where the plain basis needs N_sp n_ν + 6√(N_sp n_ν)). ``fock_start``: first
+    cutoff of the search (default :func:`first_cutoff`), e.g. the converged one of a neighbouring N_sp.
     """
     _check_model(model, fock, tol)
     start = _time.perf_counter()
     run, prev, change, _, converged, note = _search(model, fock=fock, tol=tol, gap_rtol=math.inf, k=2, method=method,
-                                                     tau=tau, max_memory=max_memory, max_fock=max_fock, with_gap=False)
+                                                     tau=tau, max_memory=max_memory, max_fock=max_fock, with_gap=False,
+                                                     basis=basis, fock_start=fock_start)
     if not converged:
         warnings.warn(note, FockCutoffWarning, stacklevel=2)
     problem, obs = run["problem"], run["observables"]
@@ -469,13 +569,14 @@ def steady_state(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, me
                  "fock_change": change, "fock_converged": bool(converged)})
     ds = _base_dataset(problem, data, {"overlap_value": ("overlap_value", obs["overlap_values"])}, "quantum_steady_state")
     ds.attrs.update({"method": run["method"], "tol": tol, "elapsed_seconds": _time.perf_counter() - start,
-                     "fock_note": note})
+                     "fock_note": note, "basis": basis})
     return ds
 
 
 def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rtol: float = 1e-3,
              eigenvalues: int = 4, method: str = "auto", tau=None, max_memory: float = DEFAULT_MAX_MEMORY,
-             max_fock: int = 200, metastable: bool = True) -> xr.Dataset:
+             max_fock: int = 200, metastable: bool = True, basis: str = "plain",
+             fock_start: int | None = None) -> xr.Dataset:
     """Low Liouvillian spectrum, gap, lifetime and metastable states of the finite model (kind ``"lifetime"``).
 
     ``eigenvalues`` per parity sector are computed (with residuals) and listed together sorted by decreasing
@@ -483,7 +584,9 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
     ``fock="auto"`` the cutoff is enlarged until the steady-state observables change by ≤ ``tol`` *and* the gap
     by ≤ ``gap_rtol`` (relative); ``gap_converged``/``fock_converged`` say whether that was reached (a
     :class:`FockCutoffWarning` otherwise, never silently). ``metastable``: the extreme metastable states
-    (:func:`metastable_states`), with dims (metastable, pattern).
+    (:func:`metastable_states`), with dims (metastable, pattern). ``basis``: ``"plain"`` (Dicke ⊗ Fock, real
+    representation) or ``"polaron"`` (see :func:`steady_state`; complex sectors, cutoff independent of N_sp).
+    ``fock_start``: first cutoff of the search (see :func:`steady_state`).
     """
     _check_model(model, fock, tol)
     if eigenvalues < 2:
@@ -491,7 +594,7 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
     start = _time.perf_counter()
     run, prev, change, gap_change, converged, note = _search(
         model, fock=fock, tol=tol, gap_rtol=gap_rtol, k=eigenvalues, method=method, tau=tau, max_memory=max_memory,
-        max_fock=max_fock, with_gap=True)
+        max_fock=max_fock, with_gap=True, basis=basis, fock_start=fock_start)
     if not converged:
         warnings.warn(note or "the Fock cutoff was not shown to converge the gap", FockCutoffWarning, stacklevel=2)
     problem, obs = run["problem"], run["observables"]
@@ -528,7 +631,7 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
             data["metastable_left_residual"] = ("slow", ms["left_residuals"])
             coords["metastable"] = ("metastable", np.arange(1, n_states + 1))
     ds = _base_dataset(problem, data, coords, "lifetime")
-    ds.attrs.update({"method": run["method"], "tol": tol, "gap_rtol": gap_rtol, "fock_note": note,
+    ds.attrs.update({"method": run["method"], "tol": tol, "gap_rtol": gap_rtol, "fock_note": note, "basis": basis,
                      "elapsed_seconds": _time.perf_counter() - start,
                      "matvecs": int(sum(p.matvecs for p in run["pairs"].values()))})
     return ds
@@ -541,6 +644,8 @@ def stationary_density_matrix(problem: QuantumProblem, *, method: str = "auto", 
     L = sector_liouvillian(basis, "even")
     pairs = sector_eigenpairs(L, 2, sector="even", method=method, tau=tau)
     X, residual = _steady_from_even(basis, pairs, L)
+    if not basis.is_real:  # polaron basis: ρ itself, in the polaron basis
+        return basis.to_problem_basis(X), residual
     return _hermitian_from_real(basis.to_problem_basis(X)), residual
 
 

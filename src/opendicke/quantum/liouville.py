@@ -16,7 +16,7 @@ states per mode), sorted "+1 first", ρ = [[ρ₊₊, ρ₊₋], [ρ₋₊, ρ�
 Each sector has about half of the d² entries of ρ.
 
 Real representation. H and a_μ are real in this basis, so a Hermitian ρ = A + iB (A real symmetric, B real
-antisymmetric) is carried without loss by the real matrix X = A + B, which obeys (GUIDE §3)
+antisymmetric) is carried without loss by the real matrix X = A + B, which obeys (docs/physics-notes.md)
 
     dX/dt = Xᵀ H − H Xᵀ + Σ_μ κ_μ (a_μ X a_μᵀ − ½ {a_μ†a_μ, X}).
 
@@ -108,10 +108,32 @@ class ParityBasis:
 
     @cached_property
     def hamiltonian(self) -> sp.csr_matrix:
-        H = self.transform(self.problem.hamiltonian)
-        if np.iscomplexobj(H.data):
-            raise ValueError("the Hamiltonian is not real in the reduced basis (the real representation needs it)")
-        return H
+        return self.transform(self.problem.hamiltonian)
+
+    @cached_property
+    def is_real(self) -> bool:
+        """True when H and every jump are real here (plain basis): the sectors use the real representation
+        X = Re ρ + Im ρ; otherwise (polaron basis) the complex one, the sector vector being ρ itself."""
+        return not (np.iscomplexobj(self.hamiltonian.data) or any(np.iscomplexobj(c.data) for c in self.jumps))
+
+    def density(self, vector: np.ndarray, sector: str) -> np.ndarray:
+        """The d × d matrix in the problem's basis that a sector vector represents (ρ-like: a density matrix or an
+        eigenmatrix of L), complex: ρ = sym(X) + i antisym(X) in the real representation, ρ itself otherwise."""
+        M = self.to_problem_basis(self.full_matrix(vector, sector))
+        if self.is_real:
+            M = np.real(M)
+            return 0.5 * (M + M.T) + 0.5j * (M - M.T)
+        return M
+
+    def observable(self, vector: np.ndarray, sector: str) -> np.ndarray:
+        """The observable O (problem's basis) that a left sector vector ℓ represents, ℓ · x = tr(O ρ):
+        O = sym(ℓ) + i antisym(ℓ) reshaped (real representation; tr(Oρ) = ⟨O_s + O_a, X⟩), reshape(ℓ)ᵀ otherwise
+        (row-major vec: Σ_ij ℓ_ij ρ_ij = tr(ℓᵀ ρ))."""
+        M = self.to_problem_basis(self.full_matrix(vector, sector))
+        if self.is_real:
+            M = np.real(M)
+            return 0.5 * (M + M.T) + 0.5j * (M - M.T)
+        return M.T
 
     @cached_property
     def jumps(self) -> list[sp.csr_matrix]:
@@ -209,7 +231,10 @@ def _eye(n: int) -> sp.csr_matrix:
 
 
 def sector_liouvillian(basis: ParityBasis, sector: str) -> sp.csr_matrix:
-    """The real Liouvillian of one parity sector (see the module docstring), CSR, on the sector vector."""
+    """The Liouvillian of one parity sector, CSR, on the sector vector: real representation when H and the
+    jumps are real (:attr:`ParityBasis.is_real`), complex (vec of ρ, row-major) otherwise."""
+    if not basis.is_real:
+        return _complex_sector_liouvillian(basis, sector)
     blocks = basis.sector_blocks(sector)
     H = basis.split(basis.hamiltonian)
     C = [basis.split(c) for c in basis.jumps]
@@ -254,6 +279,45 @@ def sector_liouvillian(basis: ParityBasis, sector: str) -> sp.csr_matrix:
     return L
 
 
+def _complex_sector_liouvillian(basis: ParityBasis, sector: str) -> sp.csr_matrix:
+    """L on the sector part of vec(ρ) (row-major, complex): vec(A X B) = (A ⊗ Bᵀ) vec(X), so block (s, t) gets
+    −i(H_s ⊗ 1 − 1 ⊗ H_tᵀ) from itself, −½(N_s ⊗ 1 + 1 ⊗ N_tᵀ) from itself and Σ c_{ss̄} ⊗ conj(c_{tt̄}) from
+    block (s̄, t̄) (H and N = Σ c†c are parity-even, every jump parity-odd)."""
+    blocks = basis.sector_blocks(sector)
+    e, d = basis.n_even, basis.dim
+    sl = {"+": slice(0, e), "-": slice(e, d)}
+    H = basis.split(basis.hamiltonian)
+    C = [basis.split(c) for c in basis.jumps]
+    Nfull = sp.csr_matrix((d, d), dtype=complex)
+    for c in basis.jumps:
+        Nfull = Nfull + (c.getH() @ c)
+    Nfull = Nfull.tocsr()
+    N = {s: Nfull[sl[s]][:, sl[s]].tocsr() for s in "+-"}
+    sizes = [int(np.prod(basis.block_shape(*b))) for b in blocks]
+    pieces = [[None, None], [None, None]]
+    for out_i, (s, t) in enumerate(blocks):
+        ds, dt = basis.block_shape(s, t)
+        own = (-1j * (sp.kron(H[(s, s)], _eye(dt)) - sp.kron(_eye(ds), H[(t, t)].T))
+               - 0.5 * (sp.kron(N[s], _eye(dt)) + sp.kron(_eye(ds), N[t].T)))
+        sb, tb = ("-" if s == "+" else "+"), ("-" if t == "+" else "+")
+        jump = None
+        for c in C:
+            term = sp.kron(c[(s, sb)], c[(t, tb)].conj())
+            jump = term if jump is None else jump + term
+        pieces[out_i][out_i] = own.tocsr()
+        j = blocks.index((sb, tb))
+        if jump is not None:
+            pieces[out_i][j] = jump.tocsr() if pieces[out_i][j] is None else pieces[out_i][j] + jump
+    for i in range(2):
+        for j in range(2):
+            if pieces[i][j] is None:
+                pieces[i][j] = sp.csr_matrix((sizes[i], sizes[j]), dtype=complex)
+    L = sp.bmat(pieces, format="csr")
+    L.sum_duplicates()
+    L.eliminate_zeros()
+    return L
+
+
 def full_real_liouvillian(problem: QuantumProblem) -> sp.csr_matrix:
     """The real Liouvillian on vec(X) (row-major, the problem's own basis, no parity split): for tests."""
     H = problem.hamiltonian
@@ -277,8 +341,13 @@ def liouville_memory_estimate(problem: QuantumProblem, fill: float = 60.0) -> di
     d = problem.dim
     size = (d * d) // 2 + d
     nnz_per_row = 4 * problem.n_blocks + 6 * problem.n_modes + 2
+    entry = 12
+    if getattr(problem, "basis_name", "plain") == "polaron":  # complex; spin flips carry dense displacement blocks
+        nnz_per_row = 4 * problem.n_blocks * int(np.prod(problem.fock)) + 6 * problem.n_modes + 2
+        entry = 20
+        fill = max(fill, 150.0)  # measured: peak 5.8 GB at N_sp = 16, n_c = 12 (20 808 entries, two LUs kept)
     nnz = size * nnz_per_row
-    return {"dimension": d, "sector_size": size, "liouvillian_bytes": 12 * nnz, "lu_bytes": int(12 * nnz * fill)}
+    return {"dimension": d, "sector_size": size, "liouvillian_bytes": entry * nnz, "lu_bytes": int(entry * nnz * fill)}
 
 
 def extra_symmetries(problem: QuantumProblem) -> list[dict]:

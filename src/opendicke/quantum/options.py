@@ -9,9 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["QuantumOptions", "DEFAULT_TOL", "DEFAULT_MEMORY", "METHODS", "FRAMES"]
+__all__ = ["QuantumOptions", "DEFAULT_TOL", "DEFAULT_DEVIATION_TOL", "DEFAULT_MEMORY", "METHODS", "FRAMES"]
 
 DEFAULT_TOL = 1e-6
+#: Default relative tolerance of the frames' truncation search on what a frame is about: N·(ξ − ξ_MF),
+#: N·(n − n_MF) and N·E_N must change by ≤ 1 % of their largest value over the window between the last two
+#: truncations (besides the absolute ``tol`` on ξ and n). At large N_sp an absolute tol on ξ is as large as
+#: ξ − ξ_MF ≈ 20/N_sp itself and E_N is invisible in ξ and n, so without it the search stops with a biased
+#: answer (docs/exact-dynamics.md, "Convergence to mean field").
+DEFAULT_DEVIATION_TOL = 1e-2
 #: Default memory budget of the master equation (bytes): above it ``method="auto"`` takes trajectories.
 DEFAULT_MEMORY = 2 * 2**30
 METHODS = ("chebyshev", "mesolve", "expm", "mcsolve")
@@ -39,8 +45,9 @@ class QuantumOptions:
 
     ``memory`` is the budget in bytes of the master equation (state, work arrays, operators);
     ``threads`` the numba threads of the compiled kernel (1: single-threaded, the default);
-    ``deviation_tol`` a relative tolerance on what the Gaussian frame is about, N·(ξ − ξ_MF), N·(n − n_MF) and
-    N·E_N, required of its truncation search besides the absolute ``tol`` (None: reported only).
+    ``deviation_tol`` a relative tolerance on what the frames (co-moving, Gaussian) are about, N·(ξ − ξ_MF),
+    N·(n − n_MF) and N·E_N, required of their truncation search besides the absolute ``tol`` (default
+    :data:`DEFAULT_DEVIATION_TOL`; ``None``: measured and reported only; the plain basis does not use it).
     """
 
     t_final: float = 10.0
@@ -59,7 +66,7 @@ class QuantumOptions:
     spin_levels: int | Sequence[int] | None = None
     memory: float = DEFAULT_MEMORY
     threads: int = 1
-    deviation_tol: float | None = None
+    deviation_tol: float | None = DEFAULT_DEVIATION_TOL
 
     def __post_init__(self):
         _positive("tol", self.tol)

@@ -5,7 +5,7 @@ Real representation
 -------------------
 H (σ_x, σ_z, a + a†, a†a) and every jump operator (σ_-, σ_+, σ_z, a) are real matrices, so with
 ρ = A + iB (A symmetric, B antisymmetric) and X = A + B = Re ρ + Im ρ the master equation becomes the real
-linear equation (GUIDE §3; :mod:`.kernels` for the plain basis)
+linear equation (:mod:`.kernels` does the same for the plain basis)
 
     dX/dt = −ad_H(𝒯X) + 𝒟X,      ad_H = L_H − R_H,   𝒯X = Xᵀ (the full-space transpose),
 

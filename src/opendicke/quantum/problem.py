@@ -1,6 +1,6 @@
 """The exact finite-N Lindblad problem in the reduced (large-spin ⊗ Fock) basis.
 
-Model (paper Eqs. 1-2, GUIDE §2), Pauli spin operators:
+Model (paper Eqs. 1-2, docs/physics-notes.md), Pauli spin operators:
 
     H = Ω Σ_j σ_x^j + Σ_μ Ω_μ a_μ†a_μ + (g0/√N_sp) Σ_{μ,j} G[μ,j] (a_μ + a_μ†) σ_z^j,   loss κ_μ D[a_μ].
 

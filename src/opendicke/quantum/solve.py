@@ -1,22 +1,12 @@
-"""Exact finite-N master-equation dynamics in the reduced basis, with an automatic Fock cutoff.
+"""The entry point of the exact finite-N dynamics, :func:`solve`: options → basis → (search of) its truncation →
+``xarray.Dataset``.
 
-One entry point, :func:`solve`, returns an ``xarray.Dataset``; :func:`propagate` runs one problem at one
-cutoff and returns raw expectation values (used by :func:`solve`, and handy for convergence studies).
-
-Engines (``method``):
-
-``"mesolve"``
-    QuTiP's ``MESolver`` with the DOP853 integrator. The dynamics is limited by stability (the fast
-    Fock/coupling frequencies of the top levels), not by accuracy, so an explicit 8th-order method at
-    QuTiP's default tolerances is accurate to ~1e-12 in ξ (measurements: docs/exact-dynamics.md).
-``"expm"``
-    ``scipy.sparse.linalg.expm_multiply`` with the sparse Liouvillian: the exact propagator to double
-    precision, interval by interval; a tight reference.
-``"mcsolve"``
-    Quantum-jump trajectories (QuTiP ``mcsolve``) with error bars; the exact no-jump branch is treated as
-    its own stratum, so the error bars are honest at early times, when few trajectories have jumped.
-``"auto"`` (default of :func:`solve`)
-    The master equation up to :data:`AUTO_MASTER_EQUATION_DIM`, trajectories above.
+The problem (:func:`.problem.build`), the method (a :class:`~.basis.Basis`: the plain Dicke ⊗ Fock basis of
+:mod:`.plain_basis` with its engines, the co-moving frame of :mod:`.frame`, the Gaussian frame of :mod:`.gaussian`)
+and the options (:class:`~.options.QuantumOptions`, frozen and checked on construction) are separate, as in
+dynamiqs (``mesolve(H, jump_ops, rho0, tsave, method=..., options=...)``); the one truncation search is
+:func:`.basis.search`. :func:`propagate` (one run of the plain basis at one cutoff) is re-exported from
+:mod:`.plain_basis`.
 """
 
 from __future__ import annotations
@@ -25,17 +15,20 @@ import json
 import math
 import time as _time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..model import DickeModel
 from ..states import InitialState, as_initial_state
+from .basis import search
 from .options import DEFAULT_MEMORY, DEFAULT_TOL, FRAMES, METHODS, QuantumOptions
+from .plain_basis import (
+    _MAX_DIM, MethodWarning, PlainBasis, _Budget, _initial_fock, choose_method, master_equation_memory, propagate,
+)
 from .problem import QuantumProblem, _fock_tuple, build
-from .result import FockCutoffWarning, Propagation, _expectations, _split_observables
+from .result import FockCutoffWarning, Propagation
 
 __all__ = ["solve", "propagate", "Propagation", "FockCutoffWarning", "MethodWarning", "DEFAULT_TOL", "DEFAULT_MEMORY",
            "METHODS", "FRAMES", "QuantumOptions", "master_equation_memory"]
@@ -47,316 +40,12 @@ __all__ = ["solve", "propagate", "Propagation", "FockCutoffWarning", "MethodWarn
 AUTO_GAUSSIAN_BLOCK = 128
 #: ``frame="auto"`` takes the co-moving frame from this many spins on (see :func:`solve`).
 AUTO_COMOVING_SPINS = 24
-#: Default dimension limits of the cutoff search per engine (the Chebyshev run is limited by the memory budget).
-_MAX_DIM = {"chebyshev": 10**9, "mesolve": 1500, "expm": 1500, "mcsolve": 200_000}
 _COMPONENTS = ("x", "y", "z")
-
-
-def _liouvillian(problem: QuantumProblem) -> sp.csr_matrix:
-    """Row-major vectorised Liouvillian: vec(ρ) = ρ.ravel(), L vec(ρ) = vec(Kρ + ρK† + Σ c ρ c†)."""
-    d = problem.dim
-    H = problem.hamiltonian
-    K = -1j * H
-    for c in problem.collapse_operators:
-        K = K - 0.5 * (c.getH() @ c)
-    K = K.tocsr()
-    eye = sp.identity(d, dtype=complex, format="csr")
-    L = sp.kron(K, eye, format="csr") + sp.kron(eye, K.conj(), format="csr")
-    for c in problem.collapse_operators:
-        L = L + sp.kron(c, c.conj(), format="csr")
-    return L.tocsr()
-
-
-def propagate(
-    problem: QuantumProblem,
-    times: Sequence[float],
-    *,
-    method: str = "chebyshev",
-    atol: float = 1e-8,
-    rtol: float = 1e-6,
-    squares: bool = False,
-    tail: int = 3,
-    ntraj: int = 500,
-    seed: int | None = None,
-    progress: Callable[[float], None] | None = None,
-    threads: int = 1,
-) -> Propagation:
-    """Run the dynamics of ``problem`` and record every observable of :meth:`QuantumProblem.observables`
-    at ``times`` (the first time is the initial state).
-
-    ``method``: ``"chebyshev"`` (the compiled real-representation kernel with one Chebyshev expansion,
-    :mod:`.plain`; ``atol`` bounds the series terms, ``threads`` the numba threads), ``"mesolve"``,
-    ``"expm"`` (master equation) or ``"mcsolve"`` (``ntraj`` quantum-jump
-    trajectories from QuTiP's ``mcsolve``, seeded by ``seed``; the values are trajectory means and
-    ``errors`` their standard errors). ``squares`` adds S_{a,k}² (for E_N); ``tail`` records the populations
-    of that many Fock levels below the top (for :meth:`Propagation.tail_ratio`). ``progress`` is called with
-    the fraction of the work done (after every output time, or every batch of trajectories).
-    """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    t = np.asarray(times, dtype=float)
-    if t.ndim != 1 or t.size < 1 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
-        raise ValueError("times must be a strictly increasing list of finite times")
-    diag_ops, full_ops = _split_observables(problem, squares, tail)
-    d = problem.dim
-    psi = problem.initial_ket
-    rho = np.outer(psi, psi.conj())
-    records = [_expectations(rho, diag_ops, full_ops)]
-    span = t[-1] - t[0] if t.size > 1 else 1.0
-    start = _time.perf_counter()
-    if method == "mcsolve":
-        return _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress)
-    if method == "chebyshev":
-        from .plain import propagate_chebyshev
-
-        return propagate_chebyshev(problem, t, tol=atol, squares=squares, tail=tail, threads=threads, progress=progress)
-    if method == "mesolve":
-        import qutip
-
-        q = problem.to_qutip(squares=False)
-        solver = qutip.MESolver(
-            q.hamiltonian, q.collapse_operators,
-            options={"method": "dop853", "atol": atol, "rtol": rtol, "nsteps": 10**8, "progress_bar": False},
-        )
-        solver.start(q.rho0, t[0])
-        for ti in t[1:]:
-            state = solver.step(ti)
-            records.append(_expectations(state.full(), diag_ops, full_ops))
-            if progress is not None:
-                progress((ti - t[0]) / span)
-    else:
-        from scipy.sparse.linalg import expm_multiply
-
-        L = _liouvillian(problem)
-        vec = rho.ravel()
-        for t0, t1 in zip(t[:-1], t[1:]):
-            vec = expm_multiply(L * (t1 - t0), vec)
-            records.append(_expectations(vec.reshape(d, d), diag_ops, full_ops))
-            if progress is not None:
-                progress((t1 - t[0]) / span)
-    elapsed = _time.perf_counter() - start
-    values = {name: np.array([r[name] for r in records]) for name in records[0]}
-    return Propagation(problem=problem, times=t, values=values, elapsed=elapsed, method=method)
-
-
-@dataclass(frozen=True)
-class _Strata:
-    """Exact no-jump branch of the trajectories: with p0(t) the probability of no jump up to t (the squared
-    norm of the unnormalised no-jump state) and x0(t) its expectation values, the master-equation value is
-    ⟨x⟩(t) = p0 x0 + (1 − p0) E[x(t) | a jump before t]; only the second term is sampled (stratified
-    sampling), so early times, where few trajectories have jumped, get honest error bars instead of zero."""
-
-    jumped: np.ndarray  # (ntraj, T) bool: the trajectory jumped at or before t
-    p0: np.ndarray  # (T,)
-    nojump: dict  # name -> (T,) expectation values on the normalised no-jump state
-    bounds: dict  # name -> bound on |x − x0| (2‖O‖), used where fewer than two trajectories have jumped
-
-    def estimate(self, samples: np.ndarray, x0: np.ndarray, bound: float | None = None):
-        """(mean, standard error) over time from per-trajectory samples (ntraj, T)."""
-        J = self.jumped
-        n = J.sum(axis=0)
-        w = 1.0 - self.p0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cond_mean = np.where(n > 0, np.sum(np.where(J, samples, 0), axis=0) / np.maximum(n, 1), x0)
-            dev = np.where(J, samples - cond_mean, 0)
-            var = lambda d: np.sum(d**2, axis=0) / np.maximum(n - 1, 1) / np.maximum(n, 1)  # noqa: E731
-            err = np.sqrt(var(np.real(dev)))
-            if np.iscomplexobj(samples):
-                err = err + 1j * np.sqrt(var(np.imag(dev)))
-        if bound is None:  # empirical range of the jumped samples
-            bound = float(np.max(np.abs(np.where(J, samples - x0, 0)), initial=0.0)) or np.nan
-        few = n < 2
-        err = np.where(few, bound * (1 + (1j if np.iscomplexobj(samples) else 0)), err)
-        mean = self.p0 * x0 + w * cond_mean
-        return mean, w * err
-
-
-def _nojump_branch(problem: QuantumProblem, t, ops: dict):
-    """p0(t) and the expectation values on the normalised no-jump state (exact propagator expm_multiply)."""
-    from scipy.sparse.linalg import expm_multiply
-
-    K = -1j * problem.hamiltonian
-    for c in problem.collapse_operators:
-        K = K - 0.5 * (c.getH() @ c)
-    K = K.tocsc()
-    psi = problem.initial_ket.copy()
-    states = [psi]
-    for t0, t1 in zip(t[:-1], t[1:]):
-        psi = expm_multiply(K * (t1 - t0), psi)
-        states.append(psi)
-    states = np.array(states)  # (T, d)
-    p0 = np.real(np.sum(np.abs(states) ** 2, axis=1))
-    unit = states / np.sqrt(p0)[:, None]
-    values = {name: np.einsum("ti,ti->t", unit.conj(), (op @ unit.T).T) for name, op in ops.items()}
-    return np.minimum(p0, 1.0), values
-
-
-def _op_bound(op: sp.spmatrix) -> float:
-    """2‖O‖ bounded by the max row sum: no two states' ⟨O⟩ differ by more."""
-    return float(2.0 * np.max(np.abs(op).sum(axis=1))) if op.nnz else 0.0
-
-
-def _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress) -> Propagation:
-    """Quantum-jump trajectories (QuTiP ``mcsolve``), in batches so that progress can be reported;
-    averaged with the exact no-jump branch as a separate stratum (see :class:`_Strata`)."""
-    import qutip
-
-    if isinstance(ntraj, bool) or int(ntraj) != ntraj or ntraj < 2:
-        raise ValueError(f"ntraj must be an integer ≥ 2 (error bars need two trajectories), got {ntraj!r}")
-    ntraj = int(ntraj)
-    q = problem.to_qutip(squares=False)
-    ops = dict(problem.observables(squares, tail))
-    e_ops = {name: qutip.Qobj(op, dims=q.hamiltonian.dims) for name, op in ops.items()}
-    seeds = np.random.SeedSequence(seed).spawn(ntraj)
-    batch = max(1, -(-ntraj // 10))
-    runs = {name: [] for name in e_ops}
-    first_jump = []
-    start = _time.perf_counter()
-    done = 0
-    while done < ntraj:
-        n = min(batch, ntraj - done)
-        res = qutip.mcsolve(
-            q.hamiltonian, q.psi0, t, q.collapse_operators, e_ops=e_ops, ntraj=n, seeds=seeds[done:done + n],
-            options={"keep_runs_results": True, "progress_bar": False, "atol": atol, "rtol": rtol, "map": "serial"},
-        )
-        for name in e_ops:
-            runs[name].append(np.asarray(res.runs_e_data[name]).reshape(n, t.size))
-        first_jump += [float(c[0]) if len(c) else np.inf for c in res.col_times]
-        done += n
-        if progress is not None:
-            progress(done / ntraj)
-    p0, nojump = _nojump_branch(problem, t, ops)
-    elapsed = _time.perf_counter() - start
-    runs = {name: np.concatenate(v, axis=0) for name, v in runs.items()}
-    strata = _Strata(
-        jumped=np.asarray(first_jump)[:, None] <= t[None, :], p0=p0, nojump=nojump,
-        bounds={name: _op_bound(op) for name, op in ops.items()},
-    )
-    values, errors = {}, {}
-    for name, v in runs.items():
-        values[name], errors[name] = strata.estimate(v, nojump[name], strata.bounds[name])
-    return Propagation(problem=problem, times=t, values=values, elapsed=elapsed, method="mcsolve",
-                       errors=errors, runs=runs, ntraj=ntraj, strata=strata)
-
-
-# ------------------------------------------------------------------------------------ Fock cutoff
-def _initial_fock(peak_occupation: np.ndarray) -> np.ndarray:
-    """First guess from the mean-field peak number of bosons per mode (n = N_sp · occupation)."""
-    n = np.maximum(peak_occupation, 0.0)
-    return np.ceil(n + 4.0 * np.sqrt(n + 1.0) + 4.0).astype(int)
-
-
-# Measured (M = 1, pattern 1, g0 = 1, t ≤ 10, N_sp = 4, 8, 16): the error of a run in ξ and occupations is
-# 8-11 × its top-level population (the truncation indicator). Used only to *choose* the next cutoff; acceptance is always by the
-# measured change between two cutoffs.
-_ERROR_PER_TOP = 10.0
-
-
-def _next_fock(run: Propagation, tol: float) -> np.ndarray:
-    """Next cutoff per mode: enough levels that the predicted top population (from the tail decay) is
-    ≤ tol / (4·_ERROR_PER_TOP); at least +2 levels (+1 for modes whose top level is already negligible)."""
-    fock = np.asarray(run.problem.fock)
-    top = run.truncation()
-    ratio = run.tail_ratio()
-    step = np.empty_like(fock)
-    for mu, (c, p, q) in enumerate(zip(fock, top, ratio)):
-        target = tol / (4.0 * _ERROR_PER_TOP)
-        if p <= target / 100:
-            step[mu] = 1
-        elif not np.isfinite(q) or q >= 0.9:  # flat tail: the cutoff is far too small
-            step[mu] = max(3, int(np.ceil(0.5 * c)))
-        elif p <= target:
-            step[mu] = 2
-        else:
-            need = int(np.ceil(np.log(target / p) / np.log(max(q, 1e-3))))
-            step[mu] = int(np.clip(need, 2, max(3, c)))  # at most doubling per step
-    return fock + step
-
-
-@dataclass(frozen=True)
-class _CutoffSearch:
-    run: Propagation
-    fock: tuple
-    change: float
-    converged: bool
-    history: list  # [(fock tuple, truncation list, change or nan, seconds)]
-
-
-def _search_fock(problem: QuantumProblem, t, tol, first, run_kwargs, max_dim, max_fock, progress, budget=None) -> _CutoffSearch:
-    """Enlarge the cutoff until two successive cutoffs change overlaps and occupations by ≤ tol."""
-    history = []
-    fock = np.asarray(first)
-    if max_fock is not None:
-        if max_fock < 3:
-            raise ValueError(f"max_fock must be ≥ 3 (two cutoffs ≥ 2 are compared), got {max_fock}")
-        fock = np.minimum(fock, max_fock - 1)  # leave room for the comparison run
-    prev = None
-    while True:
-        p = problem.with_fock(fock)
-        over_memory = budget is not None and not budget.fits(p.dim)
-        if p.dim > max_dim or over_memory:
-            limit = (f"the memory budget ({budget.estimate(p.dim) / 2**30:.3g} GiB > {budget.memory / 2**30:.3g} GiB, "
-                     "memory=)" if over_memory else f"max_dim = {max_dim}")
-            if prev is None:
-                raise ValueError(
-                    f"the first Fock cutoff {list(p.fock)} (dimension {p.dim}) already exceeds {limit}; "
-                    "give a smaller fock= (and check its truncation) or raise the limit"
-                )
-            last = history[-1][2]
-            warnings.warn(
-                f"Fock cutoff not converged: growing {list(prev.problem.fock)} → {list(p.fock)} would exceed "
-                f"{limit}; the last measured change was {last:.3g} (tol = {tol:g}), the top-level "
-                f"population {prev.truncation().max():.3g}",
-                FockCutoffWarning, stacklevel=3,
-            )
-            return _CutoffSearch(prev, tuple(prev.problem.fock), last, False, history)
-        run = propagate(p, t, progress=progress, **run_kwargs)
-        change = run.change_from(prev) if prev is not None else math.nan
-        history.append((tuple(p.fock), run.truncation().tolist(), change, run.elapsed))
-        if prev is not None and change <= tol:
-            return _CutoffSearch(run, tuple(p.fock), change, True, history)
-        nxt = _next_fock(run, tol)
-        if max_fock is not None:
-            nxt = np.minimum(nxt, max_fock)
-            if np.array_equal(nxt, p.fock):
-                if prev is None:
-                    raise ValueError(f"max_fock = {max_fock} leaves no room to test the cutoff (need two cutoffs)")
-                warnings.warn(
-                    f"Fock cutoff not converged at max_fock = {max_fock}: the change between the last two cutoffs "
-                    f"was {change:.3g} > tol = {tol:g}", FockCutoffWarning, stacklevel=3,
-                )
-                return _CutoffSearch(run, tuple(p.fock), change, False, history)
-        prev, fock = run, nxt
-
-
-def _search_fock_by_indicator(problem, t, tol, first, run_kwargs, max_dim, max_fock, progress, budget=None) -> _CutoffSearch:
-    """Trajectories: enlarge the cutoff until the top-level population is ≤ tol/10 (no change measured)."""
-    history = []
-    fock = np.asarray(first) if max_fock is None else np.minimum(first, max_fock)
-    while True:
-        p = problem.with_fock(fock)
-        if p.dim > max_dim:
-            raise ValueError(f"Fock cutoff {list(p.fock)} gives dimension {p.dim} > max_dim = {max_dim}; raise max_dim")
-        run = propagate(p, t, progress=progress, **run_kwargs)
-        history.append((tuple(p.fock), run.truncation().tolist(), math.nan, run.elapsed))
-        if np.all(run.truncation() <= tol / 10):
-            return _CutoffSearch(run, tuple(p.fock), math.nan, True, history)
-        nxt = _next_fock(run, tol)
-        if max_fock is not None:
-            nxt = np.minimum(nxt, max_fock)
-            if np.array_equal(nxt, p.fock):
-                warnings.warn(
-                    f"Fock cutoff not converged at max_fock = {max_fock}: the top level holds up to "
-                    f"{run.truncation().max():.3g} of the population (> tol/10 = {tol / 10:g})",
-                    FockCutoffWarning, stacklevel=3,
-                )
-                return _CutoffSearch(run, tuple(p.fock), math.nan, False, history)
-        fock = nxt
 
 
 # ------------------------------------------------------------------------------------ cost function
 def cost_function(run: Propagation, meanfield) -> np.ndarray:
-    """E_N(t) of paper Eq. 9 in the paper's normalisation (GUIDE §3), against a mean-field trajectory.
+    """E_N(t) of paper Eq. 9 in the paper's normalisation (docs/physics-notes.md), against a mean-field trajectory.
 
     m^N_{a,k} = S_{a,k}/n_k with the actual group sizes n_k of the reduction, α_{μ,N} = a_μ/√N with
     N = N_sp/2^(M-1). ``meanfield`` is the Dataset of :func:`opendicke.evolve` (groups representation,
@@ -390,7 +79,7 @@ def _cost(values: dict, p: QuantumProblem, meanfield) -> np.ndarray:
 
 
 def initial_cost(problem: QuantumProblem) -> float:
-    """E_N(0) for a fully polarised product state: 2 Σ_k 1/n_k + M/N (GUIDE §3)."""
+    """E_N(0) for a fully polarised product state: 2 Σ_k 1/n_k + M/N (docs/physics-notes.md)."""
     N = problem.n_spins / 2 ** (problem.n_modes - 1)
     return float(2.0 * np.sum(1.0 / problem.grouping.sizes) + problem.n_modes / N)
 
@@ -450,9 +139,12 @@ def solve(
     threads:
         numba threads of the compiled kernel (default 1).
     deviation_tol:
-        Gaussian frame: a relative tolerance on what the frame is about, N·(ξ − ξ_MF), N·(n − n_MF) and N·E_N
-        (max over time of the change between truncations over the max of the value), required besides ``tol``;
-        the measured relative change is always reported as ``deviation_change``.
+        Frames (co-moving, Gaussian): a relative tolerance on what the frame is about, N·(ξ − ξ_MF),
+        N·(n − n_MF) and N·E_N (max over time of the change between the last two truncations over
+        max(the largest value, 1)), required of the truncation search besides ``tol``; default 1e-2
+        (:data:`~.options.DEFAULT_DEVIATION_TOL`), ``None``: measured only. The measured relative change is
+        reported as ``deviation_change``. It also tightens the frames' integrator (rtol ≤ 1e-3·deviation_tol)
+        unless ``rtol`` is given.
     options:
         All of the above as one :class:`QuantumOptions` (validated on construction); keywords given as well
         replace its fields.
@@ -504,11 +196,17 @@ def solve(
     tol, fock, cost = opts.tol, opts.fock, opts.cost
     atol = min(1e-8, tol / 100) if opts.atol is None else float(opts.atol)
     rtol = min(1e-6, tol) if opts.rtol is None else float(opts.rtol)
+    if frame in ("comoving", "gaussian") and opts.deviation_tol is not None and opts.rtol is None:
+        # the deviations from mean field are O(1/N) of ξ and n: the frame's integrator must resolve them to a small
+        # fraction of deviation_tol (measured, N_sp = 16000, 16 quanta, t ≤ 10: rtol 1e-3 moves N·E_N by 0.29 = 1 %,
+        # rtol 1e-5 by 1.5e-3, at the same cost: the step is limited by stability, not accuracy)
+        rtol = min(rtol, 1e-3 * opts.deviation_tol)
+        atol = min(atol, rtol / 100) if opts.atol is None else atol
     problem = build(model, start, fock=2)
     if not opts.fock_auto and frame in ("plain",):
         # memory check first: a given cutoff that does not fit never builds its operators
         _fixed = problem.with_fock(_fock_tuple(fock, model.n_modes))
-        method = _choose_method(opts, _fixed.dim, len(_fixed.dims), fixed=True)
+        method = choose_method(opts, _fixed.dim, len(_fixed.dims), fixed=True)
     meanfield = None
     if cost or opts.fock_auto:
         from ..meanfield import evolve
@@ -529,9 +227,9 @@ def solve(
                                opts.memory, opts.deviation_tol)
     if frame == "comoving":
         return _solve_comoving(model, start, problem, t, fock, opts.spin_levels, tol, atol, rtol, cost, meanfield,
-                               max_dim, progress, opts.memory)
+                               max_dim, progress, opts.memory, opts.deviation_tol)
     if opts.fock_auto:
-        method = _choose_method(opts, problem.with_fock(first).dim, len(problem.dims), fixed=False)
+        method = choose_method(opts, problem.with_fock(first).dim, len(problem.dims), fixed=False)
     max_dim = _MAX_DIM[method] if max_dim is None else int(max_dim)
     run_kwargs = dict(method=method, atol=atol, rtol=rtol, squares=cost, tail=3, threads=opts.threads)
     if method == "mcsolve":
@@ -543,20 +241,20 @@ def solve(
                  f"{list(first)}, dimension {dim0}, memory estimate {budget.estimate(dim0) / gib:.3g} GiB of "
                  f"{opts.memory / gib:.3g} GiB")
     wall = _time.perf_counter()
+    basis = PlainBasis(problem, tuple(first), run_kwargs, max_dim, opts.max_fock, budget)
     if opts.fock_auto:
-        finder = _search_fock_by_indicator if method == "mcsolve" else _search_fock
-        search = finder(problem, t, tol, first, run_kwargs, max_dim, opts.max_fock, progress, budget)
-        run, change, converged, history = search.run, search.change, search.converged, search.history
+        found = search(basis, t, tol, progress=progress)
+        run, change, converged, history = found.run, found.change, found.converged, found.history
     else:
-        p = problem.with_fock(first)
-        if p.dim > max_dim:
-            raise ValueError(f"fock = {fock} gives dimension {p.dim} > max_dim = {max_dim}; raise max_dim to run it")
-        run = propagate(p, t, progress=progress, **run_kwargs)
-        change, history = math.nan, [(tuple(p.fock), run.truncation().tolist(), math.nan, run.elapsed)]
+        if basis.dimension(tuple(first)) > max_dim:  # the memory budget was checked by choose_method
+            raise ValueError(f"fock = {fock} gives dimension {basis.dimension(tuple(first))} > max_dim = {max_dim}; "
+                             "raise max_dim to run it")
+        run = basis.propagate(tuple(first), t, progress)
+        change, history = math.nan, [basis.record(tuple(first), run, math.nan, math.nan)]
         converged = bool(np.all(run.truncation() <= tol / 10))
         if not converged:
             warnings.warn(
-                f"Fock cutoff {list(p.fock)} may be too small: the top level holds up to {run.truncation().max():.3g} "
+                f"Fock cutoff {list(first)} may be too small: the top level holds up to {run.truncation().max():.3g} "
                 f"of the population (> tol/10 = {tol / 10:g}); use fock='auto' to measure the error",
                 FockCutoffWarning, stacklevel=2,
             )
@@ -570,67 +268,10 @@ def solve(
     return ds
 
 
-class MethodWarning(UserWarning):
-    """``method="auto"`` could not use the exact master equation (it does not fit the memory budget)."""
-
-
-def master_equation_memory(method: str, dim: int, n_factors: int = 2) -> int:
-    """Bytes a master-equation run needs at Hilbert-space dimension ``dim`` (state, work arrays, operators):
-    the Chebyshev run holds four real d × d arrays; QuTiP's DOP853 (``"mesolve"``) about 13 complex ones (state,
-    stages) and the sparse Liouvillian (≈ 10 entries per row of d², 24 bytes each); ``"expm"`` the Liouvillian
-    and a few complex vectors of d²; trajectories a few kets per trajectory."""
-    from .plain import chebyshev_memory
-
-    d = int(dim)
-    if method == "chebyshev":
-        return chebyshev_memory(d, n_factors)
-    if method == "mesolve":
-        return 13 * 16 * d * d + 24 * 10 * d * d
-    if method == "expm":
-        return 8 * 16 * d * d + 24 * 10 * d * d
-    return 64 * 16 * d + 24 * 10 * d
-
-
-@dataclass(frozen=True)
-class _Budget:
-    method: str
-    memory: float
-    n_factors: int
-
-    def estimate(self, dim: int) -> int:
-        return master_equation_memory(self.method, dim, self.n_factors)
-
-    def fits(self, dim: int) -> bool:
-        return self.estimate(dim) <= self.memory
-
-
-def _choose_method(opts: QuantumOptions, dim: int, n_factors: int, fixed: bool) -> str:
-    """The engine for a plain-basis run whose (first) dimension is ``dim``: ``method="auto"`` takes the
-    Chebyshev master equation when it fits the memory budget, trajectories (with a :class:`MethodWarning`)
-    when not; an explicit master-equation method that does not fit is an error."""
-    gib = 2**30
-    if opts.method == "auto":
-        need = master_equation_memory("chebyshev", dim, n_factors)
-        if need <= opts.memory:
-            return "chebyshev"
-        warnings.warn(
-            f"the master equation at dimension {dim} needs {need / gib:.3g} GiB > the memory budget "
-            f"{opts.memory / gib:.3g} GiB (memory=): using quantum trajectories instead (statistical errors in "
-            f"the *_error variables); raise memory=, or use a frame (frame='comoving' or 'gaussian') for large N_sp",
-            MethodWarning, stacklevel=3)
-        return "mcsolve"
-    if opts.method != "mcsolve" and fixed:
-        need = master_equation_memory(opts.method, dim, n_factors)
-        if need > opts.memory:
-            raise ValueError(f"memory: method={opts.method!r} at dimension {dim} needs {need / gib:.3g} GiB > the "
-                             f"memory budget {opts.memory / gib:.3g} GiB; raise memory= or choose a smaller fock")
-    return opts.method
-
-
 def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol, cost, meanfield, max_dim, progress,
-                    memory=DEFAULT_MEMORY):
+                    memory=DEFAULT_MEMORY, deviation_tol=None):
     """``solve(frame="comoving")``: fixed truncation, or the search of :func:`.frame.search_truncation`."""
-    from .frame import MAX_COMOVING_DIM, comoving, first_truncation, propagate_comoving, search_truncation
+    from .frame import MAX_COMOVING_DIM, ComovingBasis, comoving, first_truncation
 
     max_dim = min(MAX_COMOVING_DIM if max_dim is None else int(max_dim), frame_max_dim(memory))
     wall = _time.perf_counter()
@@ -638,28 +279,18 @@ def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol
         first = first_truncation(problem)
         if spin_levels is not None:
             first = (comoving(problem, spin_levels, first[1]).spin_levels, first[1])
-        search = search_truncation(problem, t, tol, first=first, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim,
-                                   progress=progress)
-        run, change, converged, history = search.run, search.change, search.converged, search.history
+        fixed = None
     else:
         cp = comoving(problem, spin_levels, fock)
-        if cp.dim > max_dim:
-            raise ValueError(f"spin_levels × fock give dimension {cp.dim} > max_dim = {max_dim}; raise max_dim to run it")
-        run = propagate_comoving(cp, t, rtol=rtol, atol=atol, squares=cost, progress=progress)
-        change = math.nan
-        history = [(cp.spin_levels, cp.fock, run.spin_truncation().tolist(), run.truncation().tolist(), math.nan,
-                    run.elapsed)]
-        top = max(run.truncation().max(), 0.0 if cp.spin_exact else run.spin_truncation().max())
-        converged = bool(top <= tol / 10)
-        if not converged:
-            warnings.warn(
-                f"co-moving truncation (spin levels {list(cp.spin_levels)}, Fock {list(cp.fock)}) may be too small: "
-                f"the last kept level holds up to {top:.3g} of the population (> tol/10 = {tol / 10:g}); "
-                "use fock='auto' to measure the error", FockCutoffWarning, stacklevel=3,
-            )
+        first = fixed = (cp.spin_levels, cp.fock)
+    basis = ComovingBasis(problem, float(t[-1]), start=first, max_dim=max_dim, rtol=rtol, atol=atol, squares=cost)
+    run, change, converged, history, deviation_change = _run_basis(
+        basis, t, tol, fixed, None if meanfield is None else deviation_measure(meanfield, cost), deviation_tol,
+        progress)
     total = _time.perf_counter() - wall
-    plain_history = [(f, tr, ch, sec) for _s, f, _st, tr, ch, sec in history]
+    plain_history = [(f, tr, ch, sec) for _s, f, _st, tr, ch, sec, _dev in history]
     ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
+    _add_deviation_change(ds, deviation_change)
     import json
 
     ds["spin_levels"] = (("block",), np.asarray(run.spin_levels, dtype=np.int64))
@@ -672,11 +303,35 @@ def _solve_comoving(model, start, problem, t, fock, spin_levels, tol, atol, rtol
         "dimension": int(np.prod(run.spin_levels) * np.prod(run.problem.fock)),
         "truncation_history": json.dumps([
             {"spin_levels": list(s_), "fock": list(f), "spin_truncation": st, "truncation": tr,
-             "change": None if math.isnan(ch) else ch, "seconds": sec}
-            for s_, f, st, tr, ch, sec in history
+             "change": None if math.isnan(ch) else ch, "seconds": sec,
+             "deviation_change": None if math.isnan(dev) else dev}
+            for s_, f, st, tr, ch, sec, dev in history
         ]),
     })
     return ds
+
+
+def _run_basis(basis, t, tol, fixed, deviations, deviation_tol, progress):
+    """The one search over ``basis`` (``fixed`` None), or one run at the given truncation ``fixed`` judged by its
+    truncation indicator (:meth:`.basis.Basis.indicator` ≤ tol/10, else a :class:`FockCutoffWarning`).
+    Returns (run, change, converged, history, deviation_change)."""
+    if fixed is None:
+        found = search(basis, t, tol, deviations=deviations, deviation_tol=deviation_tol, progress=progress,
+                       stacklevel=5)
+        return found.run, found.change, found.converged, found.history, found.deviation_change
+    refused = basis.refuse(fixed)
+    if refused is not None:
+        raise ValueError(f"fock: the {basis.describe(fixed)} keeps {basis.dimension(fixed)} states > {refused}; "
+                         "raise max_dim to run it")
+    run = basis.propagate(fixed, t, progress)
+    top = basis.indicator(run)
+    converged = bool(top <= tol / 10)
+    if not converged:
+        warnings.warn(
+            f"the {basis.describe(fixed)} may be too small: the last kept level holds up to {top:.3g} of the "
+            f"population (> tol/10 = {tol / 10:g}); use fock='auto' to measure the error", FockCutoffWarning,
+            stacklevel=4)
+    return run, math.nan, converged, [basis.record(fixed, run, math.nan, math.nan)], math.nan
 
 
 def frame_max_dim(memory: float) -> int:
@@ -716,49 +371,45 @@ def _solve_gaussian(model, start, problem, t, fock, tol, atol, rtol, cost, meanf
     """``solve(frame="gaussian")``: a given total-quanta truncation, or the search of :func:`.gaussian.search_levels`."""
     import json
 
-    from .gaussian import MAX_GAUSSIAN_DIM, frame_dimension, propagate_gaussian, search_levels
+    from .gaussian import MAX_GAUSSIAN_DIM, GaussianBasis, _check_blocks, frame_dimension
 
     max_dim = min(MAX_GAUSSIAN_DIM if max_dim is None else int(max_dim), frame_max_dim(memory))
     wall = _time.perf_counter()
-    if isinstance(fock, str):
-        search = search_levels(problem, t, tol, rtol=rtol, atol=atol, squares=cost, max_dim=max_dim, progress=progress,
-                               deviations=deviation_measure(meanfield, cost), deviation_tol=deviation_tol)
-        run, change, converged, history = search.run, search.change, search.converged, search.history
-        deviation_change = search.deviation_change
-    else:
+    fixed = None
+    if not isinstance(fock, str):
         levels = np.atleast_1d(np.asarray(fock))
         if levels.size != 1 or not float(levels[0]).is_integer() or levels[0] < 1:
             raise ValueError(f"frame='gaussian' keeps the states with total quanta ≤ fock: give one integer ≥ 1, got {fock!r}")
-        levels = int(levels[0])
-        if frame_dimension(problem, levels) > max_dim:
-            raise ValueError(f"fock = {levels} keeps {frame_dimension(problem, levels)} states > max_dim = {max_dim}; "
-                             "raise max_dim to run it")
-        run = propagate_gaussian(problem, t, levels, rtol=rtol, atol=atol, squares=cost, progress=progress)
-        change = deviation_change = math.nan
-        history = [(levels, frame_dimension(problem, levels), float(run.truncation().max()), math.nan, run.elapsed)]
-        converged = bool(run.truncation().max() <= tol / 10)
-        if not converged:
-            warnings.warn(
-                f"Gaussian-frame truncation (total quanta ≤ {levels}) may be too small: the last kept shell holds up to "
-                f"{run.truncation().max():.3g} of the population (> tol/10 = {tol / 10:g}); use fock='auto' to measure "
-                "the error", FockCutoffWarning, stacklevel=3)
+        fixed = (int(levels[0]),)
+    else:
+        _check_blocks(problem)
+    basis = GaussianBasis(problem, float(t[-1]), max_dim=max_dim, rtol=rtol, atol=atol, squares=cost)
+    run, change, converged, history, deviation_change = _run_basis(
+        basis, t, tol, fixed, None if meanfield is None else deviation_measure(meanfield, cost), deviation_tol,
+        progress)
     total = _time.perf_counter() - wall
-    plain_history = [((lv,) * model.n_modes, [top] * model.n_modes, ch, sec) for lv, _d, top, ch, sec in history]
+    plain_history = [((lv,) * model.n_modes, [top] * model.n_modes, ch, sec) for lv, _d, top, ch, sec, _dev in history]
     ds = _dataset(model, start, run, meanfield if cost else None, change, converged, plain_history, tol, atol, rtol, total)
-    ds["deviation_change"] = ((), float(deviation_change))
-    ds["deviation_change"].attrs["long_name"] = (
-        "relative change of N(xi - xi_MF), N(n - n_MF) and N E_N between the last two truncations (NaN: not measured)")
+    _add_deviation_change(ds, deviation_change)
     ds["fock"].attrs["long_name"] = "total quanta kept in the Gaussian frame (the same number for every mode)"
     ds["truncation"].attrs["long_name"] = "largest population of the last kept shell (total quanta = fock) over the window"
     ds.attrs.update({
         "solver_frame": "gaussian",
         "dimension": frame_dimension(problem, int(run.problem.fock[0])),
         "truncation_history": json.dumps([
-            {"levels": lv, "dimension": dim, "truncation": top, "change": None if math.isnan(ch) else ch, "seconds": sec}
-            for lv, dim, top, ch, sec in history
+            {"levels": lv, "dimension": dim, "truncation": top, "change": None if math.isnan(ch) else ch, "seconds": sec,
+             "deviation_change": None if math.isnan(dev) else dev}
+            for lv, dim, top, ch, sec, dev in history
         ]),
     })
     return ds
+
+
+def _add_deviation_change(ds, deviation_change: float) -> None:
+    ds["deviation_change"] = ((), float(deviation_change))
+    ds["deviation_change"].attrs["long_name"] = (
+        "relative change of N(xi - xi_MF), N(n - n_MF) and N E_N between the last two truncations, over "
+        "max(their largest value, 1) (NaN: not measured)")
 
 
 def _dataset(model, start, run: Propagation, meanfield, change, converged, history, tol, atol, rtol, total, seed=None):

@@ -26,17 +26,67 @@ def _empty_outcome(B: int, n: int, M: int, opts: SteadyStateOptions) -> _Outcome
     )
 
 
-def _solve(grouping, y_starts, which, omega, g0, omega_modes, kappa, opts: SteadyStateOptions, progress=None) -> dict:
+def _solve(grouping, y_starts, which, omega, g0, omega_modes, kappa, opts: SteadyStateOptions, progress=None,
+           rates: dict | None = None) -> dict:
     """Single-threaded BLAS around :func:`_solve_batch`: its matrices are small and many (multi-threaded
-    LAPACK made one 800×800 eigendecomposition 30 times slower on a busy 2-core machine)."""
+    LAPACK made one 800×800 eigendecomposition 30 times slower on a busy 2-core machine).
+
+    ``rates`` (``{gamma_down, gamma_up, gamma_phi: (B,)}``, individual spin dissipation): the points with a
+    nonzero rate are solved with free group lengths (Newton on the full Bloch vectors, stability from the full
+    Jacobian), the others with the conserved lengths, and the results are merged.
+    """
     from threadpoolctl import threadpool_limits
 
+    which = np.asarray(which, dtype=np.int64)
+    damped = np.zeros(which.size, dtype=bool)
+    if rates is not None:
+        damped = np.any([np.asarray(r, float) != 0 for r in rates.values()], axis=0)
     with threadpool_limits(limits=1, user_api="blas"):
-        return _solve_batch(grouping, y_starts, which, omega, g0, omega_modes, kappa, opts, progress)
+        if not damped.any():
+            return _solve_batch(grouping, y_starts, which, omega, g0, omega_modes, kappa, opts, progress)
+        parts = []
+        for mask, rr in ((~damped, None), (damped, rates)):
+            idx = np.nonzero(mask)[0]
+            if idx.size:
+                sub_rates = None if rr is None else {k: np.asarray(v, float)[idx] for k, v in rr.items()}
+                parts.append((idx, _solve_batch(grouping, y_starts, which[idx], omega[idx], g0[idx],
+                                                omega_modes[idx], kappa[idx], opts, None, sub_rates)))
+        if progress is not None:
+            progress(1.0)
+        return _merge(parts, which.size)
+
+
+def _merge(parts, B):
+    """Merge the solutions of disjoint sub-batches (index arrays, results of :func:`_solve_batch`)."""
+    if len(parts) == 1 and parts[0][0].size == B:
+        return parts[0][1]
+    first = parts[0][1]
+    out = {}
+    for name, value in first.items():
+        if name == "out":
+            continue
+        out[name] = np.empty((B,) + value.shape[1:], dtype=value.dtype)
+        for idx, part in parts:
+            out[name][idx] = part[name]
+    fields_out = {}
+    for f in fields(_Outcome):
+        v0 = getattr(first["out"], f.name)
+        if isinstance(v0, list):
+            merged = [""] * B
+            for idx, part in parts:
+                for j, p in enumerate(idx):
+                    merged[p] = getattr(part["out"], f.name)[j]
+        else:
+            merged = np.empty((B,) + v0.shape[1:], dtype=v0.dtype)
+            for idx, part in parts:
+                merged[idx] = getattr(part["out"], f.name)
+        fields_out[f.name] = merged
+    out["out"] = _Outcome(**fields_out)
+    return out
 
 
 def _solve_batch(grouping, y_starts, which, omega, g0, omega_modes, kappa, opts: SteadyStateOptions,
-                 progress=None) -> dict:
+                 progress=None, rates: dict | None = None) -> dict:
     """Steady states of B points: point b starts from ``y_starts[which[b]]`` (packed, full coordinates) with
     parameters ``omega[b]``, ``g0[b]``, ``omega_modes[b]``, ``kappa[b]``.
 
@@ -50,12 +100,20 @@ def _solve_batch(grouping, y_starts, which, omega, g0, omega_modes, kappa, opts:
     K, M = grouping.n_groups, grouping.n_modes
     n = 3 * K + 2 * M
     wf = grouping.weighted_f
-    reductions = [invariant_reduction(grouping.f, grouping.weights, y, use_symmetry=opts.symmetry) for y in y_starts]
+    damped = rates is not None
+    # the σ_z source of decay/pumping is not gauge invariant: the gauge signs are part of the groups' identity
+    source = damped and np.any(np.asarray(rates["gamma_down"]) != np.asarray(rates["gamma_up"]))
+    gauge = grouping.group_gauge if source else None
+    if source and gauge is None:
+        raise ValueError("γ↓ ≠ γ↑ needs a grouping split by gauge sign (reduction.reduce does this for the model)")
+    reductions = [invariant_reduction(grouping.f, grouping.weights, y, use_symmetry=opts.symmetry,
+                                      group_gauge=gauge, damped=damped) for y in y_starts]
     result = _empty_outcome(B, n, M, opts)
     batches: dict = {}
     for s, red in enumerate(reductions):
         if np.any(which == s):
-            batches.setdefault((red.f.shape, red.f.tobytes(), red.weights.tobytes()), []).append(s)
+            gkey = b"" if red.group_gauge is None else red.group_gauge.tobytes()
+            batches.setdefault((red.f.shape, red.f.tobytes(), red.weights.tobytes(), gkey), []).append(s)
     settled = 0
     for members in batches.values():
         red0 = reductions[members[0]]
@@ -75,7 +133,9 @@ def _solve_batch(grouping, y_starts, which, omega, g0, omega_modes, kappa, opts:
                 y0[rows], lengths[rows] = red.y0, red.lengths
                 xi_A[rows] = red.embedding[2 * K : 3 * K].T @ wf
                 xi_b[rows] = red.offset[2 * K : 3 * K] @ wf
-            rhs = MeanFieldRHS(red0.f, red0.weights, omega[pts], g0[pts], om, ka)
+            rr = {} if not damped else {k: np.asarray(v, float)[pts] for k, v in rates.items()}
+            rhs = MeanFieldRHS(red0.f, red0.weights, omega[pts], g0[pts], om, ka, **rr,
+                               group_gauge=red0.group_gauge)
             out = _find(rhs, y0, lengths, (xi_A, xi_b), opts, report)
         settled += pts.size
         if progress is not None:
@@ -98,7 +158,12 @@ def _solve_batch(grouping, y_starts, which, omega, g0, omega_modes, kappa, opts:
     pts = np.nonzero(np.isin(result.status, (_STABLE, _MARGINAL, _UNSTABLE)))[0]
     if pts.size:
         lengths_full = np.linalg.norm(unpack(y_starts[which[pts]], K)[0], axis=-1)
-        rhs_full = MeanFieldRHS(grouping.f, grouping.weights, omega[pts], g0[pts], omega_modes[pts], kappa[pts])
+        rr = {}
+        if damped:
+            lengths_full = np.full_like(lengths_full, np.nan)
+            rr = {k: np.asarray(v, float)[pts] for k, v in rates.items()}
+        rhs_full = MeanFieldRHS(grouping.f, grouping.weights, omega[pts], g0[pts], omega_modes[pts], kappa[pts],
+                                **rr, group_gauge=gauge)
         st = stability(rhs_full, result.fixed[pts], lengths_full, eig_tol=opts.eig_tol, n_eigenvalues=E)
         extra["full_code"][pts] = st.code
         extra["full_leading"][pts] = st.leading

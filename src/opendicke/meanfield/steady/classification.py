@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Classification(str, Enum):
-    """Verdict on one point of :func:`steady_state` (string values: stored as such in NetCDF and JSON)."""
+class Classification(StrEnum):
+    """Verdict on one point of :func:`steady_state` (string values: stored as such in NetCDF and JSON; a ``StrEnum``,
+    so ``ds["classification"] == Classification.STABLE`` works on arrays). ``full_space_stability`` takes the first
+    three values."""
 
     STABLE = "stable"
     MARGINAL = "marginal"

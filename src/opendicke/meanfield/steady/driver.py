@@ -23,13 +23,14 @@ def _starts_and_batch(model, initial, vary, representation, memory_budget=None):
     starts = [as_initial_state(s) for s in (initial if many else [initial])]
     if not starts:
         raise ValueError("initial: give at least one initial state")
-    params = parameter_batch(model, vary)
-    K, B = n_groups(model, representation), params.size * len(starts)
+    params = parameter_batch(model, vary, spin_rates=True)
+    split = params.grouping_model(model)  # split by gauge sign when some point has γ↓ ≠ γ↑
+    K, B = n_groups(split, representation), params.size * len(starts)
     # one window of up to 400 samples per point plus the integrator's stages; the Jacobians act on the
     # (much smaller) invariant subspaces and are not counted
     check_memory(8.0 * B * (3 * K + 2 * model.n_modes) * 430 + 16.0 * model.n_modes * K, memory_budget,
                  f"steady_state ({B} points × {K} groups)")
-    grouping = choose_grouping(model, representation)
+    grouping = choose_grouping(split, representation)
     y_start = np.stack([pack(s.group_vectors(model, grouping), s.initial_alpha(model)) for s in starts])
     return many, starts, grouping, params, y_start
 
@@ -45,7 +46,6 @@ def steady_state(
     paper_units: bool = False,
     memory_budget: int | str | None = None,
     progress: Callable[[float], None] | None = None,
-    **option_overrides,
 ):
     """Stationary states reached by the mean-field dynamics (Eq. 7), verified and classified.
 
@@ -57,11 +57,18 @@ def steady_state(
         An initial state (or a pattern number, 1-based), or a list of them (adds a dimension ``initial``).
     vary:
         ``{name: values}`` as in :func:`~opendicke.meanfield.evolve`: the outer product of the values is
-        solved as one batch, one labelled dimension per name.
+        solved as one batch, one labelled dimension per name (the spin rates ``gamma_*`` included).
+
+    With individual spin dissipation (model rates or varied ``gamma_*``) the group lengths are not
+    conserved: Newton runs on the full Bloch vectors with the damping, stability is read from the full
+    Jacobian (``n_conserved`` = 0: there is no radial zero), the invariant subspaces keep the gauge signs
+    of the groups (the σ_z source of decay and pumping is not gauge invariant). Points without rates in
+    the same batch are solved as without dissipation.
     representation:
         ``"auto"``, ``"groups"`` (exact large-spin reduction) or ``"spins"``.
     options:
-        A :class:`SteadyStateOptions`; single fields can also be given as keywords (``t_max=5000``).
+        The numerical settings, one :class:`SteadyStateOptions` (``options=SteadyStateOptions(t_max=5000)``);
+        default: its defaults.
     paper_units:
         Report α and occupations in the paper's normalisation (α_paper = √(2^(M-1)) α).
     memory_budget:
@@ -86,18 +93,19 @@ def steady_state(
         ``n_undamped`` (undamped group precessions); and from the trajectory ``final_overlap``,
         ``overlap_min``/``overlap_max`` over the last window and ``period`` (not stationary, periodic).
     """
-    if model.spin_dissipation:
-        raise ValueError("gamma_down/gamma_up/gamma_phi: steady_state (and the memory experiments built on it) "
-                         "does not take individual spin dissipation yet (it would ignore it); use evolve")
-    opts = steady_options(options, **option_overrides)
+    opts = steady_options(options)
     if not isinstance(paper_units, (bool, np.bool_)):
         raise ValueError(f"paper_units must be True or False, got {paper_units!r}")
     many, starts, grouping, params, y_start = _starts_and_batch(model, initial, vary, representation, memory_budget)
     P, S = params.size, len(starts)
     rep = lambda a: np.repeat(a, S, axis=0)  # noqa: E731  (parameters per point, initial state fastest, as in evolve)
+    rates = {k: rep(v) for k, v in params.rates.items()} if params.spin_dissipation else None
     solved = _solve(grouping, y_start, np.tile(np.arange(S), P), rep(params.omega), rep(params.g0),
-                    rep(params.omega_modes), rep(params.kappa), opts, progress)
+                    rep(params.omega_modes), rep(params.kappa), opts, progress, rates)
     return _dataset(model, grouping, params, starts, many, solved, opts, paper_units)
+
+
+steady_state.sweep_spin_rates = True  # run_sweep may pass individual spin rates (model or varied gamma_*)
 
 
 def _dataset(model, grouping, params, starts, many, solved, opts, paper_units):
@@ -208,7 +216,6 @@ def find_critical_coupling(
     max_rounds: int = 30,
     representation: str = "auto",
     options: SteadyStateOptions | None = None,
-    **option_overrides,
 ):
     """Critical couplings g_c found numerically, by multisection in g0 on retrieval (no use of Eq. 12).
 
@@ -236,7 +243,11 @@ def find_critical_coupling(
     """
     import xarray as xr
 
-    opts = steady_options(options, **option_overrides)
+    if model.spin_dissipation:
+        raise ValueError("gamma_down/gamma_up/gamma_phi: find_critical_coupling brackets the Eq. (12) transition of "
+                         "the lossless spins; with individual spin dissipation balanced patterns have no stationary "
+                         "retrieval state (docs/spin-dissipation.md), so there is no such threshold to find")
+    opts = steady_options(options)
     M = model.n_modes
     pats = list(range(1, M + 1)) if patterns is None else ([patterns] if np.ndim(patterns) == 0 else list(patterns))
     from ...states import PatternState

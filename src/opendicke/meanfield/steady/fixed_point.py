@@ -1,4 +1,8 @@
-"""Newton's method on the fixed-point equations with the conserved group lengths."""
+"""Newton's method on the fixed-point equations with the conserved group lengths.
+
+With individual spin dissipation the lengths are not conserved: a group whose length is given as NaN is
+*free*, and Newton solves F = 0 on its full Bloch vector (the damping makes the Jacobian non-singular there).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def _constrained_residual(rhs, y, lengths, empty, u):
     K = rhs.n_groups
     F = rhs(y)
     m = _groups(y, K)
-    excess = 0.5 * (np.sum(m * m, axis=-1) - lengths**2)
+    excess = np.nan_to_num(0.5 * (np.sum(m * m, axis=-1) - lengths**2))  # free groups (NaN length): none
     G = F.copy()
     for a in range(3):
         cols = slice(a * K, (a + 1) * K)
@@ -36,9 +40,10 @@ def _constrained_jacobian(rhs, y, lengths, empty, u):
     J = jacobian(rhs, y)
     m = _groups(y, K)
     k = np.arange(K)
+    fixed = np.isfinite(lengths)  # conserved length: the constraint term; free groups: the plain Jacobian
     for a in range(3):
         for b in range(3):
-            J[:, a * K + k, b * K + k] += u[..., a] * m[..., b]
+            J[:, a * K + k, b * K + k] += np.where(fixed, u[..., a] * m[..., b], 0.0)
     if np.any(empty):
         pts, grp = np.nonzero(empty)
         for a in range(3):
@@ -71,7 +76,8 @@ def newton(rhs: MeanFieldRHS, y0, lengths, *, tol: float = 1e-12, max_iter: int 
     y0:
         Starting states (B, n), e.g. taken from trajectories.
     lengths:
-        Conserved group lengths r_k (B, K); groups with r_k = 0 stay empty.
+        Conserved group lengths r_k (B, K); groups with r_k = 0 stay empty; NaN: not conserved (spin
+        dissipation), F = 0 is solved on the full Bloch vector.
 
     Returns
     -------
@@ -123,8 +129,8 @@ def newton(rhs: MeanFieldRHS, y0, lengths, *, tol: float = 1e-12, max_iter: int 
         active = active[~(converged[active] | ~accepted | tiny_step)]
     with np.errstate(invalid="ignore"):
         residual = np.max(np.abs(rhs(y)), axis=1)
-        length_error = np.max(np.abs(np.linalg.norm(_groups(y, rhs.n_groups), axis=-1) - lengths), axis=1,
-                              initial=0.0)
+        length_error = np.max(np.nan_to_num(np.abs(np.linalg.norm(_groups(y, rhs.n_groups), axis=-1) - lengths)),
+                              axis=1, initial=0.0)
     # guard against roots of the auxiliary system that are not fixed points (where u_k·m_k = 0)
     converged &= (residual <= 1e3 * target) & (length_error <= 1e3 * target)
     return y, converged, iters, residual

@@ -16,10 +16,16 @@ def tangent_basis(rhs: MeanFieldRHS, y, lengths) -> np.ndarray:
     """Orthonormal basis (B, n, d) of the tangent space of the group spheres times the mode space.
 
     Two directions per non-empty group (orthogonal to m_k) and the 2M mode directions; empty groups
-    (r_k = 0, they stay empty) contribute none. All points must have the same empty groups.
+    (r_k = 0, they stay empty) contribute none. All points must have the same empty groups. With spin
+    dissipation (all lengths NaN: not conserved) the whole space is the tangent space: the identity.
     """
     K, M = rhs.n_groups, rhs.n_modes
     B, n = y.shape
+    free = np.isnan(np.asarray(lengths, dtype=float))
+    if np.all(free):
+        return np.broadcast_to(np.eye(n), (B, n, n)).copy()
+    if np.any(free):
+        raise ValueError("tangent_basis: either every group length is conserved or none is")
     empty = np.asarray(lengths) < 1e-12
     if not np.all(empty == empty[:1]):
         raise ValueError("tangent_basis: all points of the batch must have the same empty groups")
@@ -60,7 +66,9 @@ def stability(rhs: MeanFieldRHS, ystar, lengths, deviation=None, *, eig_tol: flo
     """Linear stability of fixed points ``ystar`` (B, n) with the exactly marginal directions set apart.
 
     The Jacobian is restricted to the tangent space of the group spheres, which it leaves invariant at a
-    fixed point (∇|m_k|² is a left null vector), so the radial zeros are removed exactly. Eigenvectors
+    fixed point (∇|m_k|² is a left null vector), so the radial zeros are removed exactly. With spin
+    dissipation (``lengths`` NaN: nothing is conserved) the full Jacobian decides: the damping makes the
+    radial directions decay (at a rate between Γ⊥ and Γ∥ in the field's absence) and damps every precession. Eigenvectors
     with no mode component (‖δα‖ < 1e-8‖v‖) are undamped spin precessions invisible to the modes; they
     are counted in ``n_undamped`` and excluded from the reduced spectrum that decides stability.
     ``deviation`` (B, n), the trajectory minus the fixed point, is decomposed on the eigenvectors to give
@@ -76,7 +84,7 @@ def stability(rhs: MeanFieldRHS, ystar, lengths, deviation=None, *, eig_tol: flo
         n_conserved=np.zeros(B, dtype=np.int64), n_undamped=np.zeros(B, dtype=np.int64),
         undamped_amplitude=np.full(B, np.nan), excited_rate=np.full(B, np.nan), settle_time=np.full(B, np.nan),
     )
-    empty = lengths < 1e-12
+    empty = np.where(np.isnan(lengths), False, lengths < 1e-12)
     masks, which = np.unique(empty, axis=0, return_inverse=True)
     for mi in range(masks.shape[0]):
         rows = np.nonzero(which.ravel() == mi)[0]
@@ -100,7 +108,7 @@ def stability(rhs: MeanFieldRHS, ystar, lengths, deviation=None, *, eig_tol: flo
         out.code[rows] = code
         out.leading[rows, : lead.shape[1]] = lead
         out.decay_rate[rows] = np.where(np.isfinite(max_re), -max_re, np.nan)
-        out.n_conserved[rows] = int((~masks[mi]).sum())
+        out.n_conserved[rows] = int((~masks[mi] & ~np.isnan(lengths[rows[0]])).sum())
         out.n_undamped[rows] = undamped.sum(axis=1)
         if deviation is not None:
             dT = (Qt @ deviation[rows][:, :, None])[:, :, 0]

@@ -99,19 +99,16 @@ class SteadyStateOptions:
         return {f"steady_{k}": (int(v) if isinstance(v, bool) else v) for k, v in values.items()}
 
 
-def steady_options(options: SteadyStateOptions | None = None, **overrides) -> SteadyStateOptions:
-    """One validated :class:`SteadyStateOptions` from an options object and/or single fields as keywords.
+def steady_options(options: SteadyStateOptions | None = None, *, t_max: float | None = None) -> SteadyStateOptions:
+    """The :class:`SteadyStateOptions` a public entry point works with: ``options`` (default: the defaults), with
+    ``t_max`` replaced when an experiment gives its own time budget.
 
     Public entry points (:func:`steady_state`, :func:`find_critical_coupling`, the memory experiments) call this
-    once, before any work, and pass the object on; nothing below them takes loose option keywords. Keywords
-    override the fields of ``options``; unknown names are a ``TypeError`` and bad values a ``ValueError``.
+    once, before any work, and pass the object on; nothing takes loose option keywords. Anything but a
+    :class:`SteadyStateOptions` (a dict, say) is a ``TypeError``; bad values fail when the object is built.
     """
     if options is not None and not isinstance(options, SteadyStateOptions):
-        raise TypeError(f"options must be a SteadyStateOptions, got {type(options).__name__}")
+        raise TypeError(f"options must be a SteadyStateOptions (e.g. SteadyStateOptions(t_max=5000)), "
+                        f"got {type(options).__name__}")
     opts = options or SteadyStateOptions()
-    if overrides:
-        unknown = set(overrides) - {f.name for f in fields(SteadyStateOptions)}
-        if unknown:
-            raise TypeError(f"unknown steady-state option(s) {sorted(unknown)}; see SteadyStateOptions")
-        opts = dataclasses.replace(opts, **overrides)
-    return opts
+    return opts if t_max is None else dataclasses.replace(opts, t_max=t_max)

@@ -240,6 +240,7 @@ def _newton_from_window(w: _Window, lengths: np.ndarray, opts) -> _Candidates:
         v = centre[:, [k, sub.n_groups + k, 2 * sub.n_groups + k]]
         norm = np.linalg.norm(v, axis=1)
         scale_k = np.where(norm > 0, lengths[:, k] / np.where(norm > 0, norm, 1.0), 0.0)
+        scale_k = np.where(np.isnan(lengths[:, k]), 1.0, scale_k)  # not conserved (spin dissipation): the average
         centre[:, [k, sub.n_groups + k, 2 * sub.n_groups + k]] = v * scale_k[:, None]
     picks = [ys[(S - 1) * q // 5] for q in range(1, 5)]
     seeds = np.concatenate([ys[-1], mean, centre] + picks)
