@@ -356,3 +356,110 @@ def test_permutation_result_carries_the_common_and_model_attributes(tmp_path):
     assert set(COMMON_ATTRS + MODEL_ATTRS) <= set(ds.attrs) and ds.attrs["gamma_up"] == 0.2
     back = load_dataset(save_dataset(ds, tmp_path / "pi.nc"))
     assert np.allclose(back.alpha.values, ds.alpha.values) and list(back.pattern.values) == [1]
+
+
+# ------------------------------------------------------------------------------------ fast paths (compiled kernel)
+def _three_block_two_mode_problem(fock=4):
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=[1.0, 0.7], g0=1.1, patterns=[[1, -1, 1], [1, 1, -1]],
+                          gamma_down=0.3, gamma_up=0.1, gamma_phi=0.2)
+    start = od.BlochState(np.array([[0.3, 0.4, 0.5], [0.0, 0.0, -1.0], [0.6, 0.0, 0.8]]))
+    return pi.build(model, start, fock=fock)
+
+
+def test_compiled_real_kernel_is_the_sparse_liouvillian():
+    """One application of the structured real kernel equals the complex sparse Liouvillian (3 blocks, 2 modes,
+    mixed complex single-spin states, unequal κ) mapped to X = Re ρ + Im ρ."""
+    from scipy.sparse.linalg import expm_multiply
+
+    from opendicke.quantum.permutation_fast import RealGenerator
+
+    p = _three_block_two_mode_problem()
+    gen = RealGenerator.build(p)
+    rho = expm_multiply(p.liouvillian * 0.3, p.initial_vector())  # a generic state with coherences
+    X = gen.to_real(rho)
+    out = np.empty_like(X)
+    gen.apply(X, out, out, gen.coefficients())
+    ref = gen.to_real(p.liouvillian @ rho)
+    assert np.max(np.abs(out - ref)) < 1e-13 * np.max(np.abs(ref))
+    # the observables as real functionals of X reproduce the complex expectation values
+    names, F_re, F_im = gen.functionals()
+    values = F_re @ X.ravel() + 1j * (F_im @ X.ravel())
+    direct = p.expectations(rho[None, :])
+    assert max(abs(values[i] - direct[name][0]) for i, name in enumerate(names)) < 1e-14
+
+
+@pytest.mark.parametrize("method", ["chebyshev", "rk", "dop853"])
+def test_propagation_methods_agree_with_expm(method):
+    p = _three_block_two_mode_problem()
+    t = np.linspace(0, 1.5, 7)
+    ref = pi.propagate(p, t, method="expm")
+    run = pi.propagate(p, t, method=method, atol=1e-12, rtol=1e-10)
+    assert max(np.max(np.abs(run.values[k] - ref.values[k])) for k in ref.values) < 1e-9
+
+
+def test_chebyshev_recovers_from_a_too_small_spectral_bound():
+    """The ellipse is verified at run time: one that misses most of the spectrum is enlarged, not trusted."""
+    from opendicke.quantum.chebyshev import SpectralBound
+    from opendicke.quantum.permutation_fast import RealGenerator, chebyshev_values
+
+    p = _three_block_two_mode_problem()
+    gen = RealGenerator.build(p)
+    names, F_re, F_im = gen.functionals()
+    t = np.linspace(0, 1.5, 7)
+    X0 = gen.to_real(p.initial_vector())
+    good, stats = chebyshev_values(gen, X0, F_re, F_im, t)
+    bad, bad_stats = chebyshev_values(gen, X0, F_re, F_im, t, bound=SpectralBound(a=2.0, b=0.5))
+    assert stats.restarts == 0 and bad_stats.restarts > 0
+    assert np.max(np.abs(bad - good)) < 1e-10
+    ref = pi.propagate(p, t, method="expm")
+    assert max(np.max(np.abs(good[i] - ref.values[name])) for i, name in enumerate(names)) < 1e-10
+
+
+@pytest.mark.filterwarnings("ignore::opendicke.quantum.permutation.FockCutoffWarning")
+def test_displaced_frame_matches_individual_spins_and_the_lab_frame():
+    """Displaced frame (modes displaced along the exact <a>(t)) at a converged cutoff against brute-force QuTiP on
+    individual spins and against the lab frame, all three rates, a pattern with two blocks."""
+    G, rates, fock = [[1, 1, -1]], (0.3, 0.1, 0.2), 22
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.1, patterns=G, gamma_down=rates[0],
+                          gamma_up=rates[1], gamma_phi=rates[2])
+    t = np.linspace(0, 2.0, 7)
+    shifted = pi.propagate(pi.build(model, 1, fock=fock), t, frame="displaced", atol=1e-13, rtol=1e-11)
+    lab = pi.propagate(pi.build(model, 1, fock=26), t)
+    xi, occ, alpha = _brute_force(G, np.array(G[0]), 0.5, [1.5], 1.0, 1.1, rates, fock, t)
+    for ref_xi, ref_occ, ref_alpha in ((xi, occ, alpha), (lab.overlaps(), lab.occupations(), lab.alphas())):
+        assert np.max(np.abs(shifted.overlaps() - ref_xi)) < 1e-8
+        assert np.max(np.abs(shifted.occupations() - ref_occ)) < 1e-8
+        assert np.max(np.abs(shifted.alphas() - ref_alpha)) < 1e-8
+    # <b> stays ~0 (β follows the exact <a>) and the fluctuations hold fewer quanta than the mode
+    assert np.max(np.abs(shifted.values["b_0"])) < 1e-8
+    assert np.max(np.real(shifted.values["bn_0"])) < np.max(np.real(shifted.values["n_0"]))
+    # a wrong frame (β frozen at its initial value while the generator assumes it moves) would fail: check the
+    # lab observable is not simply the fluctuation part
+    assert np.max(np.abs(shifted.values["beta_0"])) > 0.1
+
+
+def test_displaced_frame_with_two_modes_matches_the_lab_frame():
+    """Three blocks with mixed, complex single-spin states, two modes (unequal κ), short window, converged cutoffs."""
+    t = np.linspace(0, 0.3, 4)
+    lab = pi.propagate(_three_block_two_mode_problem(fock=11), t)
+    shifted = pi.propagate(_three_block_two_mode_problem(fock=9), t, frame="displaced", atol=1e-13, rtol=1e-11)
+    assert np.max(np.abs(shifted.overlaps() - lab.overlaps())) < 1e-8
+    assert np.max(np.abs(shifted.occupations() - lab.occupations())) < 1e-8
+    assert np.max(np.abs(shifted.alphas() - lab.alphas())) < 1e-8
+    assert np.max(np.abs(shifted.block_bloch() - lab.block_bloch())) < 1e-8
+
+
+def test_solve_in_the_displaced_frame_and_bad_options():
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, patterns=[[1, 1, 1, 1]], gamma_down=0.1,
+                          gamma_phi=0.1)
+    ds = pi.solve(model, 1, t_final=2.0, times=5, tol=1e-4, frame="displaced", compare_meanfield=False)
+    lab = pi.solve(model, 1, t_final=2.0, times=5, tol=1e-4, compare_meanfield=False)
+    assert ds.attrs["boson_frame"] == "displaced" and lab.attrs["boson_frame"] == "lab"
+    assert float(abs(ds.overlap - lab.overlap).max()) < 1e-3
+    assert float(abs(ds.occupation - lab.occupation).max()) < 1e-3
+    with pytest.raises(ValueError, match="frame"):
+        pi.propagate(pi.build(model, 1, fock=4), [0, 1], frame="rotating")
+    with pytest.raises(ValueError, match="displaced"):
+        pi.propagate(pi.build(model, 1, fock=4), [0, 1], frame="displaced", method="chebyshev")
+    with pytest.raises(ValueError, match="method"):
+        pi.propagate(pi.build(model, 1, fock=4), [0, 1], method="euler")

@@ -1,0 +1,649 @@
+"""Fast propagation of the permutation-invariant problem: real representation, a structured compiled kernel, a
+Chebyshev propagator with a run-time verified spectral bound, and a displaced boson frame.
+
+Real representation
+-------------------
+H (σ_x, σ_z, a + a†, a†a) and every jump operator (σ_-, σ_+, σ_z, a) are real matrices, so with
+ρ = A + iB (A symmetric, B antisymmetric) and X = A + B = Re ρ + Im ρ the master equation becomes the real
+linear equation (:mod:`.kernels` does the same for the plain basis)
+
+    dX/dt = −ad_H(𝒯X) + 𝒟X,      ad_H = L_H − R_H,   𝒯X = Xᵀ (the full-space transpose),
+
+with 𝒟 the (real) dissipators. In the type basis of :mod:`.permutation` the basis operators S(n)/√M(n) are
+real matrices, so the coefficients of X are real; the transpose swaps the units |0⟩⟨1| ↔ |1⟩⟨0|, i.e. the type
+(n₀, n₁, n₂, n₃) ↦ (n₀, n₂, n₁, n₃) (a permutation P of the spin index), and transposes every mode's matrix.
+
+Structure
+---------
+The state is a real array X[s, i, j]: s the combined type index of all blocks (S = Π_b C(n_b + 3, 3)), (i, j)
+the row and column of the joint mode density matrix (C = Π_μ n_c,μ levels, row-major over modes). With
+Y_s = (X_{P s})ᵀ the generator reads, row block by row block,
+
+    (LX)_s = Σ_{s'} A'[s, s'] X_{s'}ᵀ + Σ_{s'} B[s, s'] X_{s'} + d_s Y_s − N∘Y_s − K∘X_s
+             + Σ_μ (l_{μ,s} x_μ Y_s + r_{μ,s} Y_s x_μ + κ_μ a_μ X_s a_μᵀ),
+
+A' = −Ω(L_{σx} − R_{σx})·P and B = the spin dissipators (sparse one-body operators of the blocks, ≈ 8 and ≤ 3
+entries per row), N_ij = Σ_μ Ω_μ (n_μ(i) − n_μ(j)), K_ij = ½ Σ_μ κ_μ (n_μ(i) + n_μ(j)), and the coupling
+(g0/√N_sp) Σ_{μ,b} G[μ,b] (a_μ + a_μ†) S_{z,b} enters through the diagonal (in s) coefficients
+l_{μ,s} = −c(z^L_{μ,s} − Z_μ), r_{μ,s} = c(z^R_{μ,s} − Z_μ), c = g0/√N_sp, z^{L/R}_{μ,s} = Σ_b G[μ,b] × (the
+eigenvalue of left/right multiplication by S_{z,b} on type s: n₀ + n₁ − n₂ − n₃ / n₀ + n₂ − n₁ − n₃). Z_μ and
+d_s are zero in the lab frame. One pass of :func:`_apply` evaluates all of it per row block s with contiguous
+inner loops (no sparse matrix of the full space is built).
+
+Displaced frame
+---------------
+With ρ = D(β) ρ̃ D(β)† (a_μ = β_μ(t) + b_μ, any differentiable path β(t)), ρ̃ obeys the master equation with
+H̃ = D†HD − iD†Ḋ and the jump √κ b (its displacement is the Hamiltonian term (iκ/2)(β* b − β b†)). The part of
+H̃ linear in b_μ† is b_μ†[(Ω_μ − iκ_μ/2)β_μ − iβ̇_μ + c S_{G,μ}], S_{G,μ} = Σ_b G[μ,b] S_{z,b}. Choosing
+
+    β̇_μ = −(iΩ_μ + κ_μ/2) β_μ − i c Z_μ(t),      Z_μ(t) = ⟨S_{G,μ}⟩(t)  (the *exact* value, from ρ̃),
+
+(the exact equation of motion of ⟨a_μ⟩, so ⟨b_μ⟩ stays 0 up to truncation) leaves
+
+    H̃ = Ω Σ_j σ_x^j + Σ_μ Ω_μ b_μ†b_μ + c Σ_μ (b_μ + b_μ†)(S_{G,μ} − Z_μ(t)) + c Σ_μ 2 Re β_μ(t) S_{G,μ},
+
+real again (so the real representation holds), with the spin field 2c Re β_μ (d_s = −Σ_μ 2c Re β_μ
+(z^L − z^R)_{μ,s}) and the drive −cZ_μ(b + b†) (the Z_μ in l and r). The frame is exact for *any* path β(t);
+the choice only decides how many Fock levels b needs: ⟨b†b⟩ = ⟨a†a⟩ − |⟨a⟩|² is the variance of the mode, not
+its mean occupation ≈ N_sp n_ν, so the cutoff no longer grows ∝ N_sp. β enters the state vector (two real
+entries per mode) and the generator is time dependent, so this frame is integrated with DOP853. Back in the lab:
+⟨a⟩ = β + ⟨b⟩, ⟨a†a⟩ = |β|² + 2 Re(β*⟨b⟩) + ⟨b†b⟩; spins are unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+import scipy.sparse as sp
+
+from .chebyshev import SpectralBound, bessel_table
+
+__all__ = ["RealGenerator", "propagate_fast", "chebyshev_values", "FRAMES"]
+
+FRAMES = ("lab", "displaced")
+
+_SX = np.array([[0, 1], [1, 0]], dtype=float)
+_SZ = np.array([[1, 0], [0, -1]], dtype=float)
+_SM = np.array([[0, 0], [1, 0]], dtype=float)
+_SP = _SM.T.copy()
+_I2 = np.eye(2)
+
+
+def _left(op):
+    return np.kron(op, _I2)
+
+
+def _right(op):
+    return np.kron(_I2, op.T)
+
+
+def _dissipator(op):
+    ada = op.T @ op
+    return _left(op) @ _right(op.T) - 0.5 * (_left(ada) + _right(ada))
+
+
+def _real(m: sp.spmatrix) -> sp.csr_matrix:
+    m = sp.csr_matrix(m)
+    if m.nnz and np.max(np.abs(np.imag(m.data))) > 1e-14:
+        raise ValueError("expected a real operator")
+    out = sp.csr_matrix((np.real(m.data), m.indices, m.indptr), shape=m.shape)
+    out.eliminate_zeros()
+    return out
+
+
+def _kron_sum(ops: list[sp.csr_matrix], dims: list[int], index: int) -> sp.csr_matrix:
+    """ops embedded at factor ``index`` of the product of ``dims`` (identities elsewhere)."""
+    out = None
+    for k, d in enumerate(dims):
+        f = ops if k == index else sp.identity(d, format="csr")
+        out = f if out is None else sp.kron(out, f, format="csr")
+    return sp.csr_matrix(out)
+
+
+def _outer_sum(vectors: list[np.ndarray]) -> np.ndarray:
+    """v_1[s_1] + v_2[s_2] + … flattened row-major."""
+    out = np.zeros(1)
+    for v in vectors:
+        out = (out[:, None] + v[None, :]).ravel()
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class RealGenerator:
+    """The structured real generator of a :class:`~opendicke.quantum.permutation.PermutationProblem`."""
+
+    problem: object
+    S: int
+    C: int
+    a_ptr: np.ndarray
+    a_idx: np.ndarray
+    a_val: np.ndarray
+    b_ptr: np.ndarray
+    b_idx: np.ndarray
+    b_val: np.ndarray
+    perm: np.ndarray  # spin transpose permutation P
+    zl: np.ndarray  # (M, S)
+    zr: np.ndarray  # (M, S)
+    Nd: np.ndarray  # (C, C)
+    Kd: np.ndarray  # (C, C)
+    strides: np.ndarray  # (M,)
+    u: np.ndarray  # (M, C)
+    kappa: np.ndarray  # (M,)
+    coupling: float
+    mode_levels: np.ndarray  # (M, C): n_μ(i)
+
+    @classmethod
+    def build(cls, problem) -> RealGenerator:
+        m = problem.model
+        blocks = problem._blocks
+        dims = [b.dim for b in blocks]
+        S = int(np.prod(dims))
+        spin_h = -float(m.omega) * (_left(_SX) - _right(_SX))
+        spin_d = m.gamma_down * _dissipator(_SM) + m.gamma_up * _dissipator(_SP) + 0.5 * m.gamma_phi * _dissipator(_SZ)
+        A = sp.csr_matrix((S, S))
+        B = sp.csr_matrix((S, S))
+        perms, zls, zrs = [], [], []
+        for k, block in enumerate(blocks):
+            A = A + _kron_sum(_real(block.one_body(spin_h.astype(complex))), dims, k)
+            if np.any(spin_d != 0):
+                B = B + _kron_sum(_real(block.one_body(spin_d.astype(complex))), dims, k)
+            t = block.types
+            perms.append(block.index(t[:, [0, 2, 1, 3]]))
+            zls.append((t[:, 0] + t[:, 1] - t[:, 2] - t[:, 3]).astype(float))
+            zrs.append((t[:, 0] + t[:, 2] - t[:, 1] - t[:, 3]).astype(float))
+        # combined permutation: P[s] = Σ_b perm_b[s_b] stride_b
+        strides_s = np.cumprod([1] + dims[::-1])[:-1][::-1]
+        perm = _outer_sum([p * st for p, st in zip(perms, strides_s)]).astype(np.int64)
+        Pm = sp.csr_matrix((np.ones(S), (perm, np.arange(S))), shape=(S, S))  # Pm[P[s'], s'] = 1
+        # (A Y)_s = Σ_{s'} A[s, s'] X_{P s'}ᵀ = Σ_j (A Pmᵀ)[s, j] X_jᵀ  (P is an involution)
+        A = sp.csr_matrix(A @ Pm.T)
+        A.sort_indices()
+        B = sp.csr_matrix(B)
+        B.sort_indices()
+        G = np.asarray(problem.block_columns, dtype=float)  # (M, R)
+        M = problem.n_modes
+        zl = np.stack([_outer_sum([G[mu, b] * zls[b] for b in range(len(blocks))]) for mu in range(M)])
+        zr = np.stack([_outer_sum([G[mu, b] * zrs[b] for b in range(len(blocks))]) for mu in range(M)])
+        fock = list(problem.fock)
+        C = int(np.prod(fock))
+        levels = np.stack(np.unravel_index(np.arange(C), fock)) if M else np.zeros((0, 1), dtype=np.int64)
+        levels = np.asarray(levels, dtype=np.int64).reshape(M, C)
+        mstrides = np.array([int(np.prod(fock[mu + 1:])) for mu in range(M)], dtype=np.int64)
+        u = np.where(levels < (np.array(fock)[:, None] - 1), np.sqrt(levels + 1.0), 0.0)
+        om = np.asarray(m.omega_modes, dtype=float)
+        kap = np.asarray(m.kappa, dtype=float)
+        e = om @ levels  # Σ Ω_μ n_μ(i)
+        k = kap @ levels
+        Nd = e[:, None] - e[None, :]
+        Kd = 0.5 * (k[:, None] + k[None, :])
+        return cls(problem, S, C, A.indptr.astype(np.int64), A.indices.astype(np.int64), A.data.copy(),
+                   B.indptr.astype(np.int64), B.indices.astype(np.int64), B.data.copy(), perm, zl, zr,
+                   np.ascontiguousarray(Nd), np.ascontiguousarray(Kd), mstrides, np.ascontiguousarray(u), kap,
+                   float(m.g0) / math.sqrt(m.n_spins), levels)
+
+    @property
+    def dim(self) -> int:
+        return self.S * self.C * self.C
+
+    def coefficients(self, Z=None, beta=None):
+        """(l, r, d) of the module docstring for the frame values Z_μ, β_μ (None: lab frame)."""
+        c = self.coupling
+        lc = -c * self.zl
+        rc = c * self.zr
+        d = np.zeros(self.S)
+        if Z is not None:
+            Z = np.asarray(Z, dtype=float)
+            lc = lc + c * Z[:, None]
+            rc = rc - c * Z[:, None]
+        if beta is not None:
+            d = -(2.0 * c * np.real(np.asarray(beta)))[:, None] * (self.zl - self.zr)
+            d = d.sum(axis=0)
+        return np.ascontiguousarray(lc), np.ascontiguousarray(rc), np.ascontiguousarray(d)
+
+    def apply(self, X, out, Q, coeffs, alpha=1.0, beta=0.0, pi=0.0, Tm=None) -> float:
+        """out = α L(X) + β X + π Q (Q may be ``out``); returns ‖out‖². X, out, Q of shape (S, C, C)."""
+        if Tm is None:
+            Tm = np.empty_like(X)
+        _transpose_blocks(X, Tm)
+        lc, rc, d = coeffs
+        return _apply(X, Tm, out, Q, self.a_ptr, self.a_idx, self.a_val, self.b_ptr, self.b_idx, self.b_val,
+                      self.perm, d, self.Nd, self.Kd, self.strides, self.u, lc, rc, self.kappa,
+                      float(alpha), float(beta), float(pi))
+
+    # ------------------------------------------------------------- states and observables
+    def to_real(self, rho: np.ndarray) -> np.ndarray:
+        """X = Re c + Im c from the complex coefficient vector of :mod:`.permutation` (its layout)."""
+        c = self._to_layout(np.asarray(rho))
+        return np.ascontiguousarray(c.real + c.imag)
+
+    def _to_layout(self, v: np.ndarray) -> np.ndarray:
+        """Original layout (S, r_1, c_1, r_2, c_2, …) → (S, C, C)."""
+        M = self.problem.n_modes
+        fock = list(self.problem.fock)
+        shape = [self.S] + [x for f in fock for x in (f, f)]
+        t = v.reshape(shape)
+        order = [0] + [1 + 2 * mu for mu in range(M)] + [2 + 2 * mu for mu in range(M)]
+        return t.transpose(order).reshape(self.S, self.C, self.C)
+
+    def functionals(self) -> tuple[list[str], sp.csr_matrix, sp.csr_matrix]:
+        """Observables as real functionals of X: value = F_re·X + i F_im·X. Names as in
+        :meth:`PermutationProblem.expectations` ('trace', 'S{a}_{b}', 'a_{mu}', 'n_{mu}', 'top_{mu}')."""
+        p = self.problem
+        fun = p.functionals()
+        R, M = p.n_blocks, p.n_modes
+        traces = fun["trace"]
+        fock = list(p.fock)
+
+        def spin_vec(b=None, vec=None):
+            parts = [sp.csr_matrix(vec if k == b else traces[k]).reshape(1, -1) for k in range(R)]
+            out = parts[0]
+            for q in parts[1:]:
+                out = sp.kron(out, q, format="csr")
+            return out
+
+        def mode_mat(mu=None, vec=None):
+            out = None
+            for k in range(M):
+                w = (vec if k == mu else traces[R + k]).reshape(fock[k], fock[k])
+                out = w if out is None else np.kron(out, w)
+            return sp.csr_matrix(out.reshape(1, -1))
+
+        names, rows = [], []
+        names.append("trace")
+        rows.append(sp.kron(spin_vec(), mode_mat(), format="csr"))
+        for b in range(R):
+            for a in ("x", "y", "z"):
+                names.append(f"S{a}_{b}")
+                rows.append(sp.kron(spin_vec(b, fun[f"S{a}"][b]), mode_mat(), format="csr"))
+        for mu in range(M):
+            for nm in ("a", "n", "top"):
+                names.append(f"{nm}_{mu}")
+                rows.append(sp.kron(spin_vec(), mode_mat(mu, fun[nm][mu]), format="csr"))
+        F = sp.vstack(rows, format="csr")  # on coefficient vectors in (S, C, C) layout
+        # value = f·[(1+i)/2 X + (1−i)/2 𝒯X] = g·X, g = (1+i)/2 f + (1−i)/2 𝒯f
+        Fc = F.tocoo()
+        s, rest = np.divmod(Fc.col, self.C * self.C)
+        i, j = np.divmod(rest, self.C)
+        tcol = (self.perm[s] * self.C + j) * self.C + i
+        FT = sp.csr_matrix((Fc.data, (Fc.row, tcol)), shape=F.shape)
+        g = 0.5 * (1 + 1j) * F + 0.5 * (1 - 1j) * FT
+        g = sp.csr_matrix(g)
+        g.sum_duplicates()
+        F_re = sp.csr_matrix((g.data.real.copy(), g.indices.copy(), g.indptr.copy()), shape=g.shape)
+        F_im = sp.csr_matrix((g.data.imag.copy(), g.indices.copy(), g.indptr.copy()), shape=g.shape)
+        F_re.eliminate_zeros()
+        F_im.eliminate_zeros()
+        return names, F_re, F_im
+
+    def spectral_bound(self) -> SpectralBound:
+        """First ellipse (real semi-axis b, imaginary a): a from the energy spread of H on the product of the
+        blocks' maximal-spin sectors and the truncated modes, b from the largest decay rate; verified at run time."""
+        p = self.problem
+        m = p.model
+        spread = _hamiltonian_spread(p)
+        per_spin = max(m.gamma_down + m.gamma_up, m.gamma_phi + 0.5 * (m.gamma_down + m.gamma_up))
+        decay = per_spin * p.n_spins + float(np.asarray(m.kappa) @ (np.array(p.fock) - 1))
+        b = max(0.8 * decay, 1e-3 * max(spread, 1.0))
+        a = max(1.3 * spread, 1.05 * b + 1e-6)
+        return SpectralBound(a, b)
+
+
+def _hamiltonian_spread(p) -> float:
+    """max − min eigenvalue of H on ⊗_b (spin n_b/2) ⊗ modes (the largest total spins carry the extremes)."""
+    from scipy.sparse.linalg import eigsh
+
+    m = p.model
+    ops, dims = [], []
+    for n in p.block_sizes:
+        n = int(n)
+        mz = n - 2.0 * np.arange(n + 1)  # Σσz eigenvalues
+        k = np.arange(1, n + 1)
+        off = np.sqrt(k * (n - k + 1.0))  # Σσ_x/2 ladder: ⟨k−1|J_+|k⟩ with J = S/2
+        sx = sp.diags([off, off], [1, -1], shape=(n + 1, n + 1)) * 1.0  # Σσx = J_+ + J_-
+        ops.append((sx, sp.diags(mz)))
+        dims.append(n + 1)
+    for c in p.fock:
+        a = sp.diags(np.sqrt(np.arange(1, c, dtype=float)), 1, shape=(c, c))
+        ops.append((a + a.T, sp.diags(np.arange(c, dtype=float))))
+        dims.append(c)
+    R = p.n_blocks
+    H = sp.csr_matrix((int(np.prod(dims)),) * 2)
+    for b in range(R):
+        H = H + float(m.omega) * _kron_sum(sp.csr_matrix(ops[b][0]), dims, b)
+    coupling = float(m.g0) / math.sqrt(m.n_spins)
+    for mu in range(p.n_modes):
+        H = H + float(m.omega_modes[mu]) * _kron_sum(sp.csr_matrix(ops[R + mu][1]), dims, R + mu)
+        x = _kron_sum(sp.csr_matrix(ops[R + mu][0]), dims, R + mu)
+        for b in range(R):
+            H = H + coupling * float(p.block_columns[mu, b]) * (x @ _kron_sum(sp.csr_matrix(ops[b][1]), dims, b))
+    H = sp.csr_matrix(H)
+    if H.shape[0] <= 1500:
+        E = np.linalg.eigvalsh(H.toarray())
+        return float(E[-1] - E[0])
+    hi = eigsh(H, k=1, which="LA", return_eigenvectors=False, tol=1e-6)[0]
+    lo = eigsh(H, k=1, which="SA", return_eigenvectors=False, tol=1e-6)[0]
+    return float(hi - lo)
+
+
+# ------------------------------------------------------------------------------------ kernels
+@nb.njit(cache=True, nogil=True)
+def _transpose_blocks(X, T):
+    S, C, _ = X.shape
+    for s in range(S):
+        Xs = X[s]
+        Ts = T[s]
+        for i in range(C):
+            for j in range(C):
+                Ts[j, i] = Xs[i, j]
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True)
+def _apply(X, Tm, out, Q, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, perm, d, Nd, Kd, strides, u, lc, rc, kappa,
+           alpha, beta, pi):
+    S, C, _ = X.shape
+    M = strides.size
+    r = np.empty((C, C))
+    total = 0.0
+    for s in range(S):
+        Ys = Tm[perm[s]]
+        Xs = X[s]
+        ds = d[s]
+        for i in range(C):
+            ri = r[i]
+            yi = Ys[i]
+            xi = Xs[i]
+            ni = Nd[i]
+            ki = Kd[i]
+            for j in range(C):
+                ri[j] = (ds - ni[j]) * yi[j] - ki[j] * xi[j]
+        for k in range(a_ptr[s], a_ptr[s + 1]):
+            v = a_val[k]
+            Z = Tm[a_idx[k]]
+            for i in range(C):
+                ri = r[i]
+                zi = Z[i]
+                for j in range(C):
+                    ri[j] += v * zi[j]
+        for k in range(b_ptr[s], b_ptr[s + 1]):
+            v = b_val[k]
+            Z = X[b_idx[k]]
+            for i in range(C):
+                ri = r[i]
+                zi = Z[i]
+                for j in range(C):
+                    ri[j] += v * zi[j]
+        for mu in range(M):
+            o = strides[mu]
+            um = u[mu]
+            cl = lc[mu, s]
+            cr = rc[mu, s]
+            kap = kappa[mu]
+            # l (x Y)_ij: x[i, i+o] = x[i+o, i] = u[i]
+            for i in range(C - o):
+                c1 = cl * um[i]
+                if c1 != 0.0:
+                    ra = r[i]
+                    rb = r[i + o]
+                    ya = Ys[i + o]
+                    yb = Ys[i]
+                    for j in range(C):
+                        ra[j] += c1 * ya[j]
+                        rb[j] += c1 * yb[j]
+            # r (Y x)_ij
+            for i in range(C):
+                ri = r[i]
+                yi = Ys[i]
+                for j in range(C - o):
+                    c2 = cr * um[j]
+                    ri[j] += c2 * yi[j + o]
+                    ri[j + o] += c2 * yi[j]
+            # κ a X aᵀ: u[i] u[j] X[i+o, j+o]
+            if kap != 0.0:
+                for i in range(C - o):
+                    ci = kap * um[i]
+                    if ci != 0.0:
+                        ri = r[i]
+                        xi = Xs[i + o]
+                        for j in range(C - o):
+                            ri[j] += ci * um[j] * xi[j + o]
+        Qs = Q[s]
+        Os = out[s]
+        acc = 0.0
+        for i in range(C):
+            ri = r[i]
+            qi = Qs[i]
+            xi = Xs[i]
+            oi = Os[i]
+            if pi != 0.0:  # (Q may be uninitialised memory when π = 0)
+                for j in range(C):
+                    v = alpha * ri[j] + beta * xi[j] + pi * qi[j]
+                    oi[j] = v
+                    acc += v * v
+            else:
+                for j in range(C):
+                    v = alpha * ri[j] + beta * xi[j]
+                    oi[j] = v
+                    acc += v * v
+        total += acc
+    return total
+
+
+# ------------------------------------------------------------------------------------ Chebyshev
+def _scaled(J, log_factor):
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):
+        return np.sign(J) * np.exp(np.log(np.abs(J)) + log_factor)
+
+
+@dataclass(frozen=True)
+class ChebyshevStats:
+    applications: int
+    restarts: int
+    bound: SpectralBound
+    cancellation: float
+
+
+def chebyshev_values(gen: RealGenerator, X0: np.ndarray, F_re, F_im, times: np.ndarray, *, tol: float = 1e-10,
+                     bound: SpectralBound | None = None, max_growth: float = 1e4, max_restarts: int = 12):
+    """⟨F, exp(tL) X0⟩ for every t ≥ 0 in ``times`` from one Chebyshev expansion of the (time-independent, lab
+    frame) generator: moments m_k = F·M_k X0 with M_{k+1} = 2L'M_k + M_{k−1}, L' = (L + b)/ρ_f (the same
+    expansion as :mod:`.chebyshev`). The recurrence stops when the terms |c_k(t)|·‖M_k X0‖ stay below
+    tol·1e-3·‖X0‖; a spectral ellipse that misses an eigenvalue shows up as growth of the terms (their sum S
+    > ``max_growth``), and the run restarts with a larger ellipse. Returns values (n_functionals, n_times), stats."""
+    t = np.asarray(times, dtype=float)
+    bound = gen.spectral_bound() if bound is None else bound
+    coeffs = gen.coefficients()
+    apps = 0
+    for restart in range(max_restarts + 1):
+        out = _expand(gen, coeffs, X0, F_re, F_im, t, tol, bound, max_growth)
+        apps += out[1]
+        if out[0] is not None:
+            return out[0], ChebyshevStats(apps, restart, bound, out[2])
+        expected = float(t.max()) * (bound.a + bound.b) + 1.0
+        # a late failure of a long expansion: the ellipse is nearly right; otherwise it is far off
+        bound = bound.enlarged(1.1 if (out[1] > 0.5 * expected and expected > 64) else 1.5)
+    raise RuntimeError(f"Chebyshev propagator: no spectral bound after {max_restarts} enlargements")
+
+
+def _expand(gen, coeffs, X0, F_re, F_im, t, tol, bound, max_growth):
+    rho_f = bound.focal
+    b = bound.b
+    x = t * rho_f
+    x_max = float(x.max())
+    damp = -t * b
+    cur = np.array(X0, dtype=np.float64, order="C")
+    prev = np.zeros_like(cur)
+    Tm = np.empty_like(cur)
+    norm0 = float(np.linalg.norm(cur))
+    nf = F_re.shape[0]
+    k_table = int(x_max * bound.growth + 12 * np.cbrt(x_max + 1) + 64)
+    J = bessel_table(k_table, x)
+    cap = k_table + 64
+    mom = np.zeros((cap, nf), dtype=complex)
+    norms = np.zeros(cap)
+    logs = np.zeros(cap)
+    flat = cur.reshape(-1)
+    mom[0] = F_re @ flat + 1j * (F_im @ flat)
+    norms[0] = norm0
+    scale_log = 0.0
+    S_sum = np.zeros_like(t)
+    alpha, beta = 2.0 / rho_f, 2.0 * b / rho_f
+    log_growth = math.log(bound.growth)
+    log_limit = math.log(max(norm0, 1e-300) * 1e4 * max_growth)
+    threshold = tol * 1e-3
+    k = done = quiet = apps = 0
+    stop = None
+    while stop is None:
+        if k == 0:
+            sq = gen.apply(cur, prev, prev, coeffs, 0.5 * alpha, 0.5 * beta, 0.0, Tm)
+        else:
+            sq = gen.apply(cur, prev, prev, coeffs, alpha, beta, 1.0, Tm)
+        apps += 1
+        k += 1
+        cur, prev = prev, cur
+        nrm = math.sqrt(sq)
+        if nrm > 1e150:
+            cur *= 1e-150
+            prev *= 1e-150
+            nrm *= 1e-150
+            scale_log += 150.0 * math.log(10.0)
+        if k >= cap:
+            cap *= 2
+            mom = np.resize(mom, (cap, nf))
+            norms = np.resize(norms, cap)
+            logs = np.resize(logs, cap)
+        flat = cur.reshape(-1)
+        mom[k] = F_re @ flat + 1j * (F_im @ flat)
+        norms[k] = nrm
+        logs[k] = scale_log
+        if math.log(max(nrm, 1e-300)) + scale_log - k * log_growth > log_limit:
+            return None, apps, None
+        if k + 1 - done < 16:
+            continue
+        if k >= J.shape[0]:
+            J = bessel_table(2 * J.shape[0], x)
+        ks = np.arange(done, k + 1)
+        w = np.where(ks == 0, 1.0, 2.0)[:, None]
+        terms = np.abs(w * _scaled(J[done: k + 1], damp[None, :] + logs[done: k + 1, None])) * norms[done: k + 1, None]
+        for kk, tmax in zip(ks, terms.max(axis=1)):
+            if kk > x_max + 4 and tmax < threshold * norm0:
+                quiet += 1
+                if quiet >= 8:
+                    stop = int(kk)
+                    break
+            else:
+                quiet = 0
+        S_sum += terms[: (k if stop is None else stop) + 1 - done].sum(axis=0)
+        if not np.all(np.isfinite(S_sum)) or S_sum.max() > max_growth * max(norm0, 1e-300) * 10:
+            return None, apps, None
+        done = k + 1
+    n = stop + 1
+    if n > J.shape[0]:
+        J = bessel_table(n, x)
+    w = np.full(n, 2.0)
+    w[0] = 1.0
+    Cf = w[:, None] * _scaled(J[:n], damp[None, :] + logs[:n, None])
+    values = Cf.T @ mom[:n]  # (n_times, nf)
+    return values.T, apps, float(S_sum.max() / max(norm0, 1e-300))
+
+
+# ------------------------------------------------------------------------------------ propagation
+def propagate_fast(problem, times, *, method: str = "chebyshev", frame: str = "lab", atol: float = 1e-10,
+                   rtol: float = 1e-8, tol: float = 1e-10):
+    """Expectation values (dict as :meth:`PermutationProblem.expectations`, one entry per output time) and stats.
+
+    ``method``: ``"chebyshev"`` (lab frame only; ``tol`` the truncation of the series) or ``"dop853"`` (with
+    ``atol``/``rtol``; lab or displaced frame). ``frame``: ``"lab"`` or ``"displaced"`` (module docstring).
+    """
+    if frame not in FRAMES:
+        raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
+    if method == "chebyshev" and frame != "lab":
+        raise ValueError("the Chebyshev propagator needs a time-independent generator: use frame='lab' or method='dop853'")
+    t = np.asarray(times, dtype=float)
+    gen = RealGenerator.build(problem)
+    names, F_re, F_im = gen.functionals()
+    model = problem.model
+    M = problem.n_modes
+    beta0 = np.asarray(problem.initial.initial_alpha(model), dtype=complex) * math.sqrt(problem.n_spins)
+    if frame == "displaced":
+        X0 = gen.to_real(problem.initial_vector(vacuum=True))
+    else:
+        X0 = gen.to_real(problem.initial_vector())
+    stats = {}
+    if method == "chebyshev":
+        vals, st = chebyshev_values(gen, X0, F_re, F_im, t - t[0], tol=tol)
+        stats = {"applications": st.applications, "restarts": st.restarts, "cancellation": st.cancellation,
+                 "bound_a": st.bound.a, "bound_b": st.bound.b}
+        values = {name: vals[i] for i, name in enumerate(names)}
+        return values, stats, gen
+    if method != "dop853":
+        raise ValueError(f"method must be 'chebyshev' or 'dop853', got {method!r}")
+    from ._rk import dop853
+
+    dim = gen.dim
+    G_Z = _z_functionals(names, F_re, problem)
+    displaced = frame == "displaced"
+    n_real = dim + (2 * M if displaced else 0)
+    pad = n_real % 2
+    y0 = np.zeros(n_real + pad)
+    y0[:dim] = X0.reshape(-1)
+    if displaced:
+        y0[dim: dim + 2 * M] = beta0.view(np.float64)
+    omega_modes = np.asarray(model.omega_modes, dtype=float)
+    kappa = np.asarray(model.kappa, dtype=float)
+    Tm = np.empty((gen.S, gen.C, gen.C))
+    coeffs_lab = gen.coefficients()
+    counter = [0]
+
+    def fun(_time, y):
+        yr = y.view(np.float64)
+        X = yr[:dim].reshape(gen.S, gen.C, gen.C)
+        res = np.empty_like(yr)
+        R = res[:dim].reshape(gen.S, gen.C, gen.C)
+        if displaced:
+            beta = yr[dim: dim + 2 * M].view(complex)
+            Z = G_Z @ yr[:dim]
+            coeffs = gen.coefficients(Z, beta)
+            gen.apply(X, R, R, coeffs, 1.0, 0.0, 0.0, Tm)
+            dbeta = -(1j * omega_modes + 0.5 * kappa) * beta - 1j * gen.coupling * Z
+            res[dim: dim + 2 * M] = dbeta.view(np.float64)
+        else:
+            gen.apply(X, R, R, coeffs_lab, 1.0, 0.0, 0.0, Tm)
+        if pad:
+            res[-1] = 0.0
+        counter[0] += 1
+        return res.view(complex)
+
+    records = np.zeros((t.size, len(names)), dtype=complex)
+    betas = np.zeros((t.size, M), dtype=complex)
+
+    def on_output(i, _time, y):
+        yr = y.view(np.float64)
+        flat = yr[:dim]
+        records[i] = F_re @ flat + 1j * (F_im @ flat)
+        if displaced:
+            betas[i] = yr[dim: dim + 2 * M].view(complex)
+
+    st = dop853(fun, y0.view(complex), t, on_output, rtol=rtol, atol=atol)
+    values = {name: records[:, i] for i, name in enumerate(names)}
+    if displaced:
+        for mu in range(M):
+            b_mean = values[f"a_{mu}"]
+            b_num = values[f"n_{mu}"]
+            beta = betas[:, mu]
+            values[f"b_{mu}"] = b_mean
+            values[f"bn_{mu}"] = b_num
+            values[f"beta_{mu}"] = beta
+            values[f"a_{mu}"] = beta + b_mean
+            values[f"n_{mu}"] = np.abs(beta) ** 2 + 2 * np.real(np.conj(beta) * b_mean) + b_num
+    stats = {"applications": counter[0], **{k: v for k, v in st.items()}}
+    return values, stats, gen
+
+
+def _z_functionals(names, F_re, problem) -> sp.csr_matrix:
+    """⟨S_{G,μ}⟩ = Σ_b G[μ,b] ⟨S_{z,b}⟩ as real functionals of X, one row per mode (S_z functionals are real)."""
+    rows = [names.index(f"Sz_{b}") for b in range(problem.n_blocks)]
+    G = sp.csr_matrix(np.asarray(problem.block_columns, dtype=float))  # (M, R)
+    return sp.csr_matrix(G @ F_re[rows])
