@@ -159,7 +159,7 @@ def chebyshev_moments(
                                f"(last a = {bound.a:.4g}, b = {bound.b:.4g})")
         # a failure early in the expansion means the bound is far off: enlarge more
         expected = float(np.max(t)) * (bound.a + bound.b) + 1.0
-        bound = bound.enlarged(1.1 if out[1] > 0.5 * expected else 1.5)
+        bound = bound.enlarged(1.1 if (out[1] > 0.5 * expected and expected > 64) else 1.5)  # a far-too-small ellipse fails early: grow it faster
 
 
 def bessel_table(k_max: int, x: np.ndarray) -> np.ndarray:
