@@ -22,7 +22,7 @@ import scipy.sparse.linalg as sla  # noqa: E402
 
 from opendicke import DickeModel  # noqa: E402
 from opendicke.quantum import build  # noqa: E402
-from opendicke.quantum.lifetime import sector_eigenpairs, stationary_density_matrix  # noqa: E402
+from opendicke.quantum.metastability import sector_eigenpairs, stationary_density_matrix  # noqa: E402
 from opendicke.quantum.liouville import parity_basis, sector_liouvillian  # noqa: E402
 
 

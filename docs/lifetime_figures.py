@@ -29,7 +29,7 @@ FIGS = Path(__file__).resolve().parent / "figures"
 
 def compute(g0: float, sizes: list[int], path: Path) -> None:
     from opendicke import DickeModel
-    from opendicke.quantum.lifetime import FockCutoffWarning, lifetime
+    from opendicke.quantum.metastability import FockCutoffWarning, lifetime
 
     done = {r["N"]: r for r in read(path)}
     start = None

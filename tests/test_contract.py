@@ -491,13 +491,9 @@ def test_figure3_replots_with_its_theory_lines(tmp_path):
     assert np.allclose(lines[1].get_ydata(), eq12[:, 1]) and np.allclose(lines[1].get_xdata(), g0)
 
 
-# Known cases left until the branches that edit these files have merged (then rename them and empty this set).
-_SHADOWED_FOR_NOW = {"opendicke.fluctuations.cumulant", "opendicke.fluctuations.twa", "opendicke.quantum.lifetime",
-                     "opendicke.quantum.solve"}
-
-
 def test_no_module_of_the_package_is_shadowed_by_an_attribute_of_its_parent():
-    """``opendicke.a.b`` must be the module ``b``, not a function ``b`` that hides it (was: ``meanfield.evolve``)."""
+    """``opendicke.a.b`` must be the module ``b``, not a function ``b`` that hides it (was: ``meanfield.evolve``, ``quantum.solve``, ``quantum.lifetime``,
+    ``fluctuations.cumulant``, ``fluctuations.twa``)."""
     import importlib
     import pkgutil
     import sys
@@ -510,7 +506,7 @@ def test_no_module_of_the_package_is_shadowed_by_an_attribute_of_its_parent():
     for name in names:
         module = importlib.import_module(name)
         parent, _, leaf = name.rpartition(".")
-        if getattr(sys.modules[parent], leaf) is not module and name not in _SHADOWED_FOR_NOW:
+        if getattr(sys.modules[parent], leaf) is not module:
             shadowed.append(f"{name} (hidden by {type(getattr(sys.modules[parent], leaf)).__name__})")
     assert not shadowed, f"modules hidden by a same-named attribute of their package: {shadowed}"
 

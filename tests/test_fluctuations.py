@@ -13,7 +13,7 @@ qutip = pytest.importorskip("qutip")
 
 from opendicke import BlochState, CorruptedPattern, DickeModel, PatternState  # noqa: E402
 from opendicke.fluctuations import cumulant  # noqa: E402
-from opendicke.fluctuations.cumulant import CumulantRHS, initial_covariance  # noqa: E402
+from opendicke.fluctuations.cumulants import CumulantRHS, initial_covariance  # noqa: E402
 from opendicke.reduction import reduce  # noqa: E402
 
 
@@ -232,7 +232,7 @@ def test_twa_and_cumulant_agree_at_large_n_early_times():
 
 def test_initial_spin_samples_have_the_exact_moments():
     """Both samplings reproduce ⟨S⟩ and the symmetrised covariance Σ_j (1 − s_j s_jᵀ) of a product state."""
-    from opendicke.fluctuations.twa import sample_spins
+    from opendicke.fluctuations.wigner import sample_spins
 
     model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, n_spins=40, seed=0)
     state = CorruptedPattern(1, flip=0.25, seed=2)
@@ -266,7 +266,7 @@ def test_both_methods_run_through_run_sweep_like_one_call():
 def test_twa_step_has_strong_order_one():
     """Strong (pathwise) convergence of the Strang step on a damped, rotating, weakly nonlinear mode driven by one
     fixed Brownian path per sample: halving h halves the rms error against h/2^7 (order 1)."""
-    from opendicke.fluctuations.twa import strang_step
+    from opendicke.fluctuations.wigner import strang_step
 
     A = np.array([[-0.5, 3.0], [-3.0, -0.5]])
     rhs = lambda y: y @ A.T - 0.3 * y * (y**2).sum(axis=1, keepdims=True)  # noqa: E731

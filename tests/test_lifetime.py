@@ -18,7 +18,7 @@ from scipy.optimize import linear_sum_assignment
 
 from opendicke import DickeModel
 from opendicke.quantum import build
-from opendicke.quantum.lifetime import FockCutoffWarning, lifetime, stationary_density_matrix, steady_state
+from opendicke.quantum.metastability import FockCutoffWarning, lifetime, stationary_density_matrix, steady_state
 from opendicke.quantum.liouville import extra_symmetries, parity_basis, sector_liouvillian
 
 
@@ -89,7 +89,7 @@ def test_extra_symmetries_need_equal_groups_and_commute():
 
 # ----------------------------------------------------------------------------- steady state
 @pytest.mark.parametrize("method", ["shift-invert", pytest.param("propagator", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("model,fock", [(model_m1(4), 10), (model_m2(), 3)])
+@pytest.mark.parametrize("model,fock", [(model_m1(4), 10), pytest.param(model_m2(), 3, marks=pytest.mark.slow)])
 def test_stationary_state_matches_qutip(model, fock, method):
     problem = build(model, 1, fock=fock)
     q = problem.to_qutip()
@@ -127,7 +127,7 @@ def test_too_small_cutoff_is_reported_and_too_large_problem_refused():
     with pytest.raises(MemoryError, match="GiB"):
         lifetime(model_m1(200), fock=400)
     # a factorisation that would not fit: "auto" takes the propagator, an explicit shift-invert is refused
-    from opendicke.quantum.lifetime import _check_memory
+    from opendicke.quantum.metastability import _check_memory
     from opendicke.quantum.polaron import polaron
 
     big = polaron(build(model_m1(36), 1, fock=10))  # sector of 68 820 complex entries, LU estimate 9 GiB

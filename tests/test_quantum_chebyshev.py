@@ -216,7 +216,7 @@ def test_bad_options_fail_at_once_naming_the_option(monkeypatch, kwargs, option)
 
     import opendicke.meanfield as meanfield
 
-    solve_module = sys.modules["opendicke.quantum.solve"]  # the package attribute is the function
+    solve_module = sys.modules["opendicke.quantum.solver"]  # the package attribute is the function
 
     def forbidden(*args, **kw):
         raise AssertionError("built something before checking the options")

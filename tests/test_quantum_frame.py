@@ -152,7 +152,7 @@ def test_auto_frame_choice_and_validation():
     ds = solve(big, 1, t_final=0.5, times=3, cost=False, tol=1e-4)
     assert ds.attrs["solver_frame"] == "gaussian" and ds.attrs["method"] == "gaussian"
     # a corruption splits off a block of 40 spins: too small for the Gaussian frame's expansion
-    from opendicke.quantum.solve import _auto_frame
+    from opendicke.quantum.solver import _auto_frame
 
     assert _auto_frame(big, CorruptedPattern(1, n_flip=40, seed=0), "auto", "auto") == "comoving"
     assert _auto_frame(big, PatternState(1), "auto", 30) == "plain"  # a given cutoff means the plain basis

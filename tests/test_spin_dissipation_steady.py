@@ -244,7 +244,7 @@ def _exact_rates_with_spin_dissipation(G, vectors, alphas, omega, omega_modes, k
 def test_cumulant_equations_with_spin_rates_give_the_exact_rates_at_t0(case):
     """Product state of mixed, tilted spins and coherent modes: the closure is exact at t = 0, so every mean and
     covariance and its d/dt must match the brute-force Lindbladian on individual spins."""
-    from opendicke.fluctuations.cumulant import CumulantRHS, initial_covariance
+    from opendicke.fluctuations.cumulants import CumulantRHS, initial_covariance
     from opendicke.meanfield.equations import pack
 
     rates = {"decay": (0.3, 0.0, 0.0), "pump": (0.0, 0.4, 0.0), "dephase": (0.0, 0.0, 0.5),

@@ -50,7 +50,7 @@ def fluctuations(
 ):
     """Finite-N quantum fluctuations: second-order cumulants or the truncated Wigner method (any M, any N_sp)."""
     from ..fluctuations import METHODS, evolve
-    from ..fluctuations.cumulant import DEFAULT_MAX_MEMORY, memory_needed
+    from ..fluctuations.cumulants import DEFAULT_MAX_MEMORY, memory_needed
     from ..reduction import reduce
 
     if method not in METHODS:

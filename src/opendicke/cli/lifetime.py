@@ -56,7 +56,7 @@ def lifetime(
     """Exact finite-N steady state, Liouvillian gap (lifetime = 1/gap) and extreme metastable states."""
     import xarray as xr
 
-    from ..quantum.lifetime import BASES, FockCutoffWarning, lifetime as compute
+    from ..quantum.metastability import BASES, FockCutoffWarning, lifetime as compute
 
     if basis not in BASES:
         fail(f"--basis must be one of {', '.join(BASES)}, got {basis!r}")

@@ -12,8 +12,8 @@ Physics, equations and validation: docs/fluctuations.md.
 """
 
 from . import results as _results  # noqa: F401  (registers the result kinds "fluctuations", "fluctuations_figure3")
-from .cumulant import CumulantRHS, cumulant, initial_covariance, memory_needed
-from .twa import twa
+from .cumulants import CumulantRHS, cumulant, initial_covariance, memory_needed
+from .wigner import twa
 
 __all__ = ["cumulant", "twa", "evolve", "CumulantRHS", "initial_covariance", "memory_needed", "METHODS"]
 

@@ -11,7 +11,7 @@
 * :mod:`.frame`: the same exact problem in the frame co-moving with the mean-field solution (rotated large
   spins, displaced modes), truncated in the fluctuations (:func:`comoving`, :func:`propagate_comoving`,
   :func:`search_truncation`); ``solve(frame="comoving")`` uses it, ``frame="auto"`` picks it for large N_sp.
-* :func:`steady_state`, :func:`lifetime` (:mod:`.lifetime`, :mod:`.liouville`): the exact stationary state, the
+* :func:`steady_state`, :func:`lifetime` (:mod:`.metastability`, :mod:`.liouville`): the exact stationary state, the
   low Liouvillian spectrum per Z2 parity sector, the gap (lifetime of a retrieved pattern) and the extreme
   metastable states.
 """
@@ -23,11 +23,11 @@ from .frame import (
 )
 from .options import DEFAULT_MEMORY, DEFAULT_TOL, FRAMES, METHODS, QuantumOptions
 from .result import FockCutoffWarning, Propagation
-from .solve import (
+from .solver import (
     AUTO_COMOVING_SPINS, MethodWarning, cost_function, initial_cost, master_equation_memory, propagate, solve,
 )
 
-from .lifetime import lifetime, stationary_density_matrix, steady_state
+from .metastability import lifetime, stationary_density_matrix, steady_state
 
 __all__ = [
     "lifetime", "steady_state", "stationary_density_matrix",

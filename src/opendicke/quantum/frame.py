@@ -411,7 +411,7 @@ def propagate_comoving(
 ):
     """Master equation for ρ̃ in the co-moving frame (DOP853 on the dense matrix), observables in the lab.
 
-    Returns a :class:`~opendicke.quantum.solve.Propagation` whose ``problem`` is the plain-basis problem
+    Returns a :class:`~opendicke.quantum.result.Propagation` whose ``problem`` is the plain-basis problem
     with ``fock`` set to the displaced cutoff (so its per-pattern helpers work); extra values:
     ``spintop_<r>`` (population of the last kept Dicke state of block r) and ``fluct_occupation_<μ>``
     (⟨b†b⟩ − |⟨b⟩|², the boson fluctuations in the frame).

@@ -56,7 +56,7 @@ def propagate_chebyshev(
 ):
     """The plain-basis master equation by one Chebyshev expansion on the compiled real-representation kernel.
 
-    Returns a :class:`~opendicke.quantum.solve.Propagation` (``method = "chebyshev"``) whose ``stats`` hold the
+    Returns a :class:`~opendicke.quantum.result.Propagation` (``method = "chebyshev"``) whose ``stats`` hold the
     number of Liouvillian applications, restarts of the spectral bound, the bound, the cancellation factor and
     the truncation estimate of the series. ``tol``: the series is truncated when its terms stay below tol/1000.
     """

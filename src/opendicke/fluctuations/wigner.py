@@ -55,7 +55,7 @@ from ..meanfield.integrator import integrate
 from ..model import DickeModel
 from ..reduction import Grouping, reduce
 from ..states import InitialState, as_initial_state
-from .cumulant import _check_finite, _starts, spin_squeezing
+from .cumulants import _check_finite, _starts, spin_squeezing
 
 __all__ = ["twa", "sample_spins", "strang_step", "spin_noise", "SPIN_SAMPLINGS", "DEFAULT_DT"]
 
