@@ -103,18 +103,29 @@ def solve(
     initial:
         A pattern number (1-based), :class:`~opendicke.states.PatternState`,
         :class:`~opendicke.states.CorruptedPattern`, or any state with pure spins (unit Bloch vectors).
-    t_final, times:
+    options:
+        All the settings below as one :class:`QuantumOptions` (validated on construction); keywords given as
+        well (the settings under *Other Parameters*) replace its fields.
+    announce:
+        Called once with one line naming the chosen basis, engine, (first) dimension and memory estimate,
+        before the propagation starts (the CLI prints it).
+    progress:
+        Called with the fraction of the time window done (per run of the cutoff search).
+
+    Other Parameters
+    ----------------
+    t_final, times : float; int or array
         A count of equally spaced outputs on [0, t_final], or explicit increasing times starting at 0.
-    fock:
+    fock : "auto", int or sequence of int
         ``"auto"`` (default): start from the mean-field peak boson number and enlarge every mode's cutoff
         until the largest change of any overlap or occupation over the window, between two successive
         cutoffs, is ≤ ``tol``; the larger cutoff's run is returned. Or an explicit number of Fock levels
         (one for all modes or one per mode): then the change is not measured and a
         :class:`FockCutoffWarning` is raised when the top level holds more than ``tol/10`` population.
-    tol:
+    tol : float
         Target accuracy of overlaps and occupations (also sets the propagator's own error control: the
         Chebyshev series to min(1e-8, tol/100), the integrator tolerances of the other engines).
-    method:
+    method : str
         ``"auto"`` (default): the exact master equation by ``"chebyshev"`` (compiled real-representation
         kernel, one Chebyshev expansion of the Liouvillian, :mod:`.plain`) whenever its memory estimate at the
         first cutoff fits ``memory``; quantum trajectories (``"mcsolve"``) only beyond it, with a
@@ -124,38 +135,30 @@ def solve(
         every variable gets a ``<name>_error``, the standard error of the trajectory mean). For trajectories
         ``fock="auto"`` is judged by the truncation indicator only (top-level population ≤ tol/10;
         ``fock_change`` is NaN): differences between two cutoffs would be buried in statistical noise.
-    cost:
+    cost : bool
         Also integrate mean field (:func:`opendicke.evolve`) from the same state and compute the paper's cost
         function E_N(t) (Eq. 9, paper normalisation) with the mean-field overlaps and occupations.
-    atol, rtol:
+    atol, rtol : float or None
         Integrator tolerances (default: min(1e-8, tol/100) and min(1e-6, tol)).
-    max_dim, max_fock:
+    max_dim, max_fock : int or None
         Limits on the Hilbert-space dimension (default: the memory budget for ``"chebyshev"``, 1500 for
         ``"mesolve"``/``"expm"``, 200 000 for trajectories) and on the cutoff of the automatic search.
-    memory:
+    memory : int or str
         Memory budget of the master equation in bytes (default 2 GiB): the automatic method choice, the
         cutoff search and the frames' dimension limits all respect it; a given ``fock`` is checked against it
         before any operator is built.
-    threads:
+    threads : int
         numba threads of the compiled kernel (default 1).
-    deviation_tol:
+    deviation_tol : float or None
         Frames (co-moving, Gaussian): a relative tolerance on what the frame is about, N·(ξ − ξ_MF),
         N·(n − n_MF) and N·E_N (max over time of the change between the last two truncations over
         max(the largest value, 1)), required of the truncation search besides ``tol``; default 1e-2
         (:data:`~.options.DEFAULT_DEVIATION_TOL`), ``None``: measured only. The measured relative change is
         reported as ``deviation_change``. It also tightens the frames' integrator (rtol ≤ 1e-3·deviation_tol)
         unless ``rtol`` is given.
-    options:
-        All of the above as one :class:`QuantumOptions` (validated on construction); keywords given as well
-        replace its fields.
-    announce:
-        Called once with one line naming the chosen basis, engine, (first) dimension and memory estimate,
-        before the propagation starts (the CLI prints it).
-    ntraj, seed:
+    ntraj, seed : int; int or None
         Number of trajectories and the seed of their random numbers (``"mcsolve"``).
-    progress:
-        Called with the fraction of the time window done (per run of the cutoff search).
-    frame:
+    frame : str
         ``"plain"``: the Dicke ⊗ Fock basis above. ``"comoving"``: the exact problem in the frame that
         follows the mean-field solution (each block rotated with its mean-field Bloch vector, each mode
         displaced by √N_sp α_MF(t); :mod:`opendicke.quantum.frame`), truncated in the fluctuations: ``fock``

@@ -49,6 +49,12 @@ def steady_state(
 ):
     """Stationary states reached by the mean-field dynamics (Eq. 7), verified and classified.
 
+    With individual spin dissipation (model rates or varied ``gamma_*``) the group lengths are not
+    conserved: Newton runs on the full Bloch vectors with the damping, stability is read from the full
+    Jacobian (``n_conserved`` = 0: there is no radial zero), the invariant subspaces keep the gauge signs
+    of the groups (the σ_z source of decay and pumping is not gauge invariant). Points without rates in
+    the same batch are solved as without dissipation.
+
     Parameters
     ----------
     model:
@@ -59,11 +65,6 @@ def steady_state(
         ``{name: values}`` as in :func:`~opendicke.meanfield.evolve`: the outer product of the values is
         solved as one batch, one labelled dimension per name (the spin rates ``gamma_*`` included).
 
-    With individual spin dissipation (model rates or varied ``gamma_*``) the group lengths are not
-    conserved: Newton runs on the full Bloch vectors with the damping, stability is read from the full
-    Jacobian (``n_conserved`` = 0: there is no radial zero), the invariant subspaces keep the gauge signs
-    of the groups (the σ_z source of decay and pumping is not gauge invariant). Points without rates in
-    the same batch are solved as without dissipation.
     representation:
         ``"auto"``, ``"groups"`` (exact large-spin reduction) or ``"spins"``.
     options:
