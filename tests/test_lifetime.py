@@ -294,6 +294,7 @@ def test_polaron_sectors_rebuild_the_spectrum():
     assert matched_distance(np.concatenate(sectors), np.linalg.eigvals(L.full())) < 1e-8
 
 
+@pytest.mark.slow  # 100+ s of CPU (QuTiP plain-basis reference at converged cutoffs)
 def test_polaron_gap_and_steady_state_match_qutip_plain_basis():
     """At converged cutoffs the polaron basis (14 fluctuation levels) and QuTiP's plain-basis Liouvillian
     (30 Fock levels) give the same gap and stationary observables (measured: 9e-10 and 2e-10)."""
