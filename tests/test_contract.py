@@ -580,3 +580,43 @@ def test_every_command_prints_tables_through_the_console_that_never_cuts_numbers
     own = [f"{p.name}:{n}" for p in Path(cli.__file__).parent.glob("*.py") if p.name != "common.py"
            for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"from rich\.console import", line)]
     assert not own, own
+
+
+def test_fluctuation_solvers_take_one_options_object_and_check_it_first(monkeypatch):
+    """cumulant/twa take CumulantOptions/TWAOptions (keywords are shorthand merged into them); bad values fail on
+    construction, before any integration; `fluctuations.evolve` threads no loose keywords."""
+    import dataclasses
+
+    from opendicke import fluctuations as fl
+    from opendicke.fluctuations import cumulants, wigner
+
+    for bad in (dict(samples=1), dict(samples=2.5), dict(seed=-1), dict(dt=0.0), dict(spin_sampling="poisson"),
+                dict(chunk_size=0), dict(keep_bloch="no")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            fl.TWAOptions(**bad)
+    for bad in (dict(rtol=0.0), dict(atol=float("nan")), dict(keep_covariance="yes"), dict(max_memory=-1)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            fl.CumulantOptions(**bad)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fl.TWAOptions().samples = 5
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("integration started before the options were checked")
+
+    monkeypatch.setattr(cumulants, "_integrate_segments", no_work)
+    monkeypatch.setattr(wigner, "integrate", no_work)
+    model = paper_model(1.0, n_modes=1, n_spins=4)
+    with pytest.raises(ValueError, match="samples"):
+        fl.twa(model, 1, samples=1)
+    with pytest.raises(ValueError, match="rtol"):
+        fl.cumulant(model, 1, rtol=-1.0)
+    with pytest.raises(TypeError, match="CumulantOptions"):
+        fl.cumulant(model, 1, options={"rtol": 1e-6})
+    with pytest.raises(TypeError, match="TWAOptions"):
+        fl.evolve(model, 1, method="twa", options=fl.CumulantOptions())
+    with pytest.raises(TypeError):
+        fl.evolve(model, 1, method="twa", samples=10)  # no loose keywords through the dispatcher
+    monkeypatch.undo()
+    shorthand = fl.twa(model, 1, t_final=0.5, times=3, samples=8, seed=3)
+    as_object = fl.evolve(model, 1, method="twa", t_final=0.5, times=3, options=fl.TWAOptions(samples=8, seed=3))
+    np.testing.assert_array_equal(shorthand["overlap"].values, as_object["overlap"].values)

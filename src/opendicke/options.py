@@ -2,8 +2,9 @@
 
 :class:`~opendicke.meanfield.evolution.EvolveOptions` (mean-field integration),
 :class:`~opendicke.meanfield.steady.SteadyStateOptions` (steady states and the memory experiments),
-:class:`~opendicke.quantum.QuantumOptions` (exact dynamics) and :class:`~opendicke.sweep.ExecutionOptions`
-(where a sweep runs). Each is checked when it is built, so bad values fail before any work, and is passed down
+:class:`~opendicke.quantum.QuantumOptions` (exact dynamics), :class:`~opendicke.fluctuations.CumulantOptions` and
+:class:`~opendicke.fluctuations.TWAOptions` (fluctuations) and :class:`~opendicke.sweep.ExecutionOptions` (where a
+sweep runs). Each is checked when it is built, so bad values fail before any work, and is passed down
 as one object: no layer below a public entry point takes loose option keywords. Where a public entry point
 also names some fields as keywords (``evolve(..., rtol=1e-9)``, ``run_sweep(..., workers=2)``), these are
 shorthand, turned into the object on entry by :func:`merge_options`.

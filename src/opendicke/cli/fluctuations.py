@@ -49,7 +49,7 @@ def fluctuations(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: t, overlaps, occupations, overlaps_std, cost, method (TWA adds overlaps_error).")] = False,
 ):
     """Finite-N quantum fluctuations: second-order cumulants or the truncated Wigner method (any M, any N_sp)."""
-    from ..fluctuations import METHODS, evolve
+    from ..fluctuations import METHODS, TWAOptions, evolve
     from ..fluctuations.cumulants import DEFAULT_MAX_MEMORY, memory_needed
     from ..reduction import reduce
 
@@ -79,11 +79,9 @@ def fluctuations(
                 f"use --method twa (memory ∝ groups), or fewer spins or modes")
     t_final = 10.0 if t_final is None else t_final
     (start,) = start_states(model, pattern, flip, flip_seed, mirror)
-    options = {"t_final": t_final, "times": times}
-    if method == "twa":
-        options.update(samples=samples, seed=seed, dt=dt, spin_sampling=spin_sampling)
+    options = TWAOptions(samples=samples, seed=seed, dt=dt, spin_sampling=spin_sampling) if method == "twa" else None
     with Progress(f"{method} dynamics", enabled=not as_json) as progress:
-        ds = evolve(model, start, method=method, progress=progress, **options)
+        ds = evolve(model, start, method=method, t_final=t_final, times=times, options=options, progress=progress)
     if out is not None:
         from ..io import save_dataset
 

@@ -13,17 +13,24 @@ Physics, equations and validation: docs/fluctuations.md.
 
 from . import results as _results  # noqa: F401  (registers the result kinds "fluctuations", "fluctuations_figure3")
 from .cumulants import CumulantRHS, cumulant, initial_covariance, memory_needed
+from .options import CumulantOptions, TWAOptions
 from .wigner import twa
 
-__all__ = ["cumulant", "twa", "evolve", "CumulantRHS", "initial_covariance", "memory_needed", "METHODS"]
+__all__ = ["cumulant", "twa", "evolve", "CumulantOptions", "TWAOptions", "CumulantRHS", "initial_covariance",
+           "memory_needed", "METHODS"]
 
 METHODS = ("cumulant", "twa")
 
 
-def evolve(model, initial=1, *, method: str = "cumulant", **options):
-    """Fluctuation dynamics by name: ``method="cumulant"`` (:func:`cumulant`) or ``"twa"`` (:func:`twa`)."""
-    if method == "cumulant":
-        return cumulant(model, initial, **options)
-    if method == "twa":
-        return twa(model, initial, **options)
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+def evolve(model, initial=1, *, method: str = "cumulant", t_final: float = 10.0, times=101, vary=None, options=None,
+           progress=None):
+    """Fluctuation dynamics by name: ``method="cumulant"`` (:func:`cumulant`, ``options`` a
+    :class:`CumulantOptions`) or ``"twa"`` (:func:`twa`, ``options`` a :class:`TWAOptions`); the other arguments as
+    in those functions."""
+    solvers = {"cumulant": (cumulant, CumulantOptions), "twa": (twa, TWAOptions)}
+    if method not in solvers:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    solver, cls = solvers[method]
+    if options is not None and not isinstance(options, cls):
+        raise TypeError(f"options for method={method!r} must be a {cls.__name__}, got {type(options).__name__}")
+    return solver(model, initial, t_final=t_final, times=times, vary=vary, options=options, progress=progress)

@@ -51,7 +51,7 @@ from ..states import InitialState, as_initial_state
 __all__ = ["CumulantRHS", "initial_covariance", "cumulant", "memory_needed", "DEFAULT_MAX_MEMORY"]
 
 #: Largest memory (bytes) :func:`cumulant` will plan for before refusing (the covariance grows as (3K + 2M)²).
-DEFAULT_MAX_MEMORY = 4 * 2**30
+from .options import DEFAULT_MAX_MEMORY, CumulantOptions  # noqa: E402
 # Stage arrays of DOP853 and the temporaries of the right-hand side, per copy of the state.
 _WORK_COPIES = 24
 # Memory for stored outputs before the integration is split into output segments.
@@ -259,10 +259,11 @@ def cumulant(
     t_final: float = 10.0,
     times: int | Sequence[float] = 101,
     vary: dict | None = None,
-    rtol: float = 1e-9,
-    atol: float = 1e-11,
-    keep_covariance: bool = False,
-    max_memory: float = DEFAULT_MAX_MEMORY,
+    options: CumulantOptions | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    keep_covariance: bool | None = None,
+    max_memory: float | None = None,
     progress: Callable[[float], None] | None = None,
 ):
     """Second-order cumulant dynamics (means with 1/N feedback + covariances) of a finite model.
@@ -283,12 +284,12 @@ def cumulant(
         Output times: a count on [0, t_final] or explicit increasing times.
     vary:
         Varied parameters as in :func:`opendicke.evolve` (one dimension each).
-    rtol, atol:
-        Per-point tolerances of the integrator.
-    keep_covariance:
-        Also return Σ(t) (time, var, var2): memory ∝ T·(3K + 2M)².
-    max_memory:
-        Refuse (ValueError naming the needed memory) above this many bytes.
+    options:
+        The numerical settings, one :class:`~opendicke.fluctuations.CumulantOptions` (default: its defaults).
+    rtol, atol, keep_covariance, max_memory:
+        Shorthand for the fields of ``options`` (replace them when given): per-point tolerances of the
+        integrator; also return Σ(t) (time, var, var2), memory ∝ T·(3K + 2M)²; refuse (ValueError naming the
+        needed memory) above this many bytes.
     progress:
         Called with the fraction of the time window done.
 
@@ -297,8 +298,12 @@ def cumulant(
     xarray.Dataset
         ``kind = "fluctuations"``, ``method = "cumulant"``: see :func:`opendicke.fluctuations.results.fluctuation_dataset`.
     """
+    from ..options import merge_options
     from .results import cumulant_dataset
 
+    opts = merge_options(CumulantOptions, options, "options", dict(rtol=rtol, atol=atol, keep_covariance=keep_covariance,
+                                                                   max_memory=max_memory))
+    rtol, atol, keep_covariance, max_memory = opts.rtol, opts.atol, opts.keep_covariance, opts.max_memory
     _check_finite(model)
     starts, many = _starts(initial)
     t = output_times(t_final, times)

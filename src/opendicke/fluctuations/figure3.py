@@ -34,6 +34,7 @@ def finite_n_figure3(
     for TWA, ``overlap_error``; ``overlap_theory`` is Eq. (12) (thermodynamic limit, NaN where not applicable).
     """
     from . import evolve
+    from .options import TWAOptions
 
     if model.spin_dissipation:
         raise ValueError("gamma_down/gamma_up/gamma_phi: the finite-N Fig. 3 compares with Eq. (12) of the lossless "
@@ -48,11 +49,11 @@ def finite_n_figure3(
     clock = _time.perf_counter()
     for i, n in enumerate(sizes):
         m = model.replace(n_spins=n, seed=seed)
-        options = {"t_final": t_final, "times": 2, "vary": {"g0": g0}}
-        if method == "twa":
-            options.update(samples=samples, seed=seed, dt=dt, spin_sampling=spin_sampling, keep_bloch=False)
+        options = (TWAOptions(samples=samples, seed=seed, dt=dt, spin_sampling=spin_sampling, keep_bloch=False)
+                   if method == "twa" else None)
         sub = None if progress is None else (lambda x, i=i: progress((i + x) / len(sizes)))
-        ds = evolve(m, starts, method=method, progress=sub, **options).isel(time=-1)
+        ds = evolve(m, starts, method=method, t_final=t_final, times=2, vary={"g0": g0}, options=options,
+                    progress=sub).isel(time=-1)
         for nu in range(M):
             pick = ds.isel(initial=nu, pattern=nu)
             out["overlap"][i, :, nu] = np.abs(pick["overlap"].values)

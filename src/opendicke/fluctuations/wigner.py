@@ -59,9 +59,8 @@ from .cumulants import _check_finite, _starts, spin_squeezing
 
 __all__ = ["twa", "sample_spins", "strang_step", "spin_noise", "SPIN_SAMPLINGS", "DEFAULT_DT"]
 
-SPIN_SAMPLINGS = ("discrete", "gaussian")
 #: Default largest time step (units of 1/κ); see docs/fluctuations.md for the measured step-size error.
-DEFAULT_DT = 0.01
+from .options import DEFAULT_DT, SPIN_SAMPLINGS, TWAOptions  # noqa: E402,F401
 _CHUNK_BYTES = 64 * 2**20
 
 
@@ -210,10 +209,11 @@ def twa(
     t_final: float = 10.0,
     times: int | Sequence[float] = 101,
     vary: dict | None = None,
-    samples: int = 1000,
+    options: TWAOptions | None = None,
+    samples: int | None = None,
     seed: int | None = None,
-    dt: float = DEFAULT_DT,
-    spin_sampling: str = "discrete",
+    dt: float | None = None,
+    spin_sampling: str | None = None,
     chunk_size: int | None = None,
     keep_bloch: bool | None = None,
     progress: Callable[[float], None] | None = None,
@@ -224,6 +224,9 @@ def twa(
     ----------
     model, initial, t_final, times, vary:
         As in :func:`opendicke.fluctuations.cumulant` (product initial states; a list adds ``initial``).
+    options:
+        The numerical settings, one :class:`~opendicke.fluctuations.TWAOptions` (default: its defaults); the
+        keywords below are shorthand for its fields (they replace them when given).
     samples:
         Phase-space samples (≥ 2) per parameter point and initial state.
     seed:
@@ -248,14 +251,13 @@ def twa(
     """
     from .results import twa_dataset
 
+    from ..options import merge_options
+
+    opts = merge_options(TWAOptions, options, "options", dict(samples=samples, seed=seed, dt=dt, spin_sampling=spin_sampling,
+                                                             chunk_size=chunk_size, keep_bloch=keep_bloch))
+    samples, seed, dt, spin_sampling = opts.samples, opts.seed, opts.dt, opts.spin_sampling
+    chunk_size, keep_bloch = opts.chunk_size, opts.keep_bloch
     _check_finite(model)
-    samples = int(samples)
-    if samples < 2:
-        raise ValueError(f"samples must be ≥ 2 (error bars need two samples), got {samples}")
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive time step, got {dt}")
-    if spin_sampling not in SPIN_SAMPLINGS:
-        raise ValueError(f"spin_sampling must be one of {SPIN_SAMPLINGS}, got {spin_sampling!r}")
     starts, many = _starts(initial)
     t = output_times(t_final, times)
     params = parameter_batch(model, vary, spin_rates=True)
