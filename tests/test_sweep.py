@@ -569,6 +569,7 @@ def test_recognition_map_through_run_sweep_equals_the_direct_call():
                   scheduler="in-process")
 
 
+@pytest.mark.slow  # 7 s; resuming is covered in the default run by the SIGKILL test
 def test_recognition_map_resume_recomputes_nothing_finished(tmp_path):
     out = tmp_path / "map.nc"
     kwargs = dict(vary={"flip": MAP_FLIPS}, solver=counting_map, arguments=MAP_OPTIONS, chunk_size=1,
