@@ -269,8 +269,9 @@ class MethodWarning(UserWarning):
 def master_equation_memory(method: str, dim: int, n_factors: int = 2) -> int:
     """Bytes a master-equation run needs at Hilbert-space dimension ``dim`` (state, work arrays, operators):
     the Chebyshev run holds five real d × d arrays plus row margins (:func:`~.plain.chebyshev_memory`); QuTiP's
-    DOP853 (``"mesolve"``) about 13 complex ones (state, stages) and the sparse Liouvillian (≈ 10 entries per row of d², 24 bytes each); ``"expm"`` the Liouvillian
-    and a few complex vectors of d²; trajectories a few kets per trajectory."""
+    DOP853 (``"mesolve"``) about 13 complex ones (state, stages) and the sparse Liouvillian (≈ 10 entries per row
+    of d², 24 bytes each); ``"expm"`` the Liouvillian and a few complex vectors of d²; trajectories a few kets per
+    trajectory."""
     from .plain import chebyshev_memory
 
     d = int(dim)
