@@ -20,7 +20,7 @@ DEFAULT_TOL = 1e-6
 DEFAULT_DEVIATION_TOL = 1e-2
 #: Default memory budget of the master equation (bytes): above it ``method="auto"`` takes trajectories.
 DEFAULT_MEMORY = 2 * 2**30
-METHODS = ("chebyshev", "mesolve", "expm", "mcsolve")
+METHODS = ("chebyshev", "mesolve", "expm", "trajectories", "mcsolve")
 FRAMES = ("auto", "plain", "comoving", "gaussian")
 
 

@@ -4,31 +4,33 @@ Unravelling
 -----------
 Between jumps a trajectory follows the non-Hermitian Schrödinger equation dψ/dt = −i H_eff ψ with
 H_eff = H − (i/2) Σ_m J_m†J_m, and its squared norm decays; at the first time the squared norm reaches a
-uniform random number r the state jumps, ψ → J_m ψ with probability ∝ ‖J_m ψ‖², and is renormalised
-(the standard waiting-time method, Dalibard–Castin–Mølmer). Expectation values at the output times are taken
-on the normalised state. The ensemble average is the Lindblad master equation.
+uniform random number r the state jumps, ψ → J_m ψ with probability ∝ ‖J_m ψ‖², is renormalised, and a new r
+is drawn (the waiting-time method of Dalibard, Castin and Mølmer). Expectation values at the output times are
+taken on the normalised state; their mean over trajectories is the Lindblad master equation's.
 
 Structure used
 --------------
 In the plain (Dicke ⊗ Fock) basis H is a real symmetric band matrix (diagonal, the large spins' tridiagonal
 S_x and the bosons' bidiagonal a + a† at fixed strides) and every jump √κ_μ a_μ is one real diagonal at the
-mode's stride, so Σ J†J is diagonal (:func:`~.kernels.band_form`, the form the master-equation kernel
-uses). The action −i H_eff ψ = −i H ψ − D ψ (D = ½ Σ J†J) is one pass over a few contiguous bands.
-H is shifted by the centre of its spectrum (a global phase, invisible in norms and expectation values).
+mode's stride, so D = ½ Σ J†J is diagonal (:func:`~.kernels.band_form`, the form of the master-equation
+kernel). A ket is stored as two real arrays (real and imaginary part), so every loop below is a real,
+vectorisable pass over contiguous memory; the observables are stored as bands too.
 
-Propagator
-----------
-Arnoldi (Krylov) steps of the time-independent generator: from ψ with norm β, m Arnoldi vectors V and the
-Hessenberg matrix H_m give ψ(τ) ≈ β V exp(τ H_m) e₁ for *every* τ in the step, with the a-posteriori error
-estimate β h_{m+1,m} τ |e_mᵀ exp(τ H_m) e₁| (Saad 1992) held ≤ ``tol`` · β · τ (error per unit time). This
-is a dense output for free: the squared norm of ψ(τ) is β² ‖exp(τ H_m) e₁‖² (V orthonormal), so the jump time
-is found by root finding in the m-dimensional space (to ~1e-13 in τ), and the states at the output times cost
-one m × d combination each. exp(τ H_m) e₁ is evaluated through the eigen-decomposition of H_m (O(m²) per τ),
-or by a Taylor series with sub-steps where that decomposition is ill-conditioned. A smaller step re-uses the
-same Krylov space (no new applications).
+Propagator (chosen by measurement, docs/performance.md)
+--------------------------------------------------------
+−i H_eff = c − i R Z with c = −D_max/2 and Z = (H' − i(D − D_max/2))/R, where H' is H shifted by the centre
+of its Gershgorin interval (a global phase) and R its half-width. The field of values of Z lies in
+[−1, 1] × i[−δ, δ], δ = D_max/2R, and the Jacobi–Anger series exp(−iτR Z) = Σ_k (2 − δ_k0)(−i)^k J_k(τR) T_k(Z)
+converges for every Z (entire), so one Chebyshev step ψ(τ) = e^{cτ} Σ_k a_k(τ) T_k(Z)ψ serves every τ in the
+step: its vectors T_k(Z)ψ are kept, and the state at any τ (output times; the jump time, found by safeguarded
+Newton on log‖ψ(τ)‖² with d log‖ψ‖²/dτ = −2⟨D⟩) costs one combination and no application. The series stops
+when two consecutive terms are ≤ ``tol`` · τ · ‖ψ‖ (error per unit time); a step is aimed at 1.25 × the
+expected jump time log(‖ψ‖²/r)/(2⟨D⟩/‖ψ‖²). Arnoldi steps with the same dense output (root finding in the
+Krylov space) were measured 4.6× slower at N = 32 (the orthogonalisation and the small eigenproblems cost
+more than the applications) and are not kept.
 
-Everything per trajectory (steps, jumps, observables) runs in compiled code; trajectories are independent and
-reproducible: each gets its own uniform random numbers from a spawned :class:`numpy.random.SeedSequence`.
+Every trajectory runs in one compiled call; trajectories are independent and reproducible: trajectory i
+takes its uniform random numbers from ``SeedSequence(seed).spawn(ntraj)[i]``.
 """
 
 from __future__ import annotations
@@ -42,49 +44,56 @@ import scipy.sparse as sp
 
 from .kernels import band_form
 
-__all__ = ["KetProblem", "ket_problem", "run_trajectory", "sample", "nojump_branch"]
+__all__ = ["KetProblem", "ket_problem", "run_trajectory", "sample", "nojump_branch", "DEFAULT_TERMS"]
+
+#: Most Chebyshev terms kept per step (a step that needs more is shortened; memory (2·d·8 bytes each).
+DEFAULT_TERMS = 64
 
 
 @dataclass(frozen=True)
 class KetProblem:
-    """Everything a compiled trajectory needs: the shifted band form of H, the decay D = ½ Σ J†J, the jumps,
-    and the observables (diagonal ones as rows of ``diag_ops``, the others stacked as one CSR matrix of
-    ``n_full`` blocks of d rows)."""
+    """Everything a compiled trajectory needs: the shifted band form of H, D = ½ Σ J†J, the jumps, and the
+    observables (real diagonal ones as rows of ``diag_ops``; the others as complex bands ``obs_bands``
+    (n, 2, d) at ``obs_offsets`` (element [i, i + o]), summed into observable ``obs_owner``)."""
 
-    psi0: np.ndarray  # (d,) complex, normalised
-    h0: np.ndarray  # (d,) diagonal of H − E0
+    psi0: np.ndarray  # (2, d): real and imaginary part, normalised
+    h0: np.ndarray  # (d,) diagonal of H − centre
     offsets: np.ndarray  # (nb,)
     bands: np.ndarray  # (nb, d)
     jump_offsets: np.ndarray  # (nj,)
     jumps: np.ndarray  # (nj, d)
     decay: np.ndarray  # (d,)
-    diag_ops: np.ndarray  # (n_diag, d) real
-    full_indptr: np.ndarray
-    full_indices: np.ndarray
-    full_data: np.ndarray  # complex
-    names: tuple  # diagonal names first, then the full ones
+    diag_ops: np.ndarray  # (n_diag, d)
+    obs_offsets: np.ndarray  # (nob,) int, may be negative
+    obs_bands: np.ndarray  # (nob, 2, d)
+    obs_owner: np.ndarray  # (nob,) index among the full observables
+    names: tuple  # diagonal observables first, then the full ones
     n_full: int
-    rate_bound: float  # 2 max(D): the jump rate never exceeds it
-    radius: float  # half-width of H's spectrum around the centre (Gershgorin)
+    radius: float  # R: half-width of H's Gershgorin interval
 
     @property
     def dim(self) -> int:
-        return self.psi0.size
+        return self.psi0.shape[1]
+
+    @property
+    def rate_bound(self) -> float:
+        """2 max(D): the jump rate 2⟨D⟩ never exceeds it."""
+        return float(2.0 * np.max(self.decay, initial=0.0))
 
 
 def ket_problem(hamiltonian: sp.spmatrix, jumps: list, psi0: np.ndarray, observables: dict) -> KetProblem:
     """The compiled form of a problem with a real symmetric band Hamiltonian and real single-offset jumps
-    (ValueError otherwise, from :func:`~.kernels.band_form`)."""
+    (ValueError otherwise, from :func:`~.kernels.band_form`); ``observables`` maps names to sparse operators."""
     band = band_form(hamiltonian, jumps)
     d = band.dim
-    # centre of the spectrum (Gershgorin bounds): a global phase, which shortens the Krylov steps' work
-    radius = np.abs(band.h0).copy() * 0
+    radius = np.zeros(d)
     for o, u in zip(band.offsets, band.bands):
         radius[: d - o] += np.abs(u[: d - o])
         radius[o:] += np.abs(u[: d - o])
     top, bottom = np.max(band.h0 + radius), np.min(band.h0 - radius)
     centre = 0.5 * (top + bottom)
-    diag_names, diag_rows, full_names, full_blocks = [], [], [], []
+    diag_names, diag_rows, full_names = [], [], []
+    obs_offsets, obs_bands, obs_owner = [], [], []
     for name, op in observables.items():
         coo = sp.coo_matrix(op)
         if coo.nnz == 0 or (np.all(coo.row == coo.col) and np.all(np.imag(coo.data) == 0)):
@@ -92,274 +101,32 @@ def ket_problem(hamiltonian: sp.spmatrix, jumps: list, psi0: np.ndarray, observa
             np.add.at(row, coo.row, np.real(coo.data))
             diag_names.append(name)
             diag_rows.append(row)
-        else:
-            full_names.append(name)
-            full_blocks.append(sp.csr_matrix(op, dtype=complex))
-    full = sp.vstack(full_blocks, format="csr") if full_blocks else sp.csr_matrix((0, d), dtype=complex)
-    full.sort_indices()
+            continue
+        owner = len(full_names)
+        full_names.append(name)
+        offs = coo.col - coo.row
+        for o in np.unique(offs):
+            sel = offs == o
+            b = np.zeros(d, dtype=complex)
+            np.add.at(b, coo.row[sel], coo.data[sel])  # b[i] = A[i, i + o]
+            obs_offsets.append(int(o))
+            obs_bands.append(np.stack([b.real, b.imag]))
+            obs_owner.append(owner)
+    psi = np.asarray(psi0, dtype=complex) / np.linalg.norm(psi0)
     return KetProblem(
-        psi0=np.ascontiguousarray(psi0, dtype=np.complex128) / np.linalg.norm(psi0),
-        h0=band.h0 - centre, offsets=band.offsets, bands=band.bands, jump_offsets=band.jump_offsets,
-        jumps=band.jumps, decay=band.decay,
+        psi0=np.ascontiguousarray(np.stack([psi.real, psi.imag])),
+        h0=np.ascontiguousarray(band.h0 - centre), offsets=band.offsets, bands=band.bands,
+        jump_offsets=band.jump_offsets, jumps=band.jumps, decay=band.decay,
         diag_ops=np.ascontiguousarray(np.array(diag_rows).reshape(len(diag_rows), d)),
-        full_indptr=np.ascontiguousarray(full.indptr, dtype=np.int64),
-        full_indices=np.ascontiguousarray(full.indices, dtype=np.int64),
-        full_data=np.ascontiguousarray(full.data, dtype=np.complex128),
+        obs_offsets=np.array(obs_offsets, dtype=np.int64),
+        obs_bands=np.ascontiguousarray(np.array(obs_bands).reshape(len(obs_bands), 2, d)),
+        obs_owner=np.array(obs_owner, dtype=np.int64),
         names=tuple(diag_names + full_names), n_full=len(full_names),
-        rate_bound=float(2.0 * np.max(band.decay, initial=0.0)), radius=float(max(0.5 * (top - bottom), 1e-12)),
+        radius=float(max(0.5 * (top - bottom), 1e-12)),
     )
 
 
 # ----------------------------------------------------------------------------------------------- kernels
-@nb.njit(cache=True, nogil=True)
-def _apply(psi, out, h0, decay, offsets, bands):
-    """out = −i H_eff psi = −i H psi − D psi for H = diag(h0) + Σ_b (U_b + U_bᵀ)."""
-    d = psi.size
-    for i in range(d):
-        out[i] = complex(-decay[i], -h0[i]) * psi[i]
-    for b in range(offsets.size):
-        o = offsets[b]
-        u = bands[b]
-        for i in range(d - o):
-            c = complex(0.0, -u[i])
-            out[i] += c * psi[i + o]
-            out[i + o] += c * psi[i]
-
-
-@nb.njit(cache=True, nogil=True)
-def _expv_taylor(Hm, tau):
-    """exp(τ H_m) e₁ by a Taylor series in sub-steps of norm ≤ ½ (robust; used when H_m's eigenvectors are
-    ill-conditioned)."""
-    m = Hm.shape[0]
-    norm = 0.0
-    for i in range(m):
-        s = 0.0
-        for j in range(m):
-            s += abs(Hm[i, j])
-        norm = max(norm, s)
-    steps = max(1, int(math.ceil(2.0 * abs(tau) * norm)))
-    dt = tau / steps
-    y = np.zeros(m, dtype=np.complex128)
-    y[0] = 1.0
-    term = np.empty(m, dtype=np.complex128)
-    nxt = np.empty(m, dtype=np.complex128)
-    for _ in range(steps):
-        term[:] = y
-        acc = y.copy()
-        for k in range(1, 40):
-            for i in range(m):
-                s = 0j
-                for j in range(m):
-                    s += Hm[i, j] * term[j]
-                nxt[i] = s * (dt / k)
-            term[:] = nxt
-            acc += term
-            if np.max(np.abs(term)) <= 1e-17 * np.max(np.abs(acc)):
-                break
-        y[:] = acc
-    return y
-
-
-@nb.njit(cache=True, nogil=True)
-def _small(W, c, lam, Hm, use_eig, tau):
-    """exp(τ H_m) e₁ = W (exp(τλ) ⊙ c) with c = W⁻¹ e₁ (or the Taylor fallback)."""
-    if not use_eig:
-        return _expv_taylor(Hm, tau)
-    m = lam.size
-    z = np.empty(m, dtype=np.complex128)
-    for j in range(m):
-        z[j] = np.exp(tau * lam[j]) * c[j]
-    return W @ z
-
-
-@nb.njit(cache=True, nogil=True)
-def _record(phi, norm2, diag_ops, indptr, indices, data, n_full, out):
-    """Expectation values on phi/‖phi‖ (norm2 = ‖phi‖²) into ``out`` (n_diag + n_full,)."""
-    d = phi.size
-    nd = diag_ops.shape[0]
-    for k in range(nd):
-        s = 0.0
-        row = diag_ops[k]
-        for i in range(d):
-            s += row[i] * (phi[i].real * phi[i].real + phi[i].imag * phi[i].imag)
-        out[k] = s / norm2
-    for f in range(n_full):
-        s = 0j
-        base = f * d
-        for r in range(d):
-            acc = 0j
-            for p in range(indptr[base + r], indptr[base + r + 1]):
-                acc += data[p] * phi[indices[p]]
-            s += np.conj(phi[r]) * acc
-        out[nd + f] = s / norm2
-
-
-@nb.njit(cache=True, nogil=True)
-def run_trajectory(psi0, times, uniforms, h0, decay, offsets, bands, joffsets, jumps, diag_ops, indptr, indices,
-                   data, n_full, m, tol, values, norms, stats):
-    """One trajectory from ``psi0`` (normalised) at ``times``; expectation values into ``values`` (T, n_obs),
-    the squared norm of the unnormalised state at every output time into ``norms`` (T,) (the no-jump
-    probability when no jump happens). A jump happens when the squared norm reaches the next entry of
-    ``uniforms`` (the first one is the first threshold; each jump then takes one number for the channel and
-    one for the next threshold). ``stats`` (4,) gets applications, Krylov builds, jumps, failed step sizes.
-
-    Returns the time of the first jump (inf if none), or −1 if ``uniforms`` ran out (the caller retries with
-    more).
-    """
-    d = psi0.size
-    T = times.size
-    nj = joffsets.size
-    psi = psi0.copy()
-    V = np.empty((m + 1, d), dtype=np.complex128)
-    Hm = np.zeros((m + 1, m), dtype=np.complex128)
-    t = times[0]
-    span = times[T - 1] - times[0]
-    _record(psi, 1.0, diag_ops, indptr, indices, data, n_full, values[0])
-    norms[0] = 1.0
-    k = 1
-    used = 0
-    if uniforms.size < 1:
-        return -1.0
-    r = uniforms[0]
-    used = 1
-    first = np.inf
-    h = -1.0
-    weights = np.empty(max(nj, 1))
-    while k < T:
-        beta = math.sqrt(np.sum(psi.real**2 + psi.imag**2))
-        # ---- Arnoldi (modified Gram-Schmidt)
-        for i in range(d):
-            V[0, i] = psi[i] / beta
-        mm = m
-        happy = False
-        Hm[:, :] = 0.0
-        for j in range(m):
-            w = V[j + 1]
-            _apply(V[j], w, h0, decay, offsets, bands)
-            stats[0] += 1
-            for i in range(j + 1):
-                s = np.vdot(V[i], w)
-                Hm[i, j] = s
-                for q in range(d):
-                    w[q] -= s * V[i, q]
-            hn = math.sqrt(np.sum(w.real**2 + w.imag**2))
-            Hm[j + 1, j] = hn
-            if hn <= 1e-12 * abs(Hm[j, j]) + 1e-300:
-                mm = j + 1
-                happy = True
-                break
-            for q in range(d):
-                w[q] /= hn
-        stats[1] += 1
-        Hs = np.ascontiguousarray(Hm[:mm, :mm])
-        hnext = 0.0 if happy else Hm[mm, mm - 1].real
-        lam, W = np.linalg.eig(Hs)
-        use_eig = True
-        c = np.zeros(mm, dtype=np.complex128)
-        if mm > 1:
-            Winv = np.linalg.inv(W)
-            cond = np.sqrt(np.sum(np.abs(W) ** 2)) * np.sqrt(np.sum(np.abs(Winv) ** 2))
-            if not np.isfinite(cond) or cond > 1e8:
-                use_eig = False
-                stats[4] += 1
-            else:
-                c[:] = Winv[:, 0]
-        else:
-            c[0] = 1.0
-        # ---- step size: error per unit time ≤ tol (the Krylov space is reused for a smaller step)
-        remaining = times[T - 1] - t
-        if h <= 0.0:
-            h = min(remaining, 1.0 / (np.max(np.abs(lam)) + 1e-300))
-        h = min(h, remaining)
-        while True:
-            y = _small(W, c, lam, Hs, use_eig, h)
-            err = 0.0 if happy else beta * hnext * h * abs(y[mm - 1])
-            if err <= tol * beta * h or h <= 1e-14 * span:
-                break
-            stats[3] += 1
-            h *= max(0.2, min(0.9, 0.9 * (tol * h * beta / err) ** (1.0 / mm)))
-        n2 = beta * beta * np.sum(y.real**2 + y.imag**2)
-        jump = n2 <= r
-        tau = h
-        if jump:  # root of log(β²‖y(τ)‖²) = log r on (0, h): Illinois (regula falsi) on a monotone function
-            lo, hi = 0.0, h
-            flo = math.log(beta * beta) - math.log(r)
-            fhi = math.log(n2) - math.log(r)
-            side = 0
-            for _ in range(200):
-                if hi - lo <= 1e-13 * max(h, 1e-300):
-                    break
-                mid = (lo * fhi - hi * flo) / (fhi - flo)
-                if not (lo < mid < hi):
-                    mid = 0.5 * (lo + hi)
-                ym = _small(W, c, lam, Hs, use_eig, mid)
-                fm = math.log(beta * beta * np.sum(ym.real**2 + ym.imag**2)) - math.log(r)
-                if fm > 0.0:
-                    lo, flo = mid, fm
-                    if side == -1:
-                        fhi *= 0.5
-                    side = -1
-                else:
-                    hi, fhi = mid, fm
-                    if side == 1:
-                        flo *= 0.5
-                    side = 1
-                if abs(fm) <= 1e-15:
-                    lo = hi = mid
-                    break
-            tau = hi
-            y = _small(W, c, lam, Hs, use_eig, tau)
-        # ---- outputs inside (t, t + τ]
-        end = t + tau
-        while k < T and (times[k] <= end or (not jump and tau == remaining)):
-            yk = _small(W, c, lam, Hs, use_eig, times[k] - t)
-            phi = beta * (yk @ V[:mm])
-            n2k = np.sum(phi.real**2 + phi.imag**2)
-            _record(phi, n2k, diag_ops, indptr, indices, data, n_full, values[k])
-            norms[k] = n2k
-            k += 1
-        psi = beta * (y @ V[:mm])
-        t = end
-        # next step size from the last error (grow at most ×2)
-        if not happy and err > 0.0:
-            h = tau * min(2.0, max(0.5, 0.9 * (tol * tau * beta / err) ** (1.0 / mm)))
-        else:
-            h = 2.0 * tau
-        if jump:
-            if used + 2 > uniforms.size:
-                return -1.0
-            if first == np.inf:
-                first = t
-            stats[2] += 1
-            total = 0.0
-            for mj in range(nj):
-                o = joffsets[mj]
-                s = 0.0
-                for i in range(d - o):
-                    a = jumps[mj, i] * psi[i + o]
-                    s += a.real * a.real + a.imag * a.imag
-                weights[mj] = s
-                total += s
-            u = uniforms[used] * total
-            used += 1
-            ch = nj - 1
-            acc = 0.0
-            for mj in range(nj):
-                acc += weights[mj]
-                if u < acc:
-                    ch = mj
-                    break
-            o = joffsets[ch]
-            new = np.zeros(d, dtype=np.complex128)
-            for i in range(d - o):
-                new[i] = jumps[ch, i] * psi[i + o]
-            psi = new / math.sqrt(weights[ch])
-            r = uniforms[used]
-            used += 1
-    return first
-
-
-
 @nb.njit(cache=True, nogil=True)
 def _bessel_j(x, out):
     """J_k(x), k = 0 … out.size − 1, x ≥ 0 (Miller's backward recurrence normalised by J_0 + 2 Σ J_2k = 1)."""
@@ -393,70 +160,147 @@ def _bessel_j(x, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def _cheb_step(prev, cur, out, h0, shifted, offsets, bands, inv_r, two):
-    """out = two · Z cur − prev (two = 2: recurrence; two = 1 and prev = 0: the first term) with
-    Z = (H' − i E)/R, E = D − D_max/2; returns ‖out‖²."""
-    d = cur.size
-    for i in range(d):
-        out[i] = (two * inv_r) * complex(h0[i], -shifted[i]) * cur[i] - prev[i]
-    for b in range(offsets.size):
-        o = offsets[b]
-        u = bands[b]
-        for i in range(d - o):
-            c = (two * inv_r) * u[i]
-            out[i] += c * cur[i + o]
-            out[i + o] += c * cur[i]
+def _norm2(x):
     s = 0.0
-    for i in range(d):
-        s += out[i].real * out[i].real + out[i].imag * out[i].imag
+    re = x[0]
+    im = x[1]
+    for i in range(re.size):
+        s += re[i] * re[i] + im[i] * im[i]
     return s
 
 
 @nb.njit(cache=True, nogil=True)
-def _combine(V, K, J, tau, shift, phi):
-    """phi = e^{cτ} Σ_{k<K} (2 − δ_k0)(−i)^k J_k V_k (J = J_k(τR))."""
-    d = phi.size
+def _cheb_step(prev, cur, out, h0, shifted, offsets, bands, scale):
+    """out = scale · Z cur − prev with R·Z = H' − i E (E = ``shifted`` = D − D_max/2); returns ‖out‖².
+    (scale = 2/R: the recurrence; scale = 1/R with prev = 0: the first term.)"""
+    d = h0.size
+    x = cur[0]
+    y = cur[1]
+    ore = out[0]
+    oim = out[1]
+    pre = prev[0]
+    pim = prev[1]
+    for i in range(d):
+        a = scale * h0[i]
+        e = scale * shifted[i]
+        ore[i] = a * x[i] + e * y[i] - pre[i]
+        oim[i] = a * y[i] - e * x[i] - pim[i]
+    for b in range(offsets.size):
+        o = offsets[b]
+        n = d - o
+        u = bands[b]
+        # upper band: out[i] += u[i] cur[i + o]; lower band: out[i + o] += u[i] cur[i] (plain-index slices vectorise)
+        r0 = ore[:n]
+        r1 = oim[:n]
+        x1 = x[o:]
+        y1 = y[o:]
+        for i in range(n):
+            c = scale * u[i]
+            r0[i] += c * x1[i]
+            r1[i] += c * y1[i]
+        r0 = ore[o:]
+        r1 = oim[o:]
+        for i in range(n):
+            c = scale * u[i]
+            r0[i] += c * x[i]
+            r1[i] += c * y[i]
+    return _norm2(out)
+
+
+@nb.njit(cache=True, nogil=True)
+def _combine(V, K, J, tau, shift, phi, vnorm, small, radius):
+    """phi = e^{cτ} Σ_{k<K} (2 − δ_k0)(−i)^k J_k T_k (J = J_k(τR), T_k = V[k]); the sum stops early once two
+    consecutive terms beyond k = τR are ≤ ``small`` (a step's series also serves shorter τ, which need fewer)."""
     scale = math.exp(shift * tau)
-    phi[:] = 0.0
+    re = phi[0]
+    im = phi[1]
+    re[:] = 0.0
+    im[:] = 0.0
+    d = re.size
     for k in range(K):
-        # (−i)^k: 1, −i, −1, i
-        r4 = k % 4
         f = (1.0 if k == 0 else 2.0) * J[k] * scale
-        if r4 == 0:
-            a = complex(f, 0.0)
-        elif r4 == 1:
-            a = complex(0.0, -f)
-        elif r4 == 2:
-            a = complex(-f, 0.0)
-        else:
-            a = complex(0.0, f)
-        if abs(f) == 0.0:
+        if k > tau * radius + 1 and abs(f) * vnorm[k] <= small and 2.0 * abs(J[k - 1]) * scale * vnorm[k - 1] <= small:
+            break
+        if f == 0.0:
             continue
-        vk = V[k]
-        for i in range(d):
-            phi[i] += a * vk[i]
+        x = V[k, 0]
+        y = V[k, 1]
+        r4 = k % 4  # (−i)^k = 1, −i, −1, i
+        if r4 == 0:
+            for i in range(d):
+                re[i] += f * x[i]
+                im[i] += f * y[i]
+        elif r4 == 1:
+            for i in range(d):
+                re[i] += f * y[i]
+                im[i] -= f * x[i]
+        elif r4 == 2:
+            for i in range(d):
+                re[i] -= f * x[i]
+                im[i] -= f * y[i]
+        else:
+            for i in range(d):
+                re[i] -= f * y[i]
+                im[i] += f * x[i]
 
 
 @nb.njit(cache=True, nogil=True)
 def _mean_decay(phi, decay):
     s = 0.0
-    for i in range(phi.size):
-        s += decay[i] * (phi[i].real * phi[i].real + phi[i].imag * phi[i].imag)
+    re = phi[0]
+    im = phi[1]
+    for i in range(decay.size):
+        s += decay[i] * (re[i] * re[i] + im[i] * im[i])
     return s
 
 
 @nb.njit(cache=True, nogil=True)
-def _jump(psi, joffsets, jumps, weights, u):
-    """J_m psi / ‖J_m psi‖ with m drawn ∝ ‖J_m psi‖² by the uniform u."""
-    d = psi.size
+def _record(phi, norm2, diag_ops, obs_offsets, obs_bands, obs_owner, n_full, out):
+    """Expectation values on phi/‖phi‖ (norm2 = ‖phi‖²) into ``out`` (n_diag + n_full,) complex."""
+    re = phi[0]
+    im = phi[1]
+    d = re.size
+    nd = diag_ops.shape[0]
+    pop = np.empty(d)
+    for i in range(d):
+        pop[i] = re[i] * re[i] + im[i] * im[i]
+    for k in range(nd):
+        row = diag_ops[k]
+        s = 0.0
+        for i in range(d):
+            s += row[i] * pop[i]
+        out[k] = s / norm2
+    for f in range(n_full):
+        out[nd + f] = 0.0
+    for b in range(obs_offsets.size):
+        o = obs_offsets[b]
+        br = obs_bands[b, 0]
+        bi = obs_bands[b, 1]
+        lo = max(0, -o)
+        hi = min(d, d - o)
+        sr = 0.0
+        si = 0.0
+        for i in range(lo, hi):
+            j = i + o
+            p = re[i] * re[j] + im[i] * im[j]  # Re conj(ψ_i) ψ_j
+            q = re[i] * im[j] - im[i] * re[j]  # Im conj(ψ_i) ψ_j
+            sr += br[i] * p - bi[i] * q
+            si += br[i] * q + bi[i] * p
+        out[nd + obs_owner[b]] += complex(sr, si) / norm2
+
+
+@nb.njit(cache=True, nogil=True)
+def _jump(psi, joffsets, jumps, weights, u, new):
+    """new = J_m psi / ‖J_m psi‖ with m drawn ∝ ‖J_m psi‖² by the uniform u."""
+    d = psi.shape[1]
     nj = joffsets.size
     total = 0.0
     for mj in range(nj):
         o = joffsets[mj]
         s = 0.0
         for i in range(d - o):
-            a = jumps[mj, i] * psi[i + o]
-            s += a.real * a.real + a.imag * a.imag
+            a = jumps[mj, i]
+            s += a * a * (psi[0, i + o] ** 2 + psi[1, i + o] ** 2)
         weights[mj] = s
         total += s
     target = u * total
@@ -468,26 +312,26 @@ def _jump(psi, joffsets, jumps, weights, u):
             ch = mj
             break
     o = joffsets[ch]
-    new = np.zeros(d, dtype=np.complex128)
     norm = math.sqrt(weights[ch])
+    new[:, :] = 0.0
     for i in range(d - o):
-        new[i] = jumps[ch, i] * psi[i + o] / norm
-    return new
+        w = jumps[ch, i] / norm
+        new[0, i] = w * psi[0, i + o]
+        new[1, i] = w * psi[1, i + o]
 
 
 @nb.njit(cache=True, nogil=True)
-def run_trajectory_chebyshev(psi0, times, uniforms, h0, decay, offsets, bands, joffsets, jumps, diag_ops, indptr,
-                             indices, data, n_full, radius, kmax, tol, values, norms, stats):
-    """As :func:`run_trajectory`, with Chebyshev steps of the non-Hermitian generator instead of Arnoldi ones.
+def run_trajectory(psi0, times, uniforms, h0, decay, offsets, bands, joffsets, jumps, diag_ops, obs_offsets,
+                   obs_bands, obs_owner, n_full, radius, kmax, tol, values, norms, stats):
+    """One trajectory from ``psi0`` ((2, d), normalised) at ``times``: expectation values into ``values``
+    (T, n_obs), the squared norm of the unnormalised state at every output time into ``norms`` (T,) (the
+    no-jump probability while no jump has happened). The first entry of ``uniforms`` is the first threshold
+    r; every jump then takes one number for the channel and one for the next threshold. ``stats`` (4,) gets
+    applications, steps, jumps and shortened steps.
 
-    −i H_eff = c − i R Z with c = −D_max/2, Z = (H' − i(D − D_max/2))/R, whose field of values lies in
-    [−1, 1] × i[−δ, δ] (δ = D_max/2R); exp(−iτR Z) = Σ_k (2 − δ_k0)(−i)^k J_k(τR) T_k(Z) (Jacobi–Anger,
-    entire in Z). The vectors T_k(Z)ψ of a step are kept (at most ``kmax``), so ψ(τ) at any τ inside the step
-    (output times, the jump time by safeguarded Newton on log‖ψ‖² with d log‖ψ‖²/dτ = −2⟨D⟩) costs one
-    combination, no application. The series stops when two consecutive terms are ≤ tol·τ·‖ψ‖ (error per unit
-    time); the step is chosen near the expected jump time log(‖ψ‖²/r)/(2⟨D⟩) and shortened if kmax terms
-    do not reach the tolerance."""
-    d = psi0.size
+    Returns the time of the first jump (inf if none), or −1 if ``uniforms`` ran out (retry with more).
+    """
+    d = h0.size
     T = times.size
     nj = joffsets.size
     dmax = 0.0
@@ -495,17 +339,16 @@ def run_trajectory_chebyshev(psi0, times, uniforms, h0, decay, offsets, bands, j
         dmax = max(dmax, decay[i])
     shift = -0.5 * dmax
     shifted = decay - 0.5 * dmax
-    inv_r = 1.0 / radius
-    V = np.empty((kmax + 1, d), dtype=np.complex128)
+    V = np.empty((kmax + 1, 2, d))
     vnorm = np.empty(kmax + 1)
     J = np.empty(kmax + 1)
-    phi = np.empty(d, dtype=np.complex128)
-    zero = np.zeros(d, dtype=np.complex128)
+    phi = np.empty((2, d))
+    out = np.empty((2, d))
+    zero = np.zeros((2, d))
     weights = np.empty(max(nj, 1))
     psi = psi0.copy()
     t = times[0]
-    span = times[T - 1] - times[0]
-    _record(psi, 1.0, diag_ops, indptr, indices, data, n_full, values[0])
+    _record(psi, 1.0, diag_ops, obs_offsets, obs_bands, obs_owner, n_full, values[0])
     norms[0] = 1.0
     k = 1
     if uniforms.size < 1:
@@ -513,10 +356,10 @@ def run_trajectory_chebyshev(psi0, times, uniforms, h0, decay, offsets, bands, j
     r = uniforms[0]
     used = 1
     first = np.inf
-    # longest step: R τ ≤ kmax/2 (room for the tail of the series), and cancellation e^{D_max τ/2} ≤ e^3
+    # longest step: Rτ ≤ kmax/2 (room for the series' tail), and the cancellation e^{D_max τ/2} ≤ e^3
     h_max = min(0.5 * kmax / radius, 6.0 / max(dmax, 1e-300))
     while k < T:
-        n0 = np.sum(psi.real**2 + psi.imag**2)
+        n0 = _norm2(psi)
         remaining = times[T - 1] - t
         h = min(h_max, remaining)
         if r > 0.0:
@@ -524,65 +367,61 @@ def run_trajectory_chebyshev(psi0, times, uniforms, h0, decay, offsets, bands, j
             if rate > 0.0:
                 h = min(h, max(1.25 * math.log(n0 / r) / rate, 1e-3 * h_max))
         # ---- the series: terms until two consecutive ones are small at τ = h
-        V[0, :] = psi
+        V[0] = psi
         vnorm[0] = math.sqrt(n0)
-        vnorm[1] = math.sqrt(_cheb_step(zero, psi, V[1], h0, shifted, offsets, bands, inv_r, 1.0))
+        vnorm[1] = math.sqrt(_cheb_step(zero, psi, V[1], h0, shifted, offsets, bands, 1.0 / radius))
         stats[0] += 1
         K = 2
         while True:
-            _bessel_j(h * radius, J[: K])
+            _bessel_j(h * radius, J[:K])
             target = tol * h * math.sqrt(n0) * math.exp(-shift * h)
-            if K >= 3 and 2.0 * abs(J[K - 1]) * vnorm[K - 1] <= target and 2.0 * abs(J[K - 2]) * vnorm[K - 2] <= target \
-                    and K - 1 > h * radius:
+            if K >= 3 and K - 1 > h * radius and 2.0 * abs(J[K - 1]) * vnorm[K - 1] <= target \
+                    and 2.0 * abs(J[K - 2]) * vnorm[K - 2] <= target:
                 break
             if K > kmax:  # not converged within kmax terms: shorten the step (the vectors stay valid)
                 h *= 0.7
                 stats[3] += 1
                 continue
-            vnorm[K] = math.sqrt(_cheb_step(V[K - 2], V[K - 1], V[K], h0, shifted, offsets, bands, inv_r, 2.0))
+            vnorm[K] = math.sqrt(_cheb_step(V[K - 2], V[K - 1], V[K], h0, shifted, offsets, bands, 2.0 / radius))
             stats[0] += 1
             K += 1
         stats[1] += 1
-        # K terms are used (indices 0 … K − 1)
-        _combine(V, K, J, h, shift, phi)
-        n_end = np.sum(phi.real**2 + phi.imag**2)
+        small = 1e-2 * tol * h * math.sqrt(n0)
+        _combine(V, K, J, h, shift, phi, vnorm, 0.0, radius)
+        n_end = _norm2(phi)
         jump = n_end <= r
         tau = h
-        if jump:  # safeguarded Newton on f(τ) = log‖ψ(τ)‖² − log r, bracket [lo, hi]
+        if jump:  # safeguarded Newton on f(τ) = log‖ψ(τ)‖² − log r in the bracket [lo, hi]
             lo, hi = 0.0, h
             flo = math.log(n0 / r)
             fhi = math.log(n_end / r)
-            # first guess: linear interpolation of log‖ψ‖²
-            x = h * flo / (flo - fhi)
+            x = h * flo / (flo - fhi)  # first guess: log‖ψ‖² linear in τ
             for _ in range(60):
-                _bessel_j(x * radius, J[: K])
-                _combine(V, K, J, x, shift, phi)
-                nx = np.sum(phi.real**2 + phi.imag**2)
+                _bessel_j(x * radius, J[:K])
+                _combine(V, K, J, x, shift, phi, vnorm, small, radius)
+                nx = _norm2(phi)
                 fx = math.log(nx / r)
                 if fx > 0.0:
-                    lo, flo = x, fx
+                    lo = x
                 else:
-                    hi, fhi = x, fx
-                dfx = -2.0 * _mean_decay(phi, decay) / nx
+                    hi = x
                 if abs(fx) <= 1e-14 or hi - lo <= 1e-14 * h:
                     break
+                dfx = -2.0 * _mean_decay(phi, decay) / nx
                 nxt = x - fx / dfx if dfx < 0.0 else 0.5 * (lo + hi)
                 if not (lo < nxt < hi):
                     nxt = 0.5 * (lo + hi)
                 x = nxt
-            tau = x
-            # phi holds ψ(τ)
+            tau = x  # phi holds ψ(τ)
         # ---- outputs inside (t, t + τ]
         end = t + tau
         while k < T and (times[k] <= end or (not jump and tau == remaining)):
-            _bessel_j((times[k] - t) * radius, J[: K])
-            out = np.empty(d, dtype=np.complex128)
-            _combine(V, K, J, times[k] - t, shift, out)
-            n2k = np.sum(out.real**2 + out.imag**2)
-            _record(out, n2k, diag_ops, indptr, indices, data, n_full, values[k])
+            _bessel_j((times[k] - t) * radius, J[:K])
+            _combine(V, K, J, times[k] - t, shift, out, vnorm, small, radius)
+            n2k = _norm2(out)
+            _record(out, n2k, diag_ops, obs_offsets, obs_bands, obs_owner, n_full, values[k])
             norms[k] = n2k
             k += 1
-        psi[:] = phi
         t = end
         if jump:
             if used + 2 > uniforms.size:
@@ -590,9 +429,11 @@ def run_trajectory_chebyshev(psi0, times, uniforms, h0, decay, offsets, bands, j
             if first == np.inf:
                 first = t
             stats[2] += 1
-            psi = _jump(psi, joffsets, jumps, weights, uniforms[used])
+            _jump(phi, joffsets, jumps, weights, uniforms[used], psi)
             r = uniforms[used + 1]
             used += 2
+        else:
+            psi[:, :] = phi
     return first
 
 
@@ -603,38 +444,40 @@ def _uniform_count(problem: KetProblem, span: float) -> int:
     return int(2 * (3.0 * problem.rate_bound * span + 20)) + 1
 
 
-PROPAGATORS = ("chebyshev", "krylov")
-#: Krylov dimension / most Chebyshev terms kept per step
-_DEFAULT_TERMS = {"chebyshev": 64, "krylov": 16}
-
-
-def _call(problem: KetProblem, times, uniforms, m, tol, values, norms, stats, propagator="chebyshev"):
-    if propagator == "chebyshev":
-        return run_trajectory_chebyshev(
-            problem.psi0, times, uniforms, problem.h0, problem.decay, problem.offsets, problem.bands,
-            problem.jump_offsets, problem.jumps, problem.diag_ops, problem.full_indptr, problem.full_indices,
-            problem.full_data, problem.n_full, problem.radius, m, tol, values, norms, stats)
+def _call(problem: KetProblem, times, uniforms, terms, tol, values, norms, stats):
     return run_trajectory(problem.psi0, times, uniforms, problem.h0, problem.decay, problem.offsets, problem.bands,
-                          problem.jump_offsets, problem.jumps, problem.diag_ops, problem.full_indptr,
-                          problem.full_indices, problem.full_data, problem.n_full, m, tol, values, norms, stats)
+                          problem.jump_offsets, problem.jumps, problem.diag_ops, problem.obs_offsets,
+                          problem.obs_bands, problem.obs_owner, problem.n_full, problem.radius, int(terms),
+                          float(tol), values, norms, stats)
 
 
-def sample(problem: KetProblem, times, ntraj: int, seed=None, *, tol: float = 1e-8, krylov: int | None = None,
-           progress=None, batches: int = 10, propagator: str = "chebyshev"):
-    """``ntraj`` trajectories: returns (values {name: (ntraj, T) complex}, first jump times (ntraj,), stats).
+def _check(times, tol, terms):
+    t = np.ascontiguousarray(times, dtype=float)
+    if t.ndim != 1 or t.size < 1 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
+        raise ValueError("times must be a strictly increasing list of finite times")
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    if isinstance(terms, bool) or int(terms) != terms or terms < 8:
+        raise ValueError(f"terms must be an integer ≥ 8 (Chebyshev terms kept per step), got {terms!r}")
+    return t
+
+
+def sample(problem: KetProblem, times, ntraj: int, seed=None, *, tol: float = 1e-8, terms: int = DEFAULT_TERMS,
+           progress=None, batches: int = 10):
+    """``ntraj`` trajectories: (values {name: (ntraj, T) complex}, first jump times (ntraj,), statistics).
 
     Trajectory i draws its numbers from ``SeedSequence(seed).spawn(ntraj)[i]``: the same seed gives the same
-    trajectories, whatever the batching. ``progress`` gets the fraction done after every batch.
+    trajectories. ``progress`` gets the fraction done after every batch (``batches`` per run). ``tol``: error
+    per unit time of the no-jump propagation, relative to the norm.
     """
-    if propagator not in PROPAGATORS:
-        raise ValueError(f"propagator must be one of {PROPAGATORS}, got {propagator!r}")
-    krylov = _DEFAULT_TERMS[propagator] if krylov is None else int(krylov)
-    t = np.ascontiguousarray(times, dtype=float)
-    n_obs = len(problem.names)
-    out = np.empty((ntraj, t.size, n_obs), dtype=np.complex128)
+    t = _check(times, tol, terms)
+    if isinstance(ntraj, bool) or int(ntraj) != ntraj or ntraj < 1:
+        raise ValueError(f"ntraj must be a positive integer, got {ntraj!r}")
+    ntraj = int(ntraj)
+    out = np.empty((ntraj, t.size, len(problem.names)), dtype=np.complex128)
     norms = np.empty(t.size)
     first = np.empty(ntraj)
-    stats = np.zeros(5, dtype=np.int64)
+    stats = np.zeros(4, dtype=np.int64)
     seeds = np.random.SeedSequence(seed).spawn(ntraj)
     count = _uniform_count(problem, float(t[-1] - t[0]))
     batch = max(1, -(-ntraj // batches))
@@ -642,7 +485,7 @@ def sample(problem: KetProblem, times, ntraj: int, seed=None, *, tol: float = 1e
         size = count
         while True:
             uniforms = np.random.default_rng(s).random(size)
-            res = _call(problem, t, uniforms, krylov, tol, out[i], norms, stats, propagator)
+            res = _call(problem, t, uniforms, terms, tol, out[i], norms, stats)
             if res != -1.0:
                 break
             size *= 2
@@ -650,18 +493,14 @@ def sample(problem: KetProblem, times, ntraj: int, seed=None, *, tol: float = 1e
         if progress is not None and ((i + 1) % batch == 0 or i + 1 == ntraj):
             progress((i + 1) / ntraj)
     values = {name: out[:, :, j] for j, name in enumerate(problem.names)}
-    return values, first, {"applications": int(stats[0]), "krylov_builds": int(stats[1]), "jumps": int(stats[2]),
-                           "rejected_steps": int(stats[3]), "taylor_fallbacks": int(stats[4]), "terms": int(krylov),
-                           "propagator": propagator}
+    return values, first, {"applications": int(stats[0]), "steps": int(stats[1]), "jumps": int(stats[2]),
+                           "shortened_steps": int(stats[3]), "terms": int(terms), "radius": problem.radius}
 
 
-def nojump_branch(problem: KetProblem, times, *, tol: float = 1e-8, krylov: int | None = None,
-                  propagator: str = "chebyshev"):
+def nojump_branch(problem: KetProblem, times, *, tol: float = 1e-8, terms: int = DEFAULT_TERMS):
     """The deterministic no-jump branch: (p0 (T,), {name: (T,) expectation values on the normalised state})."""
-    t = np.ascontiguousarray(times, dtype=float)
+    t = _check(times, tol, terms)
     values = np.empty((t.size, len(problem.names)), dtype=np.complex128)
     norms = np.empty(t.size)
-    stats = np.zeros(5, dtype=np.int64)
-    krylov = _DEFAULT_TERMS[propagator] if krylov is None else int(krylov)
-    _call(problem, t, np.zeros(1), krylov, tol, values, norms, stats, propagator)  # threshold 0: never jumps
+    _call(problem, t, np.zeros(1), terms, tol, values, norms, np.zeros(4, dtype=np.int64))  # r = 0: never jumps
     return np.minimum(norms, 1.0), {name: values[:, j] for j, name in enumerate(problem.names)}
