@@ -156,3 +156,15 @@ def test_error_bars_shrink_as_inverse_square_root():
     for name in ("overlap_1", "occupation_1"):
         ratio = np.mean(np.real(small.errors[name])[late]) / np.mean(np.real(large.errors[name])[late])
         assert 1.6 < ratio < 2.5, (name, ratio)
+
+
+def test_threads_give_the_same_trajectories():
+    problem = build(model(2), 1, fock=PARAMS[2]["fock"])
+    kets = engine.ket_problem(problem.hamiltonian, problem.collapse_operators, problem.initial_ket,
+                              problem.observables())
+    one, first1, stats1 = engine.sample(kets, TIMES, 12, seed=5)
+    two, first2, stats2 = engine.sample(kets, TIMES, 12, seed=5, threads=2)
+    np.testing.assert_array_equal(first1, first2)
+    for name in one:
+        np.testing.assert_array_equal(one[name], two[name])
+    assert stats1 == stats2

@@ -81,7 +81,8 @@ def propagate(
     at ``times`` (the first time is the initial state).
 
     ``method``: ``"chebyshev"`` (the compiled real-representation kernel with one Chebyshev expansion,
-    :mod:`.plain`; ``atol`` bounds the series terms, ``threads`` the numba threads), ``"mesolve"``,
+    :mod:`.plain`; ``atol`` bounds the series terms, ``threads`` the numba threads; with ``"trajectories"``
+    the number of trajectories run at once), ``"mesolve"``,
     ``"expm"`` (master equation), ``"trajectories"`` (``ntraj`` quantum-jump trajectories on the compiled
     ket kernels, seeded by ``seed``; ``atol`` bounds the no-jump propagation's error per unit time; the values
     are trajectory means and ``errors`` their standard errors) or ``"mcsolve"`` (the same from QuTiP's
@@ -102,7 +103,8 @@ def propagate(
     span = t[-1] - t[0] if t.size > 1 else 1.0
     start = _time.perf_counter()
     if method in TRAJECTORY_METHODS:
-        return _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress, engine=method)
+        return _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress, engine=method,
+                             threads=threads)
     if method == "chebyshev":
         from .plain import propagate_chebyshev
 
@@ -193,7 +195,8 @@ def _op_bound(op: sp.spmatrix) -> float:
     return float(2.0 * np.max(np.abs(op).sum(axis=1))) if op.nnz else 0.0
 
 
-def _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress, engine="mcsolve") -> Propagation:
+def _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress, engine="mcsolve",
+                  threads=1) -> Propagation:
     """Quantum-jump trajectories (``engine``: ``"trajectories"``, the compiled engine of :mod:`.trajectories`,
     or ``"mcsolve"``, QuTiP's, in batches so that progress can be reported); averaged with the exact no-jump
     branch as a separate stratum (see :class:`_Strata`)."""
@@ -207,7 +210,8 @@ def _trajectories(problem, t, atol, rtol, squares, tail, ntraj, seed, progress, 
 
         start = _time.perf_counter()
         kets = engine_module.ket_problem(problem.hamiltonian, problem.collapse_operators, problem.initial_ket, ops)
-        runs, first_jump, stats = engine_module.sample(kets, t, ntraj, seed, tol=atol, progress=progress)
+        runs, first_jump, stats = engine_module.sample(kets, t, ntraj, seed, tol=atol, progress=progress,
+                                                       threads=threads)
         p0, nojump = engine_module.nojump_branch(kets, t, tol=atol)
         elapsed = _time.perf_counter() - start
         runs = {name: runs[name] for name in ops}

@@ -150,7 +150,7 @@ def solve(
         cutoff search and the frames' dimension limits all respect it; a given ``fock`` is checked against it
         before any operator is built.
     threads : int
-        numba threads of the compiled kernel (default 1).
+        numba threads of the compiled kernel (default 1); with trajectories, the trajectories run at once.
     deviation_tol : float or None
         Frames (co-moving, Gaussian): a relative tolerance on what the frame is about, N·(ξ − ξ_MF),
         N·(n − n_MF) and N·E_N (max over time of the change between the last two truncations over

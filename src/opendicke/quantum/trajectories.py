@@ -463,38 +463,61 @@ def _check(times, tol, terms):
 
 
 def sample(problem: KetProblem, times, ntraj: int, seed=None, *, tol: float = 1e-8, terms: int = DEFAULT_TERMS,
-           progress=None, batches: int = 10):
+           progress=None, batches: int = 10, threads: int = 1):
     """``ntraj`` trajectories: (values {name: (ntraj, T) complex}, first jump times (ntraj,), statistics).
 
     Trajectory i draws its numbers from ``SeedSequence(seed).spawn(ntraj)[i]``: the same seed gives the same
-    trajectories. ``progress`` gets the fraction done after every batch (``batches`` per run). ``tol``: error
-    per unit time of the no-jump propagation, relative to the norm.
+    trajectories, whatever ``threads``. ``progress`` gets the fraction done after every batch (``batches`` per
+    run). ``tol``: error per unit time of the no-jump propagation, relative to the norm. ``threads`` > 1 runs
+    that many trajectories at once (the compiled trajectory releases the GIL).
     """
     t = _check(times, tol, terms)
     if isinstance(ntraj, bool) or int(ntraj) != ntraj or ntraj < 1:
         raise ValueError(f"ntraj must be a positive integer, got {ntraj!r}")
+    if isinstance(threads, bool) or int(threads) != threads or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
     ntraj = int(ntraj)
     out = np.empty((ntraj, t.size, len(problem.names)), dtype=np.complex128)
-    norms = np.empty(t.size)
     first = np.empty(ntraj)
-    stats = np.zeros(4, dtype=np.int64)
+    stats = np.zeros((ntraj, 4), dtype=np.int64)
     seeds = np.random.SeedSequence(seed).spawn(ntraj)
     count = _uniform_count(problem, float(t[-1] - t[0]))
-    batch = max(1, -(-ntraj // batches))
-    for i, s in enumerate(seeds):
+
+    def one(i):
         size = count
+        norms = np.empty(t.size)
         while True:
-            uniforms = np.random.default_rng(s).random(size)
-            res = _call(problem, t, uniforms, terms, tol, out[i], norms, stats)
+            uniforms = np.random.default_rng(seeds[i]).random(size)
+            res = _call(problem, t, uniforms, terms, tol, out[i], norms, stats[i])
             if res != -1.0:
                 break
             size *= 2
+            stats[i] = 0
         first[i] = res
-        if progress is not None and ((i + 1) % batch == 0 or i + 1 == ntraj):
-            progress((i + 1) / ntraj)
+
+    batch = max(1, -(-ntraj // batches))
+    pool = None
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(int(threads))
+    try:
+        for lo in range(0, ntraj, batch):
+            block = range(lo, min(lo + batch, ntraj))
+            if pool is None:
+                for i in block:
+                    one(i)
+            else:
+                list(pool.map(one, block))
+            if progress is not None:
+                progress(block.stop / ntraj)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     values = {name: out[:, :, j] for j, name in enumerate(problem.names)}
-    return values, first, {"applications": int(stats[0]), "steps": int(stats[1]), "jumps": int(stats[2]),
-                           "shortened_steps": int(stats[3]), "terms": int(terms), "radius": problem.radius}
+    total = stats.sum(axis=0)
+    return values, first, {"applications": int(total[0]), "steps": int(total[1]), "jumps": int(total[2]),
+                           "shortened_steps": int(total[3]), "terms": int(terms), "radius": problem.radius}
 
 
 def nojump_branch(problem: KetProblem, times, *, tol: float = 1e-8, terms: int = DEFAULT_TERMS):
