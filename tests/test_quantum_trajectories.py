@@ -110,6 +110,22 @@ def test_nojump_branch_matches_dense_exponential_of_effective_hamiltonian(M):
     assert p0[-1] < 0.5  # the branch decays: the comparison covers the damping, not only the phase
 
 
+def test_nojump_branch_survives_underflow_of_its_probability():
+    """Long windows: p0 underflows (to < 1e-300) while the normalised no-jump state stays a state (the branch is
+    renormalised every step); its late-time ξ, n agree with the dense expm's at t = 30."""
+    H, c_ops, xi, occ, psi0 = individual_spins(1)
+    Heff = (H - 0.5j * sum(c.dag() * c for c in c_ops)).full()
+    p = build(model(1), 1, fock=PARAMS[1]["fock"])
+    kets = engine.ket_problem(p.hamiltonian, p.collapse_operators, p.initial_ket, p.observables())
+    times = np.array([0.0, 30.0, 3000.0])
+    p0, values = engine.nojump_branch(kets, times, tol=1e-10)
+    assert p0[2] < 1e-300 and np.all(np.isfinite(values["overlap_1"])) and np.all(np.isfinite(values["occupation_1"]))
+    phi = scipy.linalg.expm(-1j * Heff * 30.0) @ psi0.full().ravel()
+    phi /= np.linalg.norm(phi)
+    assert values["overlap_1"][1].real == pytest.approx(np.vdot(phi, xi[0].full() @ phi).real, abs=1e-8)
+    assert values["occupation_1"][1].real == pytest.approx(np.vdot(phi, occ[0].full() @ phi).real, abs=1e-8)
+
+
 def test_same_seed_same_trajectories_other_seed_other():
     a = run(2, 20, seed=3)
     b = run(2, 20, seed=3)

@@ -325,9 +325,10 @@ def run_trajectory(psi0, times, uniforms, h0, decay, offsets, bands, joffsets, j
                    obs_bands, obs_owner, n_full, radius, kmax, tol, values, norms, stats):
     """One trajectory from ``psi0`` ((2, d), normalised) at ``times``: expectation values into ``values``
     (T, n_obs), the squared norm of the unnormalised state at every output time into ``norms`` (T,) (the
-    no-jump probability while no jump has happened). The first entry of ``uniforms`` is the first threshold
-    r; every jump then takes one number for the channel and one for the next threshold. ``stats`` (4,) gets
-    applications, steps, jumps and shortened steps.
+    no-jump probability while no jump has happened). The first entry of ``uniforms`` is the first threshold r;
+    every jump then takes one number for the channel and one for the next threshold. With r = 0 the trajectory
+    never jumps (the no-jump branch) and its state is renormalised every step, so p0 may underflow without
+    spoiling the expectation values. ``stats`` (4,) gets applications, steps, jumps and shortened steps.
 
     Returns the time of the first jump (inf if none), or −1 if ``uniforms`` ran out (retry with more).
     """
@@ -356,6 +357,7 @@ def run_trajectory(psi0, times, uniforms, h0, decay, offsets, bands, joffsets, j
     r = uniforms[0]
     used = 1
     first = np.inf
+    lognorm = 0.0  # log of the squared norm divided out of psi (only with r = 0)
     # longest step: Rτ ≤ kmax/2 (room for the series' tail), and the cancellation e^{D_max τ/2} ≤ e^3
     h_max = min(0.5 * kmax / radius, 6.0 / max(dmax, 1e-300))
     while k < T:
@@ -389,7 +391,7 @@ def run_trajectory(psi0, times, uniforms, h0, decay, offsets, bands, joffsets, j
         small = 1e-2 * tol * h * math.sqrt(n0)
         _combine(V, K, J, h, shift, phi, vnorm, 0.0, radius)
         n_end = _norm2(phi)
-        jump = n_end <= r
+        jump = r > 0.0 and n_end <= r
         tau = h
         if jump:  # safeguarded Newton on f(τ) = log‖ψ(τ)‖² − log r in the bracket [lo, hi]
             lo, hi = 0.0, h
@@ -420,7 +422,7 @@ def run_trajectory(psi0, times, uniforms, h0, decay, offsets, bands, joffsets, j
             _combine(V, K, J, times[k] - t, shift, out, vnorm, small, radius)
             n2k = _norm2(out)
             _record(out, n2k, diag_ops, obs_offsets, obs_bands, obs_owner, n_full, values[k])
-            norms[k] = n2k
+            norms[k] = n2k * math.exp(lognorm)
             k += 1
         t = end
         if jump:
@@ -432,6 +434,10 @@ def run_trajectory(psi0, times, uniforms, h0, decay, offsets, bands, joffsets, j
             _jump(phi, joffsets, jumps, weights, uniforms[used], psi)
             r = uniforms[used + 1]
             used += 2
+        elif r == 0.0:  # the no-jump branch: keep the state at unit norm, its squared norm in lognorm
+            lognorm += math.log(n_end)
+            psi[:, :] = phi
+            psi /= math.sqrt(n_end)
         else:
             psi[:, :] = phi
     return first
