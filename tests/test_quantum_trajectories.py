@@ -1,7 +1,7 @@
 """Quantum-jump trajectories on the compiled ket kernels (``method="trajectories"``, quantum/trajectories.py).
 
-References are built here, with no package code: the Lindblad master equation on individual, ungauged spins
-(QuTiP ``mesolve`` on qutip.sigmax/sigmaz/destroy/tensor primitives), and the no-jump branch by a dense
+References are built with no package code: the Lindblad master equation on individual, ungauged spins
+(QuTiP ``mesolve`` on tests/systems/spins.py, QuTiP primitives only), and the no-jump branch by a dense
 matrix exponential of H_eff = H − (i/2) Σ L†L of those operators. The reduced basis is exact at any Fock
 cutoff, so both sides use the same small cutoff.
 """
@@ -18,6 +18,7 @@ import scipy.linalg
 from opendicke import DickeModel
 from opendicke.quantum import FockCutoffWarning, build, propagate, solve
 from opendicke.quantum import trajectories as engine
+from systems.spins import individual_spins
 
 PATTERNS = {1: np.array([[1, -1, 1]]), 2: np.array([[1, -1, 1], [1, 1, -1]])}
 PARAMS = {1: dict(omega=0.5, omega_modes=[1.5], kappa=[1.0], g0=1.2, fock=7),
@@ -25,23 +26,15 @@ PARAMS = {1: dict(omega=0.5, omega_modes=[1.5], kappa=[1.0], g0=1.2, fock=7),
 TIMES = np.linspace(0.0, 3.0, 16)
 
 
-def individual_spins(M):
+def system(M):
     """H, collapse operators, ξ_μ and a_μ†a_μ/N_sp on individual ungauged spins, and the pattern-1 ket."""
     G, p = PATTERNS[M], PARAMS[M]
     N, fock = G.shape[1], p["fock"]
-    I2, Ic = qutip.qeye(2), qutip.qeye(fock)
-    spin = lambda op, j: qutip.tensor([op if i == j else I2 for i in range(N)] + [Ic] * M)  # noqa: E731
-    mode = lambda mu: qutip.tensor([I2] * N + [qutip.destroy(fock) if i == mu else Ic for i in range(M)])  # noqa: E731
-    sz = [spin(qutip.sigmaz(), j) for j in range(N)]
-    a = [mode(mu) for mu in range(M)]
-    H = p["omega"] * sum(spin(qutip.sigmax(), j) for j in range(N))
-    H += sum(p["omega_modes"][mu] * a[mu].dag() * a[mu] for mu in range(M))
-    H += p["g0"] / np.sqrt(N) * sum(G[mu, j] * (a[mu] + a[mu].dag()) * sz[j] for mu in range(M) for j in range(N))
-    c_ops = [np.sqrt(p["kappa"][mu]) * a[mu] for mu in range(M)]
-    xi = [sum(G[mu, j] * sz[j] for j in range(N)) / N for mu in range(M)]
-    occ = [a[mu].dag() * a[mu] / N for mu in range(M)]
+    spins = individual_spins(G, p["omega"], p["omega_modes"], p["kappa"], p["g0"], fock)
+    xi = [sum(G[mu, j] * spins.sz[j] for j in range(N)) / N for mu in range(M)]
+    occ = [spins.a[mu].dag() * spins.a[mu] / N for mu in range(M)]
     psi0 = qutip.tensor([qutip.basis(2, 0 if s > 0 else 1) for s in G[0]] + [qutip.basis(fock, 0)] * M)
-    return H, c_ops, xi, occ, psi0
+    return spins.H, spins.c_ops, xi, occ, psi0
 
 
 def model(M):
@@ -65,7 +58,7 @@ def test_trajectory_statistics_match_master_equation(M):
     (With only a handful of jumped trajectories the stratified error bar is the sample spread of those few; at
     M = 2 with 10 of 1500 jumped, all through the likelier mode, it measured 8× too small at t = 0.2 — the same
     with QuTiP's mcsolve on the same random numbers: a limit of the estimator, not of the engine.)"""
-    H, c_ops, xi, occ, psi0 = individual_spins(M)
+    H, c_ops, xi, occ, psi0 = system(M)
     ref = qutip.mesolve(H, psi0, TIMES, c_ops, e_ops=xi + occ,
                         options={"method": "dop853", "atol": 1e-12, "rtol": 1e-10, "nsteps": 10**7})
     exact = np.real(np.array(ref.expect))  # (2M, T)
@@ -90,7 +83,7 @@ def test_trajectory_statistics_match_master_equation(M):
 def test_nojump_branch_matches_dense_exponential_of_effective_hamiltonian(M):
     """p0(t) = ‖e^{−iH_eff t}ψ0‖² and the normalised no-jump state's ξ_μ, n_μ against scipy's expm of H_eff on
     individual spins (the reduced basis holds the same state)."""
-    H, c_ops, xi, occ, psi0 = individual_spins(M)
+    H, c_ops, xi, occ, psi0 = system(M)
     Heff = (H - 0.5j * sum(c.dag() * c for c in c_ops)).full()
     v0 = psi0.full().ravel()
     p = build(model(M), 1, fock=PARAMS[M]["fock"])
@@ -113,7 +106,7 @@ def test_nojump_branch_matches_dense_exponential_of_effective_hamiltonian(M):
 def test_nojump_branch_survives_underflow_of_its_probability():
     """Long windows: p0 underflows (to < 1e-300) while the normalised no-jump state stays a state (the branch is
     renormalised every step); its late-time ξ, n agree with the dense expm's at t = 30."""
-    H, c_ops, xi, occ, psi0 = individual_spins(1)
+    H, c_ops, xi, occ, psi0 = system(1)
     Heff = (H - 0.5j * sum(c.dag() * c for c in c_ops)).full()
     p = build(model(1), 1, fock=PARAMS[1]["fock"])
     kets = engine.ket_problem(p.hamiltonian, p.collapse_operators, p.initial_ket, p.observables())
