@@ -46,7 +46,7 @@ from .kernels import band_form
 
 __all__ = ["KetProblem", "ket_problem", "run_trajectory", "sample", "nojump_branch", "DEFAULT_TERMS"]
 
-#: Most Chebyshev terms kept per step (a step that needs more is shortened; memory (2·d·8 bytes each).
+#: Most Chebyshev terms kept per step (a step that needs more is shortened); each holds 2·d·8 bytes.
 DEFAULT_TERMS = 64
 
 
