@@ -53,11 +53,11 @@ def run(M, ntraj, seed, **kw):
 @pytest.mark.parametrize("M", [1, 2])
 def test_trajectory_statistics_match_master_equation(M):
     """Trajectory means lie within 4 standard errors of the exact master equation at every time, pattern and
-    quantity once ≥ 50 trajectories have jumped, and the error bars are small enough for that to be a test.
+    quantity, and the error bars are small enough for that to be a test.
 
-    (With only a handful of jumped trajectories the stratified error bar is the sample spread of those few; at
-    M = 2 with 10 of 1500 jumped, all through the likelier mode, it measured 8× too small at t = 0.2 — the same
-    with QuTiP's mcsolve on the same random numbers: a limit of the estimator, not of the engine.)"""
+    (With only a handful of jumped trajectories their sample spread under-estimates the error: at M = 2 with 10 of
+    1500 jumped, all through the likelier mode, the bar was 8× too small at t = 0.2 — the same with QuTiP's
+    mcsolve on the same random numbers. Below 30 jumped the bar is floored by the bound on the quantity.)"""
     H, c_ops, xi, occ, psi0 = system(M)
     ref = qutip.mesolve(H, psi0, TIMES, c_ops, e_ops=xi + occ,
                         options={"method": "dop853", "atol": 1e-12, "rtol": 1e-10, "nsteps": 10**7})
@@ -65,14 +65,14 @@ def test_trajectory_statistics_match_master_equation(M):
     problem = build(model(M), 1, fock=PARAMS[M]["fock"])
     run = propagate(problem, TIMES, method="trajectories", ntraj=1500, seed=7)
     assert run.method == "trajectories" and run.ntraj == 1500 and run.stats["jumps"] > 1500
-    enough = run.strata.jumped.sum(axis=0) >= 50
-    assert enough.sum() >= TIMES.size - 3
+    few = run.strata.jumped.sum(axis=0) < 30
+    assert 0 < few.sum() <= 3  # the floored early times are checked too
     for q, name in enumerate(("overlap", "occupation")):
         for mu in range(M):
             want = exact[q * M + mu]
             got = np.real(run.values[f"{name}_{mu + 1}"])
             err = np.real(run.errors[f"{name}_{mu + 1}"])
-            z = np.abs(got - want)[enough] / err[enough]
+            z = np.abs(got - want)[1:] / err[1:]
             assert np.all(z < 4.0), (name, mu, np.max(z))
             assert got[0] == pytest.approx(want[0], abs=1e-12)
             # informative: the error bars are far below the change the dynamics makes

@@ -138,6 +138,10 @@ def propagate(
     return Propagation(problem=problem, times=t, values=values, elapsed=elapsed, method=method)
 
 
+#: Below this many jumped trajectories the stratified error bar is floored (see :meth:`_Strata.estimate`).
+FEW_JUMPED = 30
+
+
 @dataclass(frozen=True)
 class _Strata:
     """Exact no-jump branch of the trajectories: with p0(t) the probability of no jump up to t (the squared
@@ -164,8 +168,11 @@ class _Strata:
                 err = err + 1j * np.sqrt(var(np.imag(dev)))
         if bound is None:  # empirical range of the jumped samples
             bound = float(np.max(np.abs(np.where(J, samples - x0, 0)), initial=0.0)) or np.nan
-        few = n < 2
-        err = np.where(few, bound * (1 + (1j if np.iscomplexobj(samples) else 0)), err)
+        # With a handful of jumped trajectories their sample spread is itself a noisy estimate (measured: 10 of
+        # 1500 jumped gave an error bar 8x too small), so below FEW_JUMPED the bar is at least the largest standard
+        # error a quantity within ±bound/2 can have; below two it is the bound itself.
+        floor = np.where(n < 2, bound, np.where(n < FEW_JUMPED, 0.5 * bound / np.sqrt(np.maximum(n, 1)), 0.0))
+        err = np.maximum(np.real(err), floor) + (1j * np.maximum(np.imag(err), floor) if np.iscomplexobj(samples) else 0)
         mean = self.p0 * x0 + w * cond_mean
         return mean, w * err
 
