@@ -53,6 +53,7 @@ import scipy.sparse as sp
 from ..model import DickeModel
 from ..reduction import Grouping, reduce
 from ..states import InitialState, as_initial_state
+from .permutation_fast import _MODE_FUNCTIONALS, _TAIL
 
 __all__ = [
     "PermutationProblem", "build", "propagate", "solve", "block_types", "block_dimension", "one_body",
@@ -326,6 +327,10 @@ class PermutationProblem:
             top = np.zeros((c, c))
             top[c - 1, c - 1] = 1.0
             out.setdefault("top", {})[mu] = top.reshape(-1).astype(complex)
+            for k in range(1, _TAIL + 1):  # the Fock tail below the top (its decay chooses the next cutoff)
+                level = np.zeros((c, c))
+                level[max(c - 1 - k, 0), max(c - 1 - k, 0)] = 1.0
+                out.setdefault(f"level{k}", {})[mu] = level.reshape(-1).astype(complex)
         return out
 
     def expectations(self, states: np.ndarray) -> dict[str, np.ndarray]:
@@ -343,7 +348,7 @@ class PermutationProblem:
                     values[f"S{a}_{i}"] = marginal @ fun[f"S{a}"][i]
             else:
                 mu = i - self.n_blocks
-                for name in ("a", "n", "top"):
+                for name in _MODE_FUNCTIONALS:
                     values[f"{name}_{mu}"] = marginal @ fun[name][mu]
         return values
 

@@ -59,11 +59,15 @@ import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
-from .chebyshev import SpectralBound, bessel_table
+from .chebyshev import CallbackStepper, SpectralBound, chebyshev_series
 
 __all__ = ["RealGenerator", "propagate_fast", "chebyshev_values", "FRAMES"]
 
 FRAMES = ("lab", "displaced")
+#: Populations of the Fock levels top − 1 … top − _TAIL recorded per mode (``level{k}_{mu}``).
+_TAIL = 3
+_MODE_FUNCTIONALS = ("a", "n", "top") + tuple(f"level{k}" for k in range(1, _TAIL + 1))
+_LEGACY_KERNEL = [False]  # A/B switch for benchmarks: the previous one-pass kernel :func:`_apply`
 
 _SX = np.array([[0, 1], [1, 0]], dtype=float)
 _SZ = np.array([[1, 0], [0, -1]], dtype=float)
@@ -134,6 +138,14 @@ class RealGenerator:
     kappa: np.ndarray  # (M,)
     coupling: float
     mode_levels: np.ndarray  # (M, C): n_μ(i)
+    n_ptr: np.ndarray  # the fused kernel's neighbour list per row block: A (source 0, transposed) then B (source 1)
+    n_src: np.ndarray
+    n_idx: np.ndarray
+    n_val: np.ndarray
+    ur: np.ndarray  # (M, C²): u[j] at flat index i·C + j
+    ul: np.ndarray  # (M, C²): u[i]
+    uu: np.ndarray  # (M, C²): u[i] u[j]
+    order: np.ndarray  # the order in which the fused kernel visits the row blocks (tiles of the type lattice)
 
     @classmethod
     def build(cls, problem) -> RealGenerator:
@@ -159,6 +171,7 @@ class RealGenerator:
         perm = _outer_sum([p * st for p, st in zip(perms, strides_s)]).astype(np.int64)
         Pm = sp.csr_matrix((np.ones(S), (perm, np.arange(S))), shape=(S, S))  # Pm[P[s'], s'] = 1
         # (A Y)_s = Σ_{s'} A[s, s'] X_{P s'}ᵀ = Σ_j (A Pmᵀ)[s, j] X_jᵀ  (P is an involution)
+        A_lattice = sp.csr_matrix(A)
         A = sp.csr_matrix(A @ Pm.T)
         A.sort_indices()
         B = sp.csr_matrix(B)
@@ -179,10 +192,22 @@ class RealGenerator:
         k = kap @ levels
         Nd = e[:, None] - e[None, :]
         Kd = 0.5 * (k[:, None] + k[None, :])
+        # the fused kernel's neighbour list: A's entries read the transposed blocks (source 0), B's the blocks (1);
+        # its transposed array is T[s] = X[P s]ᵀ (the spin permutation applied while transposing), so A without
+        # P: both kinds of neighbours of a row block are then its neighbours on the type lattice
+        AB = sp.hstack([A_lattice, B], format="csr")
+        AB.sort_indices()
+        n_src = (AB.indices >= S).astype(np.int64)
+        n_idx = (AB.indices - S * n_src).astype(np.int64)
+        order = _tiled_order([b.types for b in blocks], dims)
+        flat = np.arange(C * C)
+        ur = np.ascontiguousarray(u[:, flat % C])
+        ul = np.ascontiguousarray(u[:, flat // C])
         return cls(problem, S, C, A.indptr.astype(np.int64), A.indices.astype(np.int64), A.data.copy(),
                    B.indptr.astype(np.int64), B.indices.astype(np.int64), B.data.copy(), perm, zl, zr,
                    np.ascontiguousarray(Nd), np.ascontiguousarray(Kd), mstrides, np.ascontiguousarray(u), kap,
-                   float(m.g0) / math.sqrt(m.n_spins), levels)
+                   float(m.g0) / math.sqrt(m.n_spins), levels, AB.indptr.astype(np.int64), n_src, n_idx,
+                   AB.data.copy(), ur, ul, np.ascontiguousarray(ur * ul), order)
 
     @property
     def dim(self) -> int:
@@ -207,8 +232,18 @@ class RealGenerator:
         """out = α L(X) + β X + π Q (Q may be ``out``); returns ‖out‖². X, out, Q of shape (S, C, C)."""
         if Tm is None:
             Tm = np.empty_like(X)
-        _transpose_blocks(X, Tm)
         lc, rc, d = coeffs
+        if not _LEGACY_KERNEL[0]:
+            _transpose_permuted(X, Tm, self.perm)
+            S, C2 = self.S, self.C * self.C
+            parallel = nb.get_num_threads() > 1
+            kernel = _fused_parallel if parallel else _fused_serial
+            chunk = max(1, -(-S // (8 * nb.get_num_threads()))) if parallel else S
+            return kernel(X.reshape(S, C2), Tm.reshape(S, C2), out.reshape(S, C2), Q.reshape(S, C2), self.n_ptr,
+                          self.n_src, self.n_idx, self.n_val, self.perm, d, self.Nd.reshape(-1), self.Kd.reshape(-1),
+                          self.strides, self.u, lc, rc, self.kappa, self.C, float(alpha),
+                          float(beta), float(pi), chunk, self.order)
+        _transpose_blocks(X, Tm)
         return _apply(X, Tm, out, Q, self.a_ptr, self.a_idx, self.a_val, self.b_ptr, self.b_idx, self.b_val,
                       self.perm, d, self.Nd, self.Kd, self.strides, self.u, lc, rc, self.kappa,
                       float(alpha), float(beta), float(pi))
@@ -259,7 +294,7 @@ class RealGenerator:
                 names.append(f"S{a}_{b}")
                 rows.append(sp.kron(spin_vec(b, fun[f"S{a}"][b]), mode_mat(), format="csr"))
         for mu in range(M):
-            for nm in ("a", "n", "top"):
+            for nm in _MODE_FUNCTIONALS:
                 names.append(f"{nm}_{mu}")
                 rows.append(sp.kron(spin_vec(), mode_mat(mu, fun[nm][mu]), format="csr"))
         F = sp.vstack(rows, format="csr")  # on coefficient vectors in (S, C, C) layout
@@ -338,6 +373,33 @@ def _transpose_blocks(X, T):
         for i in range(C):
             for j in range(C):
                 Ts[j, i] = Xs[i, j]
+
+
+@nb.njit(cache=True, nogil=True)
+def _transpose_permuted(X, T, perm):
+    """T[s] = X[perm[s]]ᵀ."""
+    S, C, _ = X.shape
+    for s in range(S):
+        Xs = X[perm[s]]
+        Ts = T[s]
+        for i in range(C):
+            for j in range(C):
+                Ts[j, i] = Xs[i, j]
+
+
+_TILE = [6]
+
+
+def _tiled_order(types: list, dims: list) -> np.ndarray:
+    """Row blocks in tiles of ``_TILE`` along every type coordinate (n₀, n₁, n₂ of every block), lexicographic
+    inside a tile: a row's neighbours on the type lattice are then mostly rows of the same tile, read while
+    still in cache (in lexicographic order they lie up to ~n²/2 rows away)."""
+    keys = []
+    grids = np.meshgrid(*[np.arange(d) for d in dims], indexing="ij")
+    for t, g in zip(types, grids):
+        g = g.ravel()
+        keys.extend([t[g, 0] // _TILE[0], t[g, 1] // _TILE[0], t[g, 2] // _TILE[0]])
+    return np.lexsort(keys[::-1]).astype(np.int64)
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
@@ -431,12 +493,113 @@ def _apply(X, Tm, out, Q, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, perm, d, Nd,
     return total
 
 
+def _make_fused(parallel: bool):
+    loop = nb.prange if parallel else range
+
+    def fused(X, Tm, out, Q, n_ptr, n_src, n_idx, n_val, perm, d, Nd, Kd, strides, u, lc, rc, kappa,
+              C, alpha, beta, pi, chunk, order):
+        """:func:`_apply` on flat row blocks (X[s] of length C², row-major), every pass one contiguous loop of
+        length ≈ C² and the neighbour blocks (spin one-body terms) accumulated four at a time (a quarter of the
+        passes over the row block r)."""
+        S, C2 = X.shape
+        M = strides.size
+        nchunks = (S + chunk - 1) // chunk
+        total = 0.0
+        for ch in loop(nchunks):
+            r = np.empty(C2)
+            zero = np.zeros(C)
+            acc = 0.0
+            for q in range(ch * chunk, min(S, (ch + 1) * chunk)):
+                s = order[q]
+                Y = Tm[s]
+                Xs = X[s]
+                ds = d[s]
+                for mu in range(M):  # one pass per mode (the first also starts r)
+                    o = strides[mu]
+                    cl = lc[mu, s]
+                    cr = rc[mu, s]
+                    kap = kappa[mu]
+                    um = u[mu]
+                    for i in range(C):
+                        # l (x Y): x[i, i+o] = x[i+o, i] = u[i]; κ a X aᵀ: u[i] u[j] X[i+o, j+o]
+                        cu = cl * um[i] if i + o < C else 0.0
+                        cd = cl * um[i - o] if i >= o else 0.0
+                        ck = kap * um[i] if i + o < C else 0.0
+                        yu = Y[(i + o) * C: (i + o + 1) * C] if i + o < C else zero
+                        yd = Y[(i - o) * C: (i - o + 1) * C] if i >= o else zero
+                        xk = Xs[(i + o) * C: (i + o + 1) * C] if i + o < C else zero
+                        yi = Y[i * C: (i + 1) * C]
+                        ri = r[i * C: (i + 1) * C]
+                        if mu == 0:
+                            xi = Xs[i * C: (i + 1) * C]
+                            ni = Nd[i * C: (i + 1) * C]
+                            ki = Kd[i * C: (i + 1) * C]
+                            for j in range(C):
+                                ri[j] = (ds - ni[j]) * yi[j] - ki[j] * xi[j] + cu * yu[j] + cd * yd[j]
+                        else:
+                            for j in range(C):
+                                ri[j] += cu * yu[j] + cd * yd[j]
+                        # r (Y x): (Y x)[i, j] = u[j] Y[i, j+o] + u[j−o] Y[i, j−o]
+                        for j in range(o):
+                            ri[j] += cr * um[j] * yi[j + o] + ck * um[j] * xk[j + o]
+                        for j in range(o, C - o):
+                            ri[j] += cr * (um[j] * yi[j + o] + um[j - o] * yi[j - o]) + ck * um[j] * xk[j + o]
+                        for j in range(max(o, C - o), C):
+                            ri[j] += cr * um[j - o] * yi[j - o]
+                if M == 0:
+                    for f in range(C2):
+                        r[f] = (ds - Nd[f]) * Y[f] - Kd[f] * Xs[f]
+                k = n_ptr[s]
+                end = n_ptr[s + 1]
+                while k + 4 <= end:
+                    Z0 = Tm[n_idx[k]] if n_src[k] == 0 else X[n_idx[k]]
+                    Z1 = Tm[n_idx[k + 1]] if n_src[k + 1] == 0 else X[n_idx[k + 1]]
+                    Z2 = Tm[n_idx[k + 2]] if n_src[k + 2] == 0 else X[n_idx[k + 2]]
+                    Z3 = Tm[n_idx[k + 3]] if n_src[k + 3] == 0 else X[n_idx[k + 3]]
+                    v0 = n_val[k]
+                    v1 = n_val[k + 1]
+                    v2 = n_val[k + 2]
+                    v3 = n_val[k + 3]
+                    for f in range(C2):
+                        r[f] += (v0 * Z0[f] + v1 * Z1[f]) + (v2 * Z2[f] + v3 * Z3[f])
+                    k += 4
+                if k + 2 <= end:
+                    Z0 = Tm[n_idx[k]] if n_src[k] == 0 else X[n_idx[k]]
+                    Z1 = Tm[n_idx[k + 1]] if n_src[k + 1] == 0 else X[n_idx[k + 1]]
+                    v0 = n_val[k]
+                    v1 = n_val[k + 1]
+                    for f in range(C2):
+                        r[f] += v0 * Z0[f] + v1 * Z1[f]
+                    k += 2
+                Qs = Q[s]
+                Os = out[s]
+                if k < end:  # the last neighbour fused into the output pass
+                    Z0 = Tm[n_idx[k]] if n_src[k] == 0 else X[n_idx[k]]
+                    v0 = n_val[k]
+                else:
+                    Z0 = Xs
+                    v0 = 0.0
+                if pi != 0.0:  # (Q may be uninitialised memory when π = 0)
+                    for f in range(C2):
+                        v = alpha * (r[f] + v0 * Z0[f]) + beta * Xs[f] + pi * Qs[f]
+                        Os[f] = v
+                        acc += v * v
+                else:
+                    for f in range(C2):
+                        v = alpha * (r[f] + v0 * Z0[f]) + beta * Xs[f]
+                        Os[f] = v
+                        acc += v * v
+            total += acc
+        return total
+
+    return nb.njit(cache=True, nogil=True, fastmath=True, parallel=parallel)(fused)
+
+
+_fused_serial = _make_fused(False)
+_fused_parallel = _make_fused(True)
+
+
 # ------------------------------------------------------------------------------------ Chebyshev
-def _scaled(J, log_factor):
-    with np.errstate(divide="ignore", over="ignore", under="ignore"):
-        return np.sign(J) * np.exp(np.log(np.abs(J)) + log_factor)
-
-
 @dataclass(frozen=True)
 class ChebyshevStats:
     applications: int
@@ -448,105 +611,20 @@ class ChebyshevStats:
 def chebyshev_values(gen: RealGenerator, X0: np.ndarray, F_re, F_im, times: np.ndarray, *, tol: float = 1e-10,
                      bound: SpectralBound | None = None, max_growth: float = 1e4, max_restarts: int = 12):
     """⟨F, exp(tL) X0⟩ for every t ≥ 0 in ``times`` from one Chebyshev expansion of the (time-independent, lab
-    frame) generator: moments m_k = F·M_k X0 with M_{k+1} = 2L'M_k + M_{k−1}, L' = (L + b)/ρ_f (the same
-    expansion as :mod:`.chebyshev`). The recurrence stops when the terms |c_k(t)|·‖M_k X0‖ stay below
-    tol·1e-3·‖X0‖; a spectral ellipse that misses an eigenvalue shows up as growth of the terms (their sum S
-    > ``max_growth``), and the run restarts with a larger ellipse. Returns values (n_functionals, n_times), stats."""
+    frame) generator: the generic driver :func:`.chebyshev.chebyshev_series` (its stopping rule, run-time check of
+    the spectral ellipse and restarts) around :meth:`RealGenerator.apply`. Returns values (n_functionals,
+    n_times), stats."""
     t = np.asarray(times, dtype=float)
     bound = gen.spectral_bound() if bound is None else bound
     coeffs = gen.coefficients()
-    apps = 0
-    for restart in range(max_restarts + 1):
-        out = _expand(gen, coeffs, X0, F_re, F_im, t, tol, bound, max_growth)
-        apps += out[1]
-        if out[0] is not None:
-            return out[0], ChebyshevStats(apps, restart, bound, out[2])
-        expected = float(t.max()) * (bound.a + bound.b) + 1.0
-        # a late failure of a long expansion: the ellipse is nearly right; otherwise it is far off
-        bound = bound.enlarged(1.1 if (out[1] > 0.5 * expected and expected > 64) else 1.5)
-    raise RuntimeError(f"Chebyshev propagator: no spectral bound after {max_restarts} enlargements")
+    Tm = np.empty_like(X0)
 
+    def apply(cur, out, alpha, beta, pi):
+        return gen.apply(cur, out, out, coeffs, alpha, beta, pi, Tm)
 
-def _expand(gen, coeffs, X0, F_re, F_im, t, tol, bound, max_growth):
-    rho_f = bound.focal
-    b = bound.b
-    x = t * rho_f
-    x_max = float(x.max())
-    damp = -t * b
-    cur = np.array(X0, dtype=np.float64, order="C")
-    prev = np.zeros_like(cur)
-    Tm = np.empty_like(cur)
-    norm0 = float(np.linalg.norm(cur))
-    nf = F_re.shape[0]
-    k_table = int(x_max * bound.growth + 12 * np.cbrt(x_max + 1) + 64)
-    J = bessel_table(k_table, x)
-    cap = k_table + 64
-    mom = np.zeros((cap, nf), dtype=complex)
-    norms = np.zeros(cap)
-    logs = np.zeros(cap)
-    flat = cur.reshape(-1)
-    mom[0] = F_re @ flat + 1j * (F_im @ flat)
-    norms[0] = norm0
-    scale_log = 0.0
-    S_sum = np.zeros_like(t)
-    alpha, beta = 2.0 / rho_f, 2.0 * b / rho_f
-    log_growth = math.log(bound.growth)
-    log_limit = math.log(max(norm0, 1e-300) * 1e4 * max_growth)
-    threshold = tol * 1e-3
-    k = done = quiet = apps = 0
-    stop = None
-    while stop is None:
-        if k == 0:
-            sq = gen.apply(cur, prev, prev, coeffs, 0.5 * alpha, 0.5 * beta, 0.0, Tm)
-        else:
-            sq = gen.apply(cur, prev, prev, coeffs, alpha, beta, 1.0, Tm)
-        apps += 1
-        k += 1
-        cur, prev = prev, cur
-        nrm = math.sqrt(sq)
-        if nrm > 1e150:
-            cur *= 1e-150
-            prev *= 1e-150
-            nrm *= 1e-150
-            scale_log += 150.0 * math.log(10.0)
-        if k >= cap:
-            cap *= 2
-            mom = np.resize(mom, (cap, nf))
-            norms = np.resize(norms, cap)
-            logs = np.resize(logs, cap)
-        flat = cur.reshape(-1)
-        mom[k] = F_re @ flat + 1j * (F_im @ flat)
-        norms[k] = nrm
-        logs[k] = scale_log
-        if math.log(max(nrm, 1e-300)) + scale_log - k * log_growth > log_limit:
-            return None, apps, None
-        if k + 1 - done < 16:
-            continue
-        if k >= J.shape[0]:
-            J = bessel_table(2 * J.shape[0], x)
-        ks = np.arange(done, k + 1)
-        w = np.where(ks == 0, 1.0, 2.0)[:, None]
-        terms = np.abs(w * _scaled(J[done: k + 1], damp[None, :] + logs[done: k + 1, None])) * norms[done: k + 1, None]
-        for kk, tmax in zip(ks, terms.max(axis=1)):
-            if kk > x_max + 4 and tmax < threshold * norm0:
-                quiet += 1
-                if quiet >= 8:
-                    stop = int(kk)
-                    break
-            else:
-                quiet = 0
-        S_sum += terms[: (k if stop is None else stop) + 1 - done].sum(axis=0)
-        if not np.all(np.isfinite(S_sum)) or S_sum.max() > max_growth * max(norm0, 1e-300) * 10:
-            return None, apps, None
-        done = k + 1
-    n = stop + 1
-    if n > J.shape[0]:
-        J = bessel_table(n, x)
-    w = np.full(n, 2.0)
-    w[0] = 1.0
-    Cf = w[:, None] * _scaled(J[:n], damp[None, :] + logs[:n, None])
-    values = Cf.T @ mom[:n]  # (n_times, nf)
-    return values.T, apps, float(S_sum.max() / max(norm0, 1e-300))
+    res = chebyshev_series(CallbackStepper(X0, apply, F_re, F_im), t, bound, tol=tol, max_growth=max_growth,
+                           max_restarts=max_restarts)
+    return res.values, ChebyshevStats(res.applications, res.restarts, res.bound, res.cancellation)
 
 
 # ------------------------------------------------------------------------------------ propagation
