@@ -146,9 +146,10 @@ class RealGenerator:
     ul: np.ndarray  # (M, C²): u[i]
     uu: np.ndarray  # (M, C²): u[i] u[j]
     order: np.ndarray  # the order in which the fused kernel visits the row blocks (tiles of the type lattice)
+    threads: int = 1  # numba threads of the fused kernel (1: serial)
 
     @classmethod
-    def build(cls, problem) -> RealGenerator:
+    def build(cls, problem, threads: int = 1) -> RealGenerator:
         m = problem.model
         blocks = problem._blocks
         dims = [b.dim for b in blocks]
@@ -207,7 +208,7 @@ class RealGenerator:
                    B.indptr.astype(np.int64), B.indices.astype(np.int64), B.data.copy(), perm, zl, zr,
                    np.ascontiguousarray(Nd), np.ascontiguousarray(Kd), mstrides, np.ascontiguousarray(u), kap,
                    float(m.g0) / math.sqrt(m.n_spins), levels, AB.indptr.astype(np.int64), n_src, n_idx,
-                   AB.data.copy(), ur, ul, np.ascontiguousarray(ur * ul), order)
+                   AB.data.copy(), ur, ul, np.ascontiguousarray(ur * ul), order, int(threads))
 
     @property
     def dim(self) -> int:
@@ -236,9 +237,11 @@ class RealGenerator:
         if not _LEGACY_KERNEL[0]:
             _transpose_permuted(X, Tm, self.perm)
             S, C2 = self.S, self.C * self.C
-            parallel = nb.get_num_threads() > 1
+            parallel = self.threads > 1
+            if parallel:
+                nb.set_num_threads(min(self.threads, nb.config.NUMBA_NUM_THREADS))
             kernel = _fused_parallel if parallel else _fused_serial
-            chunk = max(1, -(-S // (8 * nb.get_num_threads()))) if parallel else S
+            chunk = max(1, -(-S // (8 * self.threads))) if parallel else S
             return kernel(X.reshape(S, C2), Tm.reshape(S, C2), out.reshape(S, C2), Q.reshape(S, C2), self.n_ptr,
                           self.n_src, self.n_idx, self.n_val, self.perm, d, self.Nd.reshape(-1), self.Kd.reshape(-1),
                           self.strides, self.u, lc, rc, self.kappa, self.C, float(alpha),
@@ -629,7 +632,7 @@ def chebyshev_values(gen: RealGenerator, X0: np.ndarray, F_re, F_im, times: np.n
 
 # ------------------------------------------------------------------------------------ propagation
 def propagate_fast(problem, times, *, method: str = "chebyshev", frame: str = "lab", atol: float = 1e-10,
-                   rtol: float = 1e-8, tol: float = 1e-10):
+                   rtol: float = 1e-8, tol: float = 1e-10, threads: int = 1):
     """Expectation values (dict as :meth:`PermutationProblem.expectations`, one entry per output time) and stats.
 
     ``method``: ``"chebyshev"`` (lab frame only; ``tol`` the truncation of the series) or ``"dop853"`` (with
@@ -640,7 +643,7 @@ def propagate_fast(problem, times, *, method: str = "chebyshev", frame: str = "l
     if method == "chebyshev" and frame != "lab":
         raise ValueError("the Chebyshev propagator needs a time-independent generator: use frame='lab' or method='dop853'")
     t = np.asarray(times, dtype=float)
-    gen = RealGenerator.build(problem)
+    gen = RealGenerator.build(problem, threads)
     names, F_re, F_im = gen.functionals()
     model = problem.model
     M = problem.n_modes
