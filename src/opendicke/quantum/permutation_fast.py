@@ -231,21 +231,20 @@ class RealGenerator:
 
     def apply(self, X, out, Q, coeffs, alpha=1.0, beta=0.0, pi=0.0, Tm=None) -> float:
         """out = α L(X) + β X + π Q (Q may be ``out``); returns ‖out‖². X, out, Q of shape (S, C, C)."""
-        if Tm is None:
-            Tm = np.empty_like(X)
         lc, rc, d = coeffs
         if not _LEGACY_KERNEL[0]:
-            _transpose_permuted(X, Tm, self.perm)
             S, C2 = self.S, self.C * self.C
             parallel = self.threads > 1
             if parallel:
                 nb.set_num_threads(min(self.threads, nb.config.NUMBA_NUM_THREADS))
             kernel = _fused_parallel if parallel else _fused_serial
             chunk = max(1, -(-S // (8 * self.threads))) if parallel else S
-            return kernel(X.reshape(S, C2), Tm.reshape(S, C2), out.reshape(S, C2), Q.reshape(S, C2), self.n_ptr,
-                          self.n_src, self.n_idx, self.n_val, self.perm, d, self.Nd.reshape(-1), self.Kd.reshape(-1),
-                          self.strides, self.u, lc, rc, self.kappa, self.C, float(alpha),
-                          float(beta), float(pi), chunk, self.order)
+            return kernel(X.reshape(S, C2), out.reshape(S, C2), Q.reshape(S, C2), self.a_ptr, self.a_idx, self.a_val,
+                          self.b_ptr, self.b_idx, self.b_val, self.perm, d, self.Nd.reshape(-1), self.Kd.reshape(-1),
+                          self.strides, self.u, lc, rc, self.kappa, self.C, float(alpha), float(beta), float(pi),
+                          chunk, self.order)
+        if Tm is None:
+            Tm = np.empty_like(X)
         _transpose_blocks(X, Tm)
         return _apply(X, Tm, out, Q, self.a_ptr, self.a_idx, self.a_val, self.b_ptr, self.b_idx, self.b_val,
                       self.perm, d, self.Nd, self.Kd, self.strides, self.u, lc, rc, self.kappa,
@@ -499,86 +498,109 @@ def _apply(X, Tm, out, Q, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, perm, d, Nd,
 def _make_fused(parallel: bool):
     loop = nb.prange if parallel else range
 
-    def fused(X, Tm, out, Q, n_ptr, n_src, n_idx, n_val, perm, d, Nd, Kd, strides, u, lc, rc, kappa,
-              C, alpha, beta, pi, chunk, order):
-        """:func:`_apply` on flat row blocks (X[s] of length C², row-major), every pass one contiguous loop of
-        length ≈ C² and the neighbour blocks (spin one-body terms) accumulated four at a time (a quarter of the
-        passes over the row block r)."""
+    def fused(X, out, Q, a_ptr, a_idx, a_val, b_ptr, b_idx, b_val, perm, d, Nd, Kd, strides, u, lc, rc, kappa, C,
+              alpha, beta, pi, chunk, order):
+        """:func:`_apply` without the transposed copy of the state. The terms on Y_s = X_{Ps}ᵀ are summed
+        transposed, W = Σ(those terms)ᵀ, from untransposed blocks: ((d − N)∘Y)ᵀ = (d + N)∘X_{Ps} (N antisymmetric),
+        (l x Y)ᵀ = l X_{Ps} x, (r Y x)ᵀ = r x X_{Ps} (x symmetric), (A'Y)ᵀ = Σ A'[s, s'] X_{s'} (A' = A·P: its
+        columns are already the permuted blocks); W is transposed once per row block, in cache. Blocks are flat
+        (length C², row-major), so the neighbour passes are long contiguous loops, four neighbours at a time."""
         S, C2 = X.shape
         M = strides.size
         nchunks = (S + chunk - 1) // chunk
         total = 0.0
         for ch in loop(nchunks):
+            W = np.empty(C2)
             r = np.empty(C2)
             zero = np.zeros(C)
             acc = 0.0
             for q in range(ch * chunk, min(S, (ch + 1) * chunk)):
                 s = order[q]
-                Y = Tm[s]
+                Xp = X[perm[s]]
                 Xs = X[s]
                 ds = d[s]
-                for mu in range(M):  # one pass per mode (the first also starts r)
+                # W = (d + N)∘X_Ps + Σ_μ [l_μ X_Ps x_μ + r_μ x_μ X_Ps]
+                for mu in range(M):
                     o = strides[mu]
                     cl = lc[mu, s]
                     cr = rc[mu, s]
-                    kap = kappa[mu]
                     um = u[mu]
                     for i in range(C):
-                        # l (x Y): x[i, i+o] = x[i+o, i] = u[i]; κ a X aᵀ: u[i] u[j] X[i+o, j+o]
-                        cu = cl * um[i] if i + o < C else 0.0
-                        cd = cl * um[i - o] if i >= o else 0.0
-                        ck = kap * um[i] if i + o < C else 0.0
-                        yu = Y[(i + o) * C: (i + o + 1) * C] if i + o < C else zero
-                        yd = Y[(i - o) * C: (i - o + 1) * C] if i >= o else zero
-                        xk = Xs[(i + o) * C: (i + o + 1) * C] if i + o < C else zero
-                        yi = Y[i * C: (i + 1) * C]
-                        ri = r[i * C: (i + 1) * C]
+                        cu = cr * um[i] if i + o < C else 0.0
+                        cd = cr * um[i - o] if i >= o else 0.0
+                        xu = Xp[(i + o) * C: (i + o + 1) * C] if i + o < C else zero
+                        xd = Xp[(i - o) * C: (i - o + 1) * C] if i >= o else zero
+                        xi = Xp[i * C: (i + 1) * C]
+                        wi = W[i * C: (i + 1) * C]
                         if mu == 0:
-                            xi = Xs[i * C: (i + 1) * C]
                             ni = Nd[i * C: (i + 1) * C]
-                            ki = Kd[i * C: (i + 1) * C]
                             for j in range(C):
-                                ri[j] = (ds - ni[j]) * yi[j] - ki[j] * xi[j] + cu * yu[j] + cd * yd[j]
+                                wi[j] = (ds + ni[j]) * xi[j] + cu * xu[j] + cd * xd[j]
                         else:
                             for j in range(C):
-                                ri[j] += cu * yu[j] + cd * yd[j]
-                        # r (Y x): (Y x)[i, j] = u[j] Y[i, j+o] + u[j−o] Y[i, j−o]
+                                wi[j] += cu * xu[j] + cd * xd[j]
                         for j in range(o):
-                            ri[j] += cr * um[j] * yi[j + o] + ck * um[j] * xk[j + o]
+                            wi[j] += cl * um[j] * xi[j + o]
                         for j in range(o, C - o):
-                            ri[j] += cr * (um[j] * yi[j + o] + um[j - o] * yi[j - o]) + ck * um[j] * xk[j + o]
+                            wi[j] += cl * (um[j] * xi[j + o] + um[j - o] * xi[j - o])
                         for j in range(max(o, C - o), C):
-                            ri[j] += cr * um[j - o] * yi[j - o]
+                            wi[j] += cl * um[j - o] * xi[j - o]
                 if M == 0:
                     for f in range(C2):
-                        r[f] = (ds - Nd[f]) * Y[f] - Kd[f] * Xs[f]
-                k = n_ptr[s]
-                end = n_ptr[s + 1]
+                        W[f] = (ds + Nd[f]) * Xp[f]
+                k = a_ptr[s]
+                end = a_ptr[s + 1]
                 while k + 4 <= end:
-                    Z0 = Tm[n_idx[k]] if n_src[k] == 0 else X[n_idx[k]]
-                    Z1 = Tm[n_idx[k + 1]] if n_src[k + 1] == 0 else X[n_idx[k + 1]]
-                    Z2 = Tm[n_idx[k + 2]] if n_src[k + 2] == 0 else X[n_idx[k + 2]]
-                    Z3 = Tm[n_idx[k + 3]] if n_src[k + 3] == 0 else X[n_idx[k + 3]]
-                    v0 = n_val[k]
-                    v1 = n_val[k + 1]
-                    v2 = n_val[k + 2]
-                    v3 = n_val[k + 3]
+                    Z0 = X[a_idx[k]]
+                    Z1 = X[a_idx[k + 1]]
+                    Z2 = X[a_idx[k + 2]]
+                    Z3 = X[a_idx[k + 3]]
+                    v0 = a_val[k]
+                    v1 = a_val[k + 1]
+                    v2 = a_val[k + 2]
+                    v3 = a_val[k + 3]
                     for f in range(C2):
-                        r[f] += (v0 * Z0[f] + v1 * Z1[f]) + (v2 * Z2[f] + v3 * Z3[f])
+                        W[f] += (v0 * Z0[f] + v1 * Z1[f]) + (v2 * Z2[f] + v3 * Z3[f])
                     k += 4
-                if k + 2 <= end:
-                    Z0 = Tm[n_idx[k]] if n_src[k] == 0 else X[n_idx[k]]
-                    Z1 = Tm[n_idx[k + 1]] if n_src[k + 1] == 0 else X[n_idx[k + 1]]
-                    v0 = n_val[k]
-                    v1 = n_val[k + 1]
+                while k < end:
+                    Z0 = X[a_idx[k]]
+                    v0 = a_val[k]
+                    for f in range(C2):
+                        W[f] += v0 * Z0[f]
+                    k += 1
+                # r = Wᵀ − K∘X_s + Σ_μ κ_μ u[i] u[j] X_s[i+o, j+o]  (K symmetric)
+                for j in range(C):
+                    for i in range(C):
+                        r[i * C + j] = W[j * C + i]
+                for f in range(C2):
+                    r[f] -= Kd[f] * Xs[f]
+                for mu in range(M):
+                    kap = kappa[mu]
+                    if kap != 0.0:
+                        o = strides[mu]
+                        um = u[mu]
+                        for i in range(C - o):
+                            ck = kap * um[i]
+                            if ck != 0.0:
+                                ri = r[i * C: (i + 1) * C]
+                                xk = Xs[(i + o) * C: (i + o + 1) * C]
+                                for j in range(C - o):
+                                    ri[j] += ck * um[j] * xk[j + o]
+                k = b_ptr[s]
+                end = b_ptr[s + 1]
+                while k + 2 <= end:
+                    Z0 = X[b_idx[k]]
+                    Z1 = X[b_idx[k + 1]]
+                    v0 = b_val[k]
+                    v1 = b_val[k + 1]
                     for f in range(C2):
                         r[f] += v0 * Z0[f] + v1 * Z1[f]
                     k += 2
                 Qs = Q[s]
                 Os = out[s]
                 if k < end:  # the last neighbour fused into the output pass
-                    Z0 = Tm[n_idx[k]] if n_src[k] == 0 else X[n_idx[k]]
-                    v0 = n_val[k]
+                    Z0 = X[b_idx[k]]
+                    v0 = b_val[k]
                 else:
                     Z0 = Xs
                     v0 = 0.0
@@ -620,7 +642,7 @@ def chebyshev_values(gen: RealGenerator, X0: np.ndarray, F_re, F_im, times: np.n
     t = np.asarray(times, dtype=float)
     bound = gen.spectral_bound() if bound is None else bound
     coeffs = gen.coefficients()
-    Tm = np.empty_like(X0)
+    Tm = np.empty_like(X0) if _LEGACY_KERNEL[0] else None
 
     def apply(cur, out, alpha, beta, pi):
         return gen.apply(cur, out, out, coeffs, alpha, beta, pi, Tm)
@@ -674,7 +696,7 @@ def propagate_fast(problem, times, *, method: str = "chebyshev", frame: str = "l
         y0[dim: dim + 2 * M] = beta0.view(np.float64)
     omega_modes = np.asarray(model.omega_modes, dtype=float)
     kappa = np.asarray(model.kappa, dtype=float)
-    Tm = np.empty((gen.S, gen.C, gen.C))
+    Tm = np.empty((gen.S, gen.C, gen.C)) if _LEGACY_KERNEL[0] else None
     coeffs_lab = gen.coefficients()
     counter = [0]
 
