@@ -89,8 +89,13 @@ def main():
                         help="ours alone: the cutoff search only, printing every run of it (fock, CPU s, change)")
     parser.add_argument("--case", default="one-block", choices=["one-block", "two-blocks", "two-modes"],
                         help="PIQS runs only for one-block (it has one ensemble and one mode)")
+    parser.add_argument("--profile", default=None, metavar="N:FOCK,...",
+                        help="per-application cost of the compiled kernel against the memory floor at these sizes")
+    parser.add_argument("--threads", type=int, default=1, help="threads of the compiled kernel (search and profile)")
     args = parser.parse_args()
     t = np.linspace(0, T_FINAL, TIMES)
+    if args.profile:
+        return profile(args)
     frames = args.frames.split(",")
     print(f"load average {os.getloadavg()}")
     if args.reach:
@@ -146,7 +151,7 @@ def reach(args, t, frames):
         for frame in frames:
             with threadpool_limits(limits=1, user_api="blas"):
                 ds, sw, sc = _timed(lambda: pi.solve(model(n, args.case), 1, times=t, tol=1e-3, frame=frame, atol=1e-8,
-                                                     rtol=1e-6, compare_meanfield=False))
+                                                     rtol=1e-6, compare_meanfield=False, threads=args.threads))
             runs = json.loads(ds.attrs["fock_history"])
             parts = []
             for r in runs:
@@ -154,6 +159,56 @@ def reach(args, t, frames):
                 parts.append(f"{r['fock']} {r['cpu_seconds']:.1f} s{change}")
             text = "; ".join(parts)
             print(f"{n:4d} | {frame} | {sw:.1f}, {sc:.1f} | {text}", flush=True)
+    print(f"load average {os.getloadavg()}")
+
+
+def profile(args):
+    """Where the time of one run goes: applications (from a run's Chebyshev statistics, or t·(a + b) of the
+    first ellipse when ``--profile N:FOCK:estimate``) × CPU time per application (median of 5), against the memory
+    floor: every application must read the state and the previous iterate and write the next one (3 × 8 bytes
+    per entry) at the bandwidth measured here by the same streaming loop (out = 0.3 x + 0.7 q)."""
+    import numba as nb
+
+    from opendicke.quantum.permutation_fast import RealGenerator
+
+    @nb.njit(cache=True, fastmath=True)
+    def stream(x, q, out):
+        acc = 0.0
+        for f in range(x.size):
+            v = 0.3 * x[f] + 0.7 * q[f]
+            out[f] = v
+            acc += v * v
+        return acc
+
+    print("N_sp | case | n_c | dimension | CPU ms per application (median of 5) | streaming floor ms (GB/s) | "
+          "ratio | applications | run estimate CPU s")
+    for item in args.profile.split(","):
+        parts = item.split(":")
+        n, fock = int(parts[0]), int(parts[1])
+        problem = pi.build(model(n, args.case), 1, fock=fock)
+        with threadpool_limits(limits=1, user_api="blas"):
+            gen = RealGenerator.build(problem, args.threads)
+            X = np.random.default_rng(0).normal(size=(gen.S, gen.C, gen.C))
+            Q = np.random.default_rng(1).normal(size=X.shape)
+            out = np.empty_like(X)
+            coeffs = gen.coefficients()
+            gen.apply(X, out, Q, coeffs, 0.7, 0.3, 1.0)
+            per = []
+            for _ in range(5):
+                c = time.process_time()
+                gen.apply(X, out, Q, coeffs, 0.7, 0.3, 1.0)
+                per.append(time.process_time() - c)
+            stream(X.ravel(), Q.ravel(), out.ravel())
+            floor = []
+            for _ in range(5):
+                c = time.process_time()
+                stream(X.ravel(), Q.ravel(), out.ravel())
+                floor.append(time.process_time() - c)
+            bound = gen.spectral_bound()
+            apps = T_FINAL * (bound.a + bound.b)
+        ms, fl = 1e3 * float(np.median(per)), 1e3 * float(np.median(floor))
+        print(f"{n:4d} | {args.case} | {fock} | {gen.dim} | {ms:.1f} | {fl:.1f} ({3 * 8 * gen.dim / fl / 1e6:.0f}) | "
+              f"{ms / fl:.1f} | ≈{apps:.0f} (t(a + b)) | ≈{apps * ms / 1e3:.0f}", flush=True)
     print(f"load average {os.getloadavg()}")
 
 
