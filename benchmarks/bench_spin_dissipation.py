@@ -92,10 +92,16 @@ def main():
     parser.add_argument("--profile", default=None, metavar="N:FOCK,...",
                         help="per-application cost of the compiled kernel against the memory floor at these sizes")
     parser.add_argument("--threads", type=int, default=1, help="threads of the compiled kernel (search and profile)")
+    parser.add_argument("--convergence", default=None, choices=["gamma_down", "gamma_phi", "gamma_up"],
+                        help="D(N) = max_t |xi_N - xi_MF| for one block (all-+1 pattern) with this rate alone (0.1), "
+                             "at --sizes, cutoff searched to --tol, t <= 10, 101 outputs; power-law slopes")
+    parser.add_argument("--tol", type=float, default=1e-3)
     args = parser.parse_args()
     t = np.linspace(0, T_FINAL, TIMES)
     if args.profile:
         return profile(args)
+    if args.convergence:
+        return convergence(args)
     frames = args.frames.split(",")
     print(f"load average {os.getloadavg()}")
     if args.reach:
@@ -159,6 +165,35 @@ def reach(args, t, frames):
                 parts.append(f"{r['fock']} {r['cpu_seconds']:.1f} s{change}")
             text = "; ".join(parts)
             print(f"{n:4d} | {frame} | {sw:.1f}, {sc:.1f} | {text}", flush=True)
+    print(f"load average {os.getloadavg()}")
+
+
+def convergence(args):
+    """The convergence study with one spin rate, for one block (the CLI's `convergence` draws random patterns,
+    two blocks at M = 1, out of reach beyond N_sp ≈ 16)."""
+    import json
+    import warnings
+
+    from opendicke.quantum.convergence import fit_power_law
+
+    print("N_sp | D | t of D | fock (runs) | change | CPU s (wall s)")
+    sizes, devs = [], []
+    for n in (int(v) for v in args.sizes.split(",")):
+        m = DickeModel(omega=OMEGA, omega_modes=[OMEGA_1], kappa=KAPPA, g0=G0, patterns=[[1] * n],
+                       **{args.convergence: 0.1})
+        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds, w, c = _timed(lambda: pi.solve(m, 1, t_final=T_FINAL, times=101, tol=args.tol, threads=args.threads))
+        gap = np.max(np.abs(ds.overlap.values - ds.overlap_meanfield.values), axis=1)
+        runs = [h["fock"] for h in json.loads(ds.attrs["fock_history"])]
+        sizes.append(n)
+        devs.append(float(gap.max()))
+        print(f"{n:4d} | {gap.max():.5f} | {ds.time.values[np.argmax(gap)]:.1f} | {runs} | {float(ds.fock_change):.1e} | "
+              f"{c:.1f} ({w:.1f})", flush=True)
+    print(f"slope over all sizes: {fit_power_law(sizes, devs)[0]:.3f}")
+    for k in range(len(sizes) - 1):
+        local = math.log(devs[k + 1] / devs[k]) / math.log(sizes[k + 1] / sizes[k])
+        print(f"local slope {sizes[k]}-{sizes[k + 1]}: {local:.3f}")
     print(f"load average {os.getloadavg()}")
 
 
