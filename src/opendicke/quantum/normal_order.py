@@ -89,15 +89,16 @@ def _assemble_at(coef, mono, where, val, out):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
-def _sparse_times(indptr, indices, data, rho, out):  # pragma: no cover - compiled
+def _sparse_times(indptr, indices, data, weight, rho, out, accumulate):  # pragma: no cover - compiled
     d = rho.shape[0]
     n = rho.shape[1]
-    for p in range(d):  # out = K ρ, row by row: contiguous complex axpys over the rows of ρ (they vectorise)
+    for p in range(d):  # out (+)= weight · K ρ, row by row: contiguous complex axpys over the rows of ρ (they vectorise)
         row = out[p]
-        for q in range(n):
-            row[q] = 0.0
+        if not accumulate:
+            for q in range(n):
+                row[q] = 0.0
         for e in range(indptr[p], indptr[p + 1]):
-            c = data[e]
+            c = weight * data[e]
             src = rho[indices[e]]
             for q in range(n):
                 row[q] += c * src[q]
@@ -109,7 +110,7 @@ def sparse_times(K, rho: np.ndarray, out: np.ndarray | None = None) -> np.ndarra
     indptr, indices, data = K
     if out is None:
         out = np.empty_like(rho)
-    _sparse_times(indptr, indices, data, rho, out)
+    _sparse_times(indptr, indices, data, 1.0, rho, out, False)
     return out
 
 
@@ -125,26 +126,12 @@ def _moments(mono, flat, val, rho_t, out):  # pragma: no cover - compiled
 def _sandwich(indptr, indices, data, weight, rho, work, out):  # pragma: no cover - compiled
     d = rho.shape[0]
     Z = work[0]
-    for p in range(d):  # Z = B ρ, row by row (B has a few entries per row)
-        dst = Z[p]
-        for q in range(d):
-            dst[q] = 0.0
-        for e in range(indptr[p], indptr[p + 1]):
-            c = data[e]
-            src = rho[indices[e]]
-            for q in range(d):
-                dst[q] += c * src[q]
+    _sparse_times(indptr, indices, data, 1.0, rho, Z, False)  # Z = B ρ
     Zh = work[1]
     for i in range(d):  # Zh = Z† = ρ†B† (= ρB† for Hermitian ρ)
         for j in range(d):
             Zh[j, i] = np.conj(Z[i, j])
-    for p in range(d):  # out += weight · B Zh
-        row = out[p]
-        for e in range(indptr[p], indptr[p + 1]):
-            c = weight * data[e]
-            src = Zh[indices[e]]
-            for q in range(d):
-                row[q] += c * src[q]
+    _sparse_times(indptr, indices, data, weight, Zh, out, True)  # out += weight · B Zh
 
 
 def add_sandwich(out: np.ndarray, B, rho: np.ndarray, weight: float = 1.0, work: np.ndarray | None = None) -> None:
@@ -279,6 +266,7 @@ class KeptMatrices:
     algebra: NormalOrdered
     basis: np.ndarray
     levels: int
+    support: np.ndarray | None = None  # monomials whose entries are stored (all if None)
 
     @cached_property
     def dim(self) -> int:
@@ -298,6 +286,8 @@ class KeptMatrices:
         totals = states.sum(axis=1)
         monos, flats, vals = [], [], []
         for k, e in enumerate(self.algebra.exponents):
+            if self.support is not None and not self.support[k]:
+                continue
             m, n = e[:L], e[L:]
             cols = np.flatnonzero(np.all(states >= n, axis=1) & (totals - n.sum() + m.sum() <= self.levels))
             if cols.size == 0:
