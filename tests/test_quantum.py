@@ -375,7 +375,7 @@ def test_method_is_chosen_by_memory_and_reported():
     with pytest.warns(MethodWarning, match="memory budget"):
         ds = solve(large, 1, t_final=0.3, times=4, fock=60, ntraj=4, seed=0, progress=fractions.append,
                    memory=0.1 * 2**30)
-    assert ds.attrs["method"] == "mcsolve" and ds.attrs["dimension"] > 1000 and ds.attrs["ntraj"] == 4
+    assert ds.attrs["method"] == "trajectories" and ds.attrs["dimension"] > 1000 and ds.attrs["ntraj"] == 4
     assert "overlap_error" in ds and "cost_error" in ds
     assert fractions[-1] == pytest.approx(1.0) and np.all(np.diff(fractions) > 0)
     # an explicit method overrides the choice
