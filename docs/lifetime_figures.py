@@ -41,12 +41,13 @@ def compute(g0: float, sizes: list[int], path: Path) -> None:
         t, c = time.time(), time.process_time()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FockCutoffWarning)
-            ds = lifetime(model, basis="polaron", tol=1e-5, gap_rtol=1e-3, eigenvalues=3, max_memory=12 * 2**30,
+            ds = lifetime(model, basis="polaron", tol=1e-5, gap_rtol=1e-3, eigenvalues=3, max_memory=7 * 2**30,
                           fock_start=start)
         rec = dict(N=N, g0=g0, gap=float(ds.gap), lifetime=float(ds.lifetime), fock=int(ds.fock[0]),
                    gap_change=float(ds.gap_change), fock_change=float(ds.fock_change),
                    converged=bool(ds.gap_converged), residuals=[float(x) for x in ds.eigenvalue_residual.values],
-                   stat_residual=float(ds.residual),
+                   stat_residual=float(ds.residual), gap_error=float(ds.gap_error),
+                   gap_condition=float(ds.gap_condition), gap_left_residual=float(ds.gap_left_residual),
                    eig=[[float(a), float(b)] for a, b in zip(ds.eigenvalue_real.values, ds.eigenvalue_imag.values)],
                    meta=[float(x) for x in ds.metastable_overlap.values.ravel()] if "metastable_overlap" in ds else [],
                    occupation=float(ds.occupation[0]), wall=time.time() - t, cpu=time.process_time() - c,
