@@ -15,33 +15,10 @@ from opendicke import BlochState, CorruptedPattern, DickeModel, PatternState  # 
 from opendicke.fluctuations import cumulant  # noqa: E402
 from opendicke.fluctuations.cumulants import CumulantRHS, initial_covariance  # noqa: E402
 from opendicke.reduction import reduce  # noqa: E402
+from systems.spins import individual_spins  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------- brute-force references
-def spin_system(G, omega, omega_modes, kappa, g0, fock):
-    """H, collapse operators and the per-spin / per-mode operators of individual spins ⊗ Fock modes."""
-    G = np.asarray(G)
-    M, N = G.shape
-    dims = [2] * N + [fock] * M
-    eye = [qutip.qeye(d) for d in dims]
-
-    def embed(op, where):
-        ops = list(eye)
-        ops[where] = op
-        return qutip.tensor(ops)
-
-    sx = [embed(qutip.sigmax(), j) for j in range(N)]
-    sy = [embed(qutip.sigmay(), j) for j in range(N)]
-    sz = [embed(qutip.sigmaz(), j) for j in range(N)]
-    a = [embed(qutip.destroy(fock), N + mu) for mu in range(M)]
-    H = omega * sum(sx)
-    for mu in range(M):
-        H += omega_modes[mu] * a[mu].dag() * a[mu]
-        H += (g0 / np.sqrt(N)) * (a[mu] + a[mu].dag()) * sum(G[mu, j] * sz[j] for j in range(N))
-    c_ops = [np.sqrt(kappa[mu]) * a[mu] for mu in range(M)]
-    return H, c_ops, sx, sy, sz, a
-
-
 def product_state(vectors, alphas, fock):
     kets = []
     for v in vectors:
@@ -79,12 +56,12 @@ def gauged_variables(G, sx, sy, sz, a):
 
 def exact_moments_and_rates(G, vectors, alphas, omega, omega_modes, kappa, g0, fock):
     """Exact means, N·Cov_sym and their time derivatives at t = 0 (d/dt ⟨O⟩ = tr(O L ρ0))."""
-    H, c_ops, sx, sy, sz, a = spin_system(G, omega, omega_modes, kappa, g0, fock)
+    s = individual_spins(G, omega, omega_modes, kappa, g0, fock)
     rho = product_state(vectors, alphas, fock)
-    drho = -1j * (H * rho - rho * H)
-    for c in c_ops:
+    drho = -1j * (s.H * rho - rho * s.H)
+    for c in s.c_ops:
         drho += c * rho * c.dag() - 0.5 * (c.dag() * c * rho + rho * c.dag() * c)
-    ops, _ = gauged_variables(G, sx, sy, sz, a)
+    ops, _ = gauged_variables(G, s.sx, s.sy, s.sz, s.a)
     n = len(ops)
     N = np.asarray(G).shape[1]
     sparse = [o.to("csr").data_as("csr_matrix") for o in ops]

@@ -15,30 +15,16 @@ import qutip
 
 from opendicke import BlochState, CorruptedPattern, DickeModel, PatternState
 from opendicke.quantum import FockCutoffWarning, build, propagate, solve
+from systems.spins import individual_spins
 
 TIGHT = {"atol": 1e-12, "rtol": 1e-10}
 
 
 # ----------------------------------------------------------------------------- brute-force reference
 def per_spin_system(G, omega, omega_modes, kappa, g0, fock):
-    """The model on individual, ungauged spins from qutip primitives: per-spin Pauli operators sig[a][j],
-    mode operators a[μ], the Hamiltonian (docs/physics-notes.md, Conventions) and the collapse operators."""
-    G = np.asarray(G)
-    M, N = G.shape
-    I2, Ic = qutip.qeye(2), qutip.qeye(fock)
-
-    def spin(op, j):
-        return qutip.tensor([op if i == j else I2 for i in range(N)] + [Ic] * M)
-
-    def mode(mu):
-        return qutip.tensor([I2] * N + [qutip.destroy(fock) if i == mu else Ic for i in range(M)])
-
-    sig = {a: [spin(op, j) for j in range(N)] for a, op in (("x", qutip.sigmax()), ("y", qutip.sigmay()), ("z", qutip.sigmaz()))}
-    a = [mode(mu) for mu in range(M)]
-    H = omega * sum(sig["x"]) + sum(omega_modes[mu] * a[mu].dag() * a[mu] for mu in range(M))
-    H += g0 / np.sqrt(N) * sum(G[mu, j] * (a[mu] + a[mu].dag()) * sig["z"][j] for mu in range(M) for j in range(N))
-    c_ops = [np.sqrt(kappa[mu]) * a[mu] for mu in range(M)]
-    return sig, a, H, c_ops
+    """Per-spin Pauli operators sig[a][j], mode operators a[μ], H and the collapse operators (tests/systems/spins.py)."""
+    s = individual_spins(G, omega, omega_modes, kappa, g0, fock)
+    return {"x": s.sx, "y": s.sy, "z": s.sz}, s.a, s.H, s.c_ops
 
 
 def brute_force(G, omega, omega_modes, kappa, g0, sz0, fock, times):
@@ -389,7 +375,7 @@ def test_method_is_chosen_by_memory_and_reported():
     with pytest.warns(MethodWarning, match="memory budget"):
         ds = solve(large, 1, t_final=0.3, times=4, fock=60, ntraj=4, seed=0, progress=fractions.append,
                    memory=0.1 * 2**30)
-    assert ds.attrs["method"] == "mcsolve" and ds.attrs["dimension"] > 1000 and ds.attrs["ntraj"] == 4
+    assert ds.attrs["method"] == "trajectories" and ds.attrs["dimension"] > 1000 and ds.attrs["ntraj"] == 4
     assert "overlap_error" in ds and "cost_error" in ds
     assert fractions[-1] == pytest.approx(1.0) and np.all(np.diff(fractions) > 0)
     # an explicit method overrides the choice

@@ -259,7 +259,7 @@ def test_cli_memory_flag_and_chosen_basis_are_reported():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = runner.invoke(app, base + ["--memory", "1KiB", "--ntraj", "4", "--json"])
-    assert result.exit_code == 0 and "trajectories" in result.output and '"mcsolve"' in result.output
+    assert result.exit_code == 0 and "trajectories" in result.output and '"method": "trajectories"' in result.output
 
 
 def test_propagation_does_not_import_in_a_circle():

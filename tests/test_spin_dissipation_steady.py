@@ -186,29 +186,13 @@ def _exact_rates_with_spin_dissipation(G, vectors, alphas, omega, omega_modes, k
     """Exact means, N·Cov_sym of the gauge-split group variables and their d/dt at t = 0, brute force on individual,
     ungauged (possibly mixed) spins ⊗ Fock modes, built here from QuTiP primitives."""
     import qutip
+    from systems.spins import individual_spins
 
     G = np.asarray(G)
     M, N = G.shape
-    dims = [2] * N + [fock] * M
-    eye = [qutip.qeye(d) for d in dims]
-
-    def embed(op, where):
-        ops = list(eye)
-        ops[where] = op
-        return qutip.tensor(ops)
-
-    sx = [embed(qutip.sigmax(), j) for j in range(N)]
-    sy = [embed(qutip.sigmay(), j) for j in range(N)]
-    sz = [embed(qutip.sigmaz(), j) for j in range(N)]
-    sm = [embed(qutip.sigmam(), j) for j in range(N)]  # σ_- = (σ_x − iσ_y)/2 lowers σ_z = +1 (QuTiP: basis 0 = up)
-    a = [embed(qutip.destroy(fock), N + mu) for mu in range(M)]
-    H = omega * sum(sx)
-    for mu in range(M):
-        H += omega_modes[mu] * a[mu].dag() * a[mu]
-        H += (g0 / np.sqrt(N)) * (a[mu] + a[mu].dag()) * sum(G[mu, j] * sz[j] for j in range(N))
-    c_ops = [np.sqrt(kappa[mu]) * a[mu] for mu in range(M)]
     gd, gu, gp = rates
-    c_ops += [np.sqrt(gd) * s for s in sm] + [np.sqrt(gu) * s.dag() for s in sm] + [np.sqrt(gp / 2) * s for s in sz]
+    ref = individual_spins(G, omega, omega_modes, kappa, g0, fock, rates)
+    H, c_ops, sx, sy, sz, a = ref.H, ref.c_ops, ref.sx, ref.sy, ref.sz, ref.a
     spins = [0.5 * (qutip.qeye(2) + v[0] * qutip.sigmax() + v[1] * qutip.sigmay() + v[2] * qutip.sigmaz())
              for v in vectors]
     modes = [qutip.coherent_dm(fock, al, method="analytic") for al in alphas]
@@ -349,22 +333,12 @@ def test_cli_memory_transient_runs_and_lossless_memory_commands_refuse_rates(tmp
 def _exact_overlap_one_mode(G, omega, om, kap, g0, gd, gp, fock, times, options=None):
     """ξ(t) of individual, ungauged spins ⊗ one Fock mode (QuTiP primitives), decay and dephasing, pattern start."""
     import qutip
+    from systems.spins import individual_spins
 
     G = np.asarray(G, float)
     n = G.size
-    eye = [qutip.qeye(2)] * n + [qutip.qeye(fock)]
-
-    def embed(op, where):
-        ops = list(eye)
-        ops[where] = op
-        return qutip.tensor(ops)
-
-    sz = [embed(qutip.sigmaz(), j) for j in range(n)]
-    sm = [embed(qutip.sigmam(), j) for j in range(n)]  # lowers σ_z = +1 (QuTiP basis 0)
-    a = embed(qutip.destroy(fock), n)
-    H = omega * sum(embed(qutip.sigmax(), j) for j in range(n)) + om * a.dag() * a
-    H += (g0 / np.sqrt(n)) * (a + a.dag()) * sum(G[j] * sz[j] for j in range(n))
-    c_ops = [np.sqrt(kap) * a] + [np.sqrt(gd) * s for s in sm] + [np.sqrt(gp / 2) * s for s in sz]
+    ref = individual_spins(G, omega, [om], [kap], g0, fock, (gd, 0.0, gp))
+    H, c_ops, sz = ref.H, ref.c_ops, ref.sz
     psi = qutip.tensor([qutip.basis(2, 0 if g > 0 else 1) for g in G] + [qutip.basis(fock, 0)])
     xi = sum(G[j] * sz[j] for j in range(n)) / n
     return qutip.mesolve(H, psi, times, c_ops, e_ops=[xi], options=options).expect[0]

@@ -20,7 +20,7 @@ DEFAULT_TOL = 1e-6
 DEFAULT_DEVIATION_TOL = 1e-2
 #: Default memory budget of the master equation (bytes): above it ``method="auto"`` takes trajectories.
 DEFAULT_MEMORY = 2 * 2**30
-METHODS = ("chebyshev", "mesolve", "expm", "mcsolve")
+METHODS = ("chebyshev", "mesolve", "expm", "trajectories", "mcsolve")
 FRAMES = ("auto", "plain", "comoving", "gaussian")
 
 
@@ -44,7 +44,8 @@ class QuantumOptions:
     """Options of :func:`opendicke.quantum.solve` (see there for their meaning).
 
     ``memory`` is the budget in bytes of the master equation (state, work arrays, operators);
-    ``threads`` the numba threads of the compiled kernel (1: single-threaded, the default);
+    ``threads`` the numba threads of the compiled kernel (1: single-threaded, the default; trajectories: how
+    many run at once);
     ``deviation_tol`` a relative tolerance on what the frames (co-moving, Gaussian) are about, N·(ξ − ξ_MF),
     N·(n − n_MF) and N·E_N, required of their truncation search besides the absolute ``tol`` (default
     :data:`DEFAULT_DEVIATION_TOL`; ``None``: measured and reported only; the plain basis does not use it).

@@ -25,7 +25,8 @@ from ..states import InitialState, as_initial_state
 from .basis import search
 from .options import DEFAULT_MEMORY, DEFAULT_TOL, FRAMES, METHODS, QuantumOptions
 from .plain_basis import (
-    _MAX_DIM, MethodWarning, PlainBasis, _Budget, _initial_fock, choose_method, master_equation_memory, propagate,
+    _MAX_DIM, TRAJECTORY_METHODS, MethodWarning, PlainBasis, _Budget, _initial_fock, choose_method,
+    master_equation_memory, propagate,
 )
 from .problem import QuantumProblem, _fock_tuple, build
 from .result import FockCutoffWarning, Propagation
@@ -128,11 +129,12 @@ def solve(
     method : str
         ``"auto"`` (default): the exact master equation by ``"chebyshev"`` (compiled real-representation
         kernel, one Chebyshev expansion of the Liouvillian, :mod:`.plain`) whenever its memory estimate at the
-        first cutoff fits ``memory``; quantum trajectories (``"mcsolve"``) only beyond it, with a
+        first cutoff fits ``memory``; quantum trajectories (``"trajectories"``) only beyond it, with a
         :class:`MethodWarning` saying why. The choice is in ``attrs["method"]``. Or explicitly
         ``"chebyshev"``, ``"mesolve"`` (QuTiP, DOP853), ``"expm"`` (sparse Liouvillian exponential, exact to
-        double precision) or ``"mcsolve"`` (``ntraj`` quantum-jump trajectories with QuTiP, seeded by ``seed``;
-        every variable gets a ``<name>_error``, the standard error of the trajectory mean). For trajectories
+        double precision), ``"trajectories"`` (``ntraj`` quantum-jump trajectories on the compiled ket kernels,
+        :mod:`.trajectories`, seeded by ``seed``; every variable gets a ``<name>_error``, the standard error of
+        the trajectory mean) or ``"mcsolve"`` (the same with QuTiP's trajectories, slower). For trajectories
         ``fock="auto"`` is judged by the truncation indicator only (top-level population ≤ tol/10;
         ``fock_change`` is NaN): differences between two cutoffs would be buried in statistical noise.
     cost : bool
@@ -148,7 +150,7 @@ def solve(
         cutoff search and the frames' dimension limits all respect it; a given ``fock`` is checked against it
         before any operator is built.
     threads : int
-        numba threads of the compiled kernel (default 1).
+        numba threads of the compiled kernel (default 1); with trajectories, the trajectories run at once.
     deviation_tol : float or None
         Frames (co-moving, Gaussian): a relative tolerance on what the frame is about, N·(ξ − ξ_MF),
         N·(n − n_MF) and N·E_N (max over time of the change between the last two truncations over
@@ -157,7 +159,7 @@ def solve(
         reported as ``deviation_change``. It also tightens the frames' integrator (rtol ≤ 1e-3·deviation_tol)
         unless ``rtol`` is given.
     ntraj, seed : int; int or None
-        Number of trajectories and the seed of their random numbers (``"mcsolve"``).
+        Number of trajectories and the seed of their random numbers (``"trajectories"``, ``"mcsolve"``).
     frame : str
         ``"plain"``: the Dicke ⊗ Fock basis above. ``"comoving"``: the exact problem in the frame that
         follows the mean-field solution (each block rotated with its mean-field Bloch vector, each mode
@@ -235,7 +237,7 @@ def solve(
         method = choose_method(opts, problem.with_fock(first).dim, len(problem.dims), fixed=False)
     max_dim = _MAX_DIM[method] if max_dim is None else int(max_dim)
     run_kwargs = dict(method=method, atol=atol, rtol=rtol, squares=cost, tail=3, threads=opts.threads)
-    if method == "mcsolve":
+    if method in TRAJECTORY_METHODS:
         run_kwargs.update(ntraj=opts.ntraj, seed=opts.seed)
     budget = _Budget(method, opts.memory, len(problem.dims))
     if announce is not None:
@@ -263,7 +265,7 @@ def solve(
             )
     total = _time.perf_counter() - wall
     ds = _dataset(model, start, run, meanfield if cost else None, change, converged, history, tol, atol, rtol, total,
-                  opts.seed if method == "mcsolve" else None)
+                  opts.seed if method in TRAJECTORY_METHODS else None)
     ds.attrs["memory_budget"] = float(opts.memory)
     ds.attrs["memory_estimate"] = float(budget.estimate(run.problem.dim))
     if run.stats:
