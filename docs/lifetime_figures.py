@@ -159,13 +159,14 @@ def main():
             a2, r2 = fit_exponential(n, tau, n_min=n_min)
             print(f"fit N_sp >= {n_min}: lifetime = {a2:.4g} exp({r2:.4f} N_sp)")
     series = {}
-    for g0, (basis, table) in MEASURED.items():
-        if not read(data / f"lifetime_g0_{g0}.jsonl"):
-            series[f"$g_0 = {g0:g}$, {basis} basis"] = (list(table), list(table.values()))
+    for g0, (basis, table) in MEASURED.items():  # earlier sessions' values, completed by this DATA's records
+        merged = dict(table)
+        merged.update({x["N"]: x["lifetime"] for x in read(data / f"lifetime_g0_{g0}.jsonl")})
+        series[f"$g_0 = {g0:g}$, {basis} basis"] = (sorted(merged), [merged[k] for k in sorted(merged)])
     for other in sorted(data.glob("lifetime_g0_*.jsonl")):
-        if other.name == "lifetime_g0_1.0.jsonl":
-            continue
         g0 = float(other.stem.split("_")[2])
+        if other.name == "lifetime_g0_1.0.jsonl" or g0 in MEASURED:
+            continue
         recs = read(other)
         basis = "plain" if any(x.get("basis") == "plain" for x in recs) else "polaron"
         series[f"$g_0 = {g0:g}$, {basis} basis"] = ([x["N"] for x in recs], [x["lifetime"] for x in recs])

@@ -8,6 +8,7 @@ with numpy, and the long-time master-equation dynamics with ``expm_multiply``.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -146,14 +147,20 @@ def test_too_small_cutoff_is_reported_and_too_large_problem_refused():
 
 
 # ----------------------------------------------------------------------------- spectrum
+@functools.lru_cache(maxsize=None)
+def _qutip_low_spectrum(n_spins: int, fock: int):
+    """QuTiP's Liouvillian of the plain problem: 8 eigenvalues nearest 0.01 (scipy shift-invert, by decreasing
+    real part) and all of them (dense), computed once for every method tested against them."""
+    _, L = qutip_liouvillian(build(model_m1(n_spins), 1, fock=fock))
+    reference = sla.eigs(L.data.as_scipy().tocsc(), k=8, sigma=0.01, which="LM", return_eigenvectors=False)
+    return reference[np.argsort(-reference.real)], np.linalg.eigvals(L.full())
+
+
 @pytest.mark.parametrize("method", ["shift-invert", "arnoldi", pytest.param("propagator", marks=pytest.mark.slow)])
 def test_low_spectrum_matches_qutip_shift_invert(method):
     model = model_m1(4)
     fock = 8
-    problem = build(model, 1, fock=fock)
-    _, L = qutip_liouvillian(problem)
-    reference = sla.eigs(L.data.as_scipy().tocsc(), k=8, sigma=0.01, which="LM", return_eigenvectors=False)
-    reference = reference[np.argsort(-reference.real)]
+    reference, dense = _qutip_low_spectrum(4, fock)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FockCutoffWarning)
         ds = lifetime(model, fock=fock, eigenvalues=4, method=method)
@@ -162,7 +169,6 @@ def test_low_spectrum_matches_qutip_shift_invert(method):
     assert abs(float(ds.gap) + reference[1].real) < 1e-8
     assert str(ds.gap_sector.values) == "odd"
     # every eigenvalue we report is an eigenvalue of QuTiP's Liouvillian (nearest one within 1e-8)
-    dense = np.linalg.eigvals(L.full())
     assert max(np.min(np.abs(dense - lam)) for lam in ours) < 1e-8
     assert np.max(ds.eigenvalue_residual.values) < 1e-9
 
