@@ -89,8 +89,19 @@ def main():
                         help="ours alone: the cutoff search only, printing every run of it (fock, CPU s, change)")
     parser.add_argument("--case", default="one-block", choices=["one-block", "two-blocks", "two-modes"],
                         help="PIQS runs only for one-block (it has one ensemble and one mode)")
+    parser.add_argument("--profile", default=None, metavar="N:FOCK,...",
+                        help="per-application cost of the compiled kernel against the memory floor at these sizes")
+    parser.add_argument("--threads", type=int, default=1, help="threads of the compiled kernel (search and profile)")
+    parser.add_argument("--convergence", default=None, choices=["gamma_down", "gamma_phi", "gamma_up"],
+                        help="D(N) = max_t |xi_N - xi_MF| for one block (all-+1 pattern) with this rate alone (0.1), "
+                             "at --sizes, cutoff searched to --tol, t <= 10, 101 outputs; power-law slopes")
+    parser.add_argument("--tol", type=float, default=1e-3)
     args = parser.parse_args()
     t = np.linspace(0, T_FINAL, TIMES)
+    if args.profile:
+        return profile(args)
+    if args.convergence:
+        return convergence(args)
     frames = args.frames.split(",")
     print(f"load average {os.getloadavg()}")
     if args.reach:
@@ -146,7 +157,7 @@ def reach(args, t, frames):
         for frame in frames:
             with threadpool_limits(limits=1, user_api="blas"):
                 ds, sw, sc = _timed(lambda: pi.solve(model(n, args.case), 1, times=t, tol=1e-3, frame=frame, atol=1e-8,
-                                                     rtol=1e-6, compare_meanfield=False))
+                                                     rtol=1e-6, compare_meanfield=False, threads=args.threads))
             runs = json.loads(ds.attrs["fock_history"])
             parts = []
             for r in runs:
@@ -154,6 +165,85 @@ def reach(args, t, frames):
                 parts.append(f"{r['fock']} {r['cpu_seconds']:.1f} s{change}")
             text = "; ".join(parts)
             print(f"{n:4d} | {frame} | {sw:.1f}, {sc:.1f} | {text}", flush=True)
+    print(f"load average {os.getloadavg()}")
+
+
+def convergence(args):
+    """The convergence study with one spin rate, for one block (the CLI's `convergence` draws random patterns,
+    two blocks at M = 1, out of reach beyond N_sp ≈ 16)."""
+    import json
+    import warnings
+
+    from opendicke.quantum.convergence import fit_power_law
+
+    print("N_sp | D | t of D | fock (runs) | change | CPU s (wall s)")
+    sizes, devs = [], []
+    for n in (int(v) for v in args.sizes.split(",")):
+        m = DickeModel(omega=OMEGA, omega_modes=[OMEGA_1], kappa=KAPPA, g0=G0, patterns=[[1] * n],
+                       **{args.convergence: 0.1})
+        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds, w, c = _timed(lambda: pi.solve(m, 1, t_final=T_FINAL, times=101, tol=args.tol, threads=args.threads))
+        gap = np.max(np.abs(ds.overlap.values - ds.overlap_meanfield.values), axis=1)
+        runs = [h["fock"] for h in json.loads(ds.attrs["fock_history"])]
+        sizes.append(n)
+        devs.append(float(gap.max()))
+        print(f"{n:4d} | {gap.max():.5f} | {ds.time.values[np.argmax(gap)]:.1f} | {runs} | {float(ds.fock_change):.1e} | "
+              f"{c:.1f} ({w:.1f})", flush=True)
+    print(f"slope over all sizes: {fit_power_law(sizes, devs)[0]:.3f}")
+    for k in range(len(sizes) - 1):
+        local = math.log(devs[k + 1] / devs[k]) / math.log(sizes[k + 1] / sizes[k])
+        print(f"local slope {sizes[k]}-{sizes[k + 1]}: {local:.3f}")
+    print(f"load average {os.getloadavg()}")
+
+
+def profile(args):
+    """Where the time of one run goes: applications (from a run's Chebyshev statistics, or t·(a + b) of the
+    first ellipse when ``--profile N:FOCK:estimate``) × CPU time per application (median of 5), against the memory
+    floor: every application must read the state and the previous iterate and write the next one (3 × 8 bytes
+    per entry) at the bandwidth measured here by the same streaming loop (out = 0.3 x + 0.7 q)."""
+    import numba as nb
+
+    from opendicke.quantum.permutation_fast import RealGenerator
+
+    @nb.njit(cache=True, fastmath=True)
+    def stream(x, q, out):
+        acc = 0.0
+        for f in range(x.size):
+            v = 0.3 * x[f] + 0.7 * q[f]
+            out[f] = v
+            acc += v * v
+        return acc
+
+    print("N_sp | case | n_c | dimension | CPU ms per application (median of 5) | streaming floor ms (GB/s) | "
+          "ratio | applications | run estimate CPU s")
+    for item in args.profile.split(","):
+        parts = item.split(":")
+        n, fock = int(parts[0]), int(parts[1])
+        problem = pi.build(model(n, args.case), 1, fock=fock)
+        with threadpool_limits(limits=1, user_api="blas"):
+            gen = RealGenerator.build(problem, args.threads)
+            X = np.random.default_rng(0).normal(size=(gen.S, gen.C, gen.C))
+            Q = np.random.default_rng(1).normal(size=X.shape)
+            out = np.empty_like(X)
+            coeffs = gen.coefficients()
+            gen.apply(X, out, Q, coeffs, 0.7, 0.3, 1.0)
+            per = []
+            for _ in range(5):
+                c = time.process_time()
+                gen.apply(X, out, Q, coeffs, 0.7, 0.3, 1.0)
+                per.append(time.process_time() - c)
+            stream(X.ravel(), Q.ravel(), out.ravel())
+            floor = []
+            for _ in range(5):
+                c = time.process_time()
+                stream(X.ravel(), Q.ravel(), out.ravel())
+                floor.append(time.process_time() - c)
+            bound = gen.spectral_bound()
+            apps = T_FINAL * (bound.a + bound.b)
+        ms, fl = 1e3 * float(np.median(per)), 1e3 * float(np.median(floor))
+        print(f"{n:4d} | {args.case} | {fock} | {gen.dim} | {ms:.1f} | {fl:.1f} ({3 * 8 * gen.dim / fl / 1e6:.0f}) | "
+              f"{ms / fl:.1f} | ≈{apps:.0f} (t(a + b)) | ≈{apps * ms / 1e3:.0f}", flush=True)
     print(f"load average {os.getloadavg()}")
 
 

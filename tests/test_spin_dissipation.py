@@ -463,3 +463,37 @@ def test_solve_in_the_displaced_frame_and_bad_options():
         pi.propagate(pi.build(model, 1, fock=4), [0, 1], frame="displaced", method="chebyshev")
     with pytest.raises(ValueError, match="method"):
         pi.propagate(pi.build(model, 1, fock=4), [0, 1], method="euler")
+
+
+def test_cutoff_search_is_the_basis_search_and_meets_tol_against_a_far_larger_cutoff():
+    """The permutation-invariant basis runs the one truncation search (quantum/basis.py): cutoffs grow by the
+    measured Fock tail, the run is accepted on a change ≤ tol, every run's CPU time is recorded; the accepted run
+    agrees with a fixed cutoff 12 levels larger (no search involved) to ≤ tol."""
+    import json
+
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, patterns=[[1] * 4], gamma_down=0.1,
+                          gamma_phi=0.1)
+    t = np.linspace(0, 3.0, 7)
+    tol = 1e-5
+    ds = pi.solve(model, 1, times=t, tol=tol, compare_meanfield=False)
+    history = json.loads(ds.attrs["fock_history"])
+    assert int(ds.fock_converged) == 1 and float(ds.fock_change) <= tol and len(history) >= 2
+    assert all(h["cpu_seconds"] >= 0 for h in history) and history[-1]["fock"] == ds.fock.values.tolist()
+    assert ds.attrs["solver_frame"] == "permutation" and ds.attrs["kind"] == "quantum_evolution"
+    big = pi.propagate(pi.build(model, 1, fock=int(ds.fock.values[0]) + 12), t)
+    assert np.max(np.abs(ds.overlap.values - big.overlaps())) <= tol
+    assert np.max(np.abs(ds.occupation.values - big.occupations())) <= tol
+    # the tail was measured (levels below the top), and the search's steps follow it, not fixed +25 % steps
+    run = pi.as_propagation(pi.propagate(pi.build(model, 1, fock=history[0]["fock"]), t))
+    assert np.all(np.isfinite(run.tail_ratio())) and np.all(run.tail_ratio() < 1)
+
+
+def test_threads_give_the_serial_result():
+    p = _three_block_two_mode_problem()
+    t = np.linspace(0, 1.0, 4)
+    serial = pi.propagate(p, t)
+    threaded = pi.propagate(p, t, threads=2)
+    assert max(np.max(np.abs(threaded.values[k] - serial.values[k])) for k in serial.values) < 1e-12
+    with pytest.raises(ValueError, match="threads"):
+        pi.solve(od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, patterns=[[1, 1]], gamma_down=0.1),
+                 1, t_final=1, times=3, fock=4, threads=0)

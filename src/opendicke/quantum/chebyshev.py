@@ -43,7 +43,8 @@ import numba as nb
 
 from .kernels import BandOperator, SplitLayout, _split_parallel, _split_serial, chebyshev_step, csr_matvec, transpose_into
 
-__all__ = ["SpectralBound", "ChebyshevResult", "chebyshev_moments", "estimate_bound", "functionals"]
+__all__ = ["SpectralBound", "ChebyshevResult", "chebyshev_moments", "chebyshev_series", "CallbackStepper",
+           "estimate_bound", "functionals"]
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,41 @@ def chebyshev_moments(
     if np.any(t < 0):
         raise ValueError("times must be ≥ 0 (relative to the initial state)")
     bound = estimate_bound(op) if bound is None else bound
+    parallel = nb.get_num_threads() > 1
+    if layout == "split":
+        stepper = _SplitStepper(op, X0, F, parallel)
+    elif layout == "full":
+        h0, decay, offsets, bands, joff, jumps = op.h0, op.decay, op.offsets, op.bands, op.jump_offsets, op.jumps
+        T = np.empty((op.dim, op.dim))
+        dummy = np.empty((1, 1))
+
+        def apply(cur, out, alpha, beta, pi):
+            transpose_into(cur, T, parallel)
+            return chebyshev_step(T, cur, out, out, dummy, h0, decay, offsets, bands, joff, jumps, alpha, beta, pi,
+                                  0.0, False, parallel)
+
+        stepper = CallbackStepper(X0, apply, *_real_imag(F))
+    else:
+        raise ValueError(f"layout must be 'split' or 'full', not {layout!r}")
+    return chebyshev_series(stepper, t, bound, tol=tol, max_growth=max_growth, max_restarts=max_restarts,
+                            progress=progress)
+
+
+def chebyshev_series(stepper, times: np.ndarray, bound: SpectralBound, *, tol: float = 1e-8, max_growth: float = 1e4,
+                     max_restarts: int = 12, progress=None) -> ChebyshevResult:
+    """The generic driver: ⟨F, exp(t L) X0⟩ for every t ≥ 0 in ``times`` from one Chebyshev expansion (module
+    docstring) of any real generator, given as a *stepper* that owns the state and the functionals F:
+    ``stepper.norm0`` (‖X0‖), ``stepper.n_functionals``, ``stepper.start(m_re, m_im)`` (back to X0, its moments
+    written to the two rows) and ``stepper.advance(k, nsteps, alpha, beta, m_re, m_im, norms, logs, scale_log,
+    log_growth, log_norm_limit) → (steps done, scale_log, aborted)``: ``nsteps`` steps of M_{k+1} = αL'M_k +
+    βM_k + M_{k−1} (halved coefficients and no M_{k−1} at k = 0), each followed by the moments of the new iterate,
+    its norm, the rescaling by 1e-150 above 1e150 and the early growth check (:class:`CallbackStepper` does
+    all of that around a single-step function). Restarts with a larger ellipse when the bound fails."""
+    t = np.asarray(times, dtype=float)
     restarts = 0
     total_apps = 0
     while True:
-        out = _expand(op, X0, F, t, tol, bound, max_growth, progress, layout)
+        out = _series(stepper, t, tol, bound, max_growth, progress)
         total_apps += out[1]
         if out[0] is not None:
             values, _apps, cancel, trunc = out
@@ -160,6 +192,95 @@ def chebyshev_moments(
         # a failure early in the expansion means the bound is far off: enlarge more
         expected = float(np.max(t)) * (bound.a + bound.b) + 1.0
         bound = bound.enlarged(1.1 if (out[1] > 0.5 * expected and expected > 64) else 1.5)  # a far-too-small ellipse fails early: grow it faster
+
+
+def _real_imag(F) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    F_re = sp.csr_matrix(F.real)
+    F_re.eliminate_zeros()
+    F_im = sp.csr_matrix(F.imag)
+    F_im.eliminate_zeros()
+    return F_re, F_im
+
+
+class CallbackStepper:
+    """A :func:`chebyshev_series` stepper around one step function ``apply(cur, out, alpha, beta, pi) → ‖out‖²``
+    that sets out = α L cur + β cur + π out (``out`` holds M_{k−1} on entry and may be read before it is written),
+    and the observables as real functionals F_re, F_im (value = F_re·X + i F_im·X) of the flattened state."""
+
+    def __init__(self, X0: np.ndarray, apply, F_re: sp.csr_matrix, F_im: sp.csr_matrix):
+        self.X0 = np.asarray(X0, dtype=np.float64)
+        self.apply = apply
+        self.F_re = sp.csr_matrix(F_re)
+        self.F_im = sp.csr_matrix(F_im)
+        self.has_im = self.F_im.nnz > 0
+        self.n_functionals = self.F_re.shape[0]
+        self.norm0 = float(np.linalg.norm(self.X0))
+
+    def _measure(self, v, into_re, into_im):  # real and imaginary parts as two real sparse products
+        flat = v.reshape(-1)
+        csr_matvec(self.F_re.indptr, self.F_re.indices, self.F_re.data, flat, into_re)
+        if self.has_im:
+            csr_matvec(self.F_im.indptr, self.F_im.indices, self.F_im.data, flat, into_im)
+
+    def start(self, m_re, m_im):
+        self.cur = np.array(self.X0, dtype=np.float64, order="C")  # M_k X0
+        self.prev = np.zeros_like(self.cur)  # M_{k−1} X0, overwritten by M_{k+1} X0
+        self._measure(self.cur, m_re, m_im)
+
+    def advance(self, k, nsteps, alpha, beta, m_re, m_im, norms, logs, scale_log, log_growth, log_norm_limit):
+        for step in range(nsteps):
+            if k == 0:
+                sq = self.apply(self.cur, self.prev, 0.5 * alpha, 0.5 * beta, 0.0)
+            else:
+                sq = self.apply(self.cur, self.prev, alpha, beta, 1.0)
+            k += 1
+            self.cur, self.prev = self.prev, self.cur
+            nrm = math.sqrt(max(sq, 0.0))
+            if nrm > 1e150:  # rescale both buffers (true values = stored · e^{scale_log})
+                self.cur *= 1e-150
+                self.prev *= 1e-150
+                nrm *= 1e-150
+                scale_log += 150.0 * math.log(10.0)
+            self._measure(self.cur, m_re[k], m_im[k])
+            norms[k] = nrm
+            logs[k] = scale_log
+            # early warning: on the ellipse ‖M_k X0‖ ≤ C R^k ‖X0‖; an eigenvalue outside makes it outgrow R^k
+            # long before the cancellation factor S (weighted by the Bessel coefficients) shows it
+            if math.log(max(nrm, 1e-300)) + scale_log - k * log_growth > log_norm_limit:
+                return step + 1, scale_log, True
+        return nsteps, scale_log, False
+
+
+class _SplitStepper:
+    """The plain basis's split layout: whole blocks of steps in compiled code (:func:`_split_block`)."""
+
+    def __init__(self, op: BandOperator, X0: np.ndarray, F, parallel: bool):
+        self.split = SplitLayout(op)
+        self.X0 = np.asarray(X0, dtype=np.float64)
+        self.norm0 = float(np.linalg.norm(self.X0))
+        self.F_re, self.F_im = _real_imag(self.split.functional(F))
+        self.has_im = self.F_im.nnz > 0
+        self.n_functionals = F.shape[0]
+        self.parallel = parallel
+
+    def start(self, m_re, m_im):
+        sp_ = self.split
+        self.bufs = np.zeros((2,) + sp_.zeros().shape)  # bufs[ci] = M_k X0, bufs[1 − ci] = M_{k−1} X0
+        self.bufs[0] = sp_.state(self.X0)
+        self.ci = 0
+        flat = self.bufs[0].reshape(-1)
+        csr_matvec(self.F_re.indptr, self.F_re.indices, self.F_re.data, flat, m_re)
+        if self.has_im:
+            csr_matvec(self.F_im.indptr, self.F_im.indices, self.F_im.data, flat, m_im)
+
+    def advance(self, k, nsteps, alpha, beta, m_re, m_im, norms, logs, scale_log, log_growth, log_norm_limit):
+        s = self.split
+        steps, self.ci, scale_log, bad = _split_block(
+            self.bufs, self.ci, k, nsteps, s.h0, s.decay, s.offsets, s.bands, s.jump_offsets, s.jumps, s.pad, alpha,
+            beta, self.parallel, self.F_re.indptr, self.F_re.indices, self.F_re.data, self.F_im.indptr,
+            self.F_im.indices, self.F_im.data, self.has_im, m_re, m_im, norms, logs, scale_log, log_growth,
+            log_norm_limit)
+        return steps, scale_log, bad
 
 
 def bessel_table(k_max: int, x: np.ndarray) -> np.ndarray:
@@ -279,59 +400,26 @@ def _block_terms(J, done, k, damp, logs, norms, k_min, threshold, quiet, S):
     return stop, quiet
 
 
-def _expand(op, X0, F, t, tol, bound, max_growth, progress, layout):
-    d = op.dim
+def _series(stepper, t, tol, bound, max_growth, progress):
+    """One expansion with ``bound``: (values, applications, cancellation, truncation), or (None, applications,
+    None, None) when the bound fails."""
     rho_f = bound.focal
     b = bound.b
     x = t * rho_f
     x_max = float(x.max()) if x.size else 0.0
     damp = -t * b  # log of e^{−tb}
-    h0, decay, offsets, bands, joff, jumps = op.h0, op.decay, op.offsets, op.bands, op.jump_offsets, op.jumps
-    parallel = nb.get_num_threads() > 1
-    if layout == "split":
-        # buffers: cur = M_k X0, prev = M_{k−1} X0 (overwritten by M_{k+1}), as split (A, B) arrays
-        split = SplitLayout(op)
-        bufs = np.zeros((2,) + split.zeros().shape)  # bufs[ci] = M_k X0, bufs[1 − ci] = M_{k−1} X0
-        bufs[0] = split.state(np.asarray(X0, dtype=np.float64))
-        ci = 0
-        cur = bufs[0]
-        F = split.functional(F)
-    elif layout == "full":
-        # buffers: cur = M_k X0, prev = M_{k−1} X0 (overwritten by M_{k+1}), T = curᵀ
-        cur = np.array(X0, dtype=np.float64, order="C")
-        prev = np.zeros_like(cur)
-        T = np.empty_like(cur)
-        dummy = np.empty((1, 1))
-
-        def apply(alpha, beta, pi):
-            transpose_into(cur, T, parallel)
-            return chebyshev_step(T, cur, prev, prev, dummy, h0, decay, offsets, bands, joff, jumps, alpha, beta, pi,
-                                  0.0, False, parallel)
-    else:
-        raise ValueError(f"layout must be 'split' or 'full', not {layout!r}")
-    norm0 = float(np.linalg.norm(X0))
-    F_re = F.real.tocsr()
-    F_re.eliminate_zeros()
-    F_im = F.imag.tocsr()
-    F_im.eliminate_zeros()
-    has_im = F_im.nnz > 0
-
-    def measure(v, into_re, into_im):  # real and imaginary parts as two real sparse products
-        flat = v.ravel()
-        csr_matvec(F_re.indptr, F_re.indices, F_re.data, flat, into_re)
-        if has_im:
-            csr_matvec(F_im.indptr, F_im.indices, F_im.data, flat, into_im)
-
+    nf = stepper.n_functionals
+    norm0 = stepper.norm0
     threshold = tol * 1e-3
     k_table = int(x_max * bound.growth + 12 * np.cbrt(x_max + 1) + 64)
     J = bessel_table(k_table, x)
     # per-step records (grown on demand): moments (real, imaginary parts), norms and log scales of M_k X0
     cap = k_table + 2 * _BLOCK
-    m_re = np.zeros((cap, F.shape[0]))
-    m_im = np.zeros((cap, F.shape[0]))
+    m_re = np.zeros((cap, nf))
+    m_im = np.zeros((cap, nf))
     norms = np.zeros(cap)
     logs = np.zeros(cap)
-    measure(cur, m_re[0], m_im[0])
+    stepper.start(m_re[0], m_im[0])
     norms[0] = norm0
     scale_log = 0.0  # true M_k X0 = (stored) · e^{scale_log}
     S = np.zeros_like(t)  # Σ |c_k(t)| ‖M_k X0‖
@@ -348,39 +436,17 @@ def _expand(op, X0, F, t, tol, bound, max_growth, progress, layout):
         target = done + _BLOCK - 1  # the block ends at M_target
         if target >= cap:
             cap = 2 * cap + _BLOCK
-            m_re = np.resize(m_re, (cap, F.shape[0]))
-            m_im = np.resize(m_im, (cap, F.shape[0]))
+            m_re = np.resize(m_re, (cap, nf))
+            m_im = np.resize(m_im, (cap, nf))
             norms = np.resize(norms, cap)
             logs = np.resize(logs, cap)
         # M_{k+1} = 2 L' M_k + M_{k−1} with L' = (L + b)/ρ_f; M_1 = L' M_0
-        if layout == "split":  # the whole block in compiled code
-            steps, ci, scale_log, bad = _split_block(
-                bufs, ci, k, target - k, split.h0, split.decay, split.offsets, split.bands, split.jump_offsets,
-                split.jumps, split.pad, alpha, beta, parallel, F_re.indptr, F_re.indices, F_re.data, F_im.indptr,
-                F_im.indices, F_im.data, has_im, m_re, m_im, norms, logs, scale_log, log_growth, log_norm_limit)
-            apps += steps
-            k += steps
-            if bad:
-                return None, apps, None, None
-        else:
-            while k < target:
-                sq = apply(0.5 * alpha, 0.5 * beta, 0.0) if k == 0 else apply(alpha, beta, 1.0)
-                apps += 1
-                k += 1
-                cur, prev = prev, cur
-                nrm = math.sqrt(sq)
-                if nrm > 1e150:  # rescale both buffers (true values = stored · e^{scale_log})
-                    cur *= 1e-150
-                    prev *= 1e-150
-                    nrm *= 1e-150
-                    scale_log += 150.0 * math.log(10.0)
-                measure(cur, m_re[k], m_im[k])
-                norms[k] = nrm
-                logs[k] = scale_log
-                # early warning: on the ellipse ‖M_k X0‖ ≤ C R^k ‖X0‖; an eigenvalue outside makes it outgrow R^k
-                # long before the cancellation factor S (weighted by the Bessel coefficients) shows it
-                if math.log(max(nrm, 1e-300)) + scale_log - k * log_growth > log_norm_limit:
-                    return None, apps, None, None
+        steps, scale_log, bad = stepper.advance(k, target - k, alpha, beta, m_re, m_im, norms, logs, scale_log,
+                                                log_growth, log_norm_limit)
+        apps += steps
+        k += steps
+        if bad:
+            return None, apps, None, None
         # the terms |c_k(t)|·‖M_k X0‖ of a block of steps at once (per-step NumPy calls cost ~10 % of a step)
         if k >= J.shape[0]:
             J = bessel_table(2 * J.shape[0], x)

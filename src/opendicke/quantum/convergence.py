@@ -27,9 +27,10 @@ def _dissipative_run(model: DickeModel, initial, opts: QuantumOptions):
 
     from .permutation import solve as permutation_solve
 
-    if opts.method not in ("auto", "expm", "dop853"):
+    if opts.method not in ("auto", "chebyshev", "expm", "dop853"):
         raise ValueError(f"method: with individual spin rates the exact solver is the permutation-invariant one, "
-                         f"which takes 'auto' (= 'expm') or 'dop853', got {opts.method!r}")
+                         f"which takes 'auto' (= 'chebyshev': its compiled kernel), 'chebyshev', 'expm' or "
+                         f"'dop853', got {opts.method!r}")
     taken = {"fock", "tol", "method", "atol", "rtol", "max_dim", "t_final", "times", "cost"}
     default = QuantumOptions()
     changed = [f.name for f in fields(QuantumOptions)
@@ -38,7 +39,7 @@ def _dissipative_run(model: DickeModel, initial, opts: QuantumOptions):
         raise ValueError(f"option(s) {changed} are not taken by the permutation-invariant solver (individual spin "
                          f"rates); it takes fock, tol, method, atol, rtol, max_dim")
     kwargs = {"fock": None if isinstance(opts.fock, str) else opts.fock, "tol": opts.tol,
-              "method": "expm" if opts.method == "auto" else opts.method}
+              "method": opts.method}
     kwargs.update({k: getattr(opts, k) for k in ("atol", "rtol", "max_dim") if getattr(opts, k) is not None})
     return permutation_solve(model, initial, t_final=opts.t_final, times=opts.times, compare_meanfield=True, **kwargs)
 
@@ -83,7 +84,8 @@ def convergence_study(
 
     With individual spin rates (γ↓, γ↑, γφ) the exact side is the permutation-invariant solver
     (:func:`opendicke.quantum.permutation.solve`, all total-spin sectors) and the mean field has the same Bloch
-    damping; of ``options`` it takes ``fock``, ``tol``, ``method`` (``"auto"`` = ``"expm"``, or ``"dop853"``),
+    damping; of ``options`` it takes ``fock``, ``tol``, ``method`` (``"auto"`` = ``"chebyshev"``, the compiled kernel;
+    ``"expm"`` or ``"dop853"``: the sparse reference),
     ``atol``, ``rtol`` and ``max_dim`` (other settings changed from their defaults are an error). It has no E_N
     yet: ``cost`` and ``scaled_cost`` are NaN there.
     """

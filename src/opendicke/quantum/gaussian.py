@@ -33,10 +33,20 @@ leading-order state is a passive rotation of thermal states (Williamson occupati
 with the jumps √κ_μ U_G† b_μ U_G, where T is S written on v = (a, a†) and J the commutator matrix of v.
 S(t) = expm(X(t)) with X = ½ log(2Σ_pure) splined through nodes, so S is exactly symplectic and Ṡ exact
 (Fréchet derivative): the frame is exact whatever the node spacing; only how well it follows the state
-depends on it. The state is truncated to total quanta ≤ ``levels``; operator products are formed on a
-basis padded by ``pad`` quanta and then projected, which is exact for products of up to 2·pad + 1 ladder
-operators (the Hamiltonian has degree 2·hp_order + 2; pad = hp_order + 1 is the smallest that is exact). The jump operators are truncated before B†B is
-formed, so the truncated master equation is itself a Lindbladian and keeps the trace.
+depends on it. The state is truncated to total quanta ≤ ``levels``, and the generator is P H_eff P on the kept
+states. At every right-hand side H_eff is formed as a coefficient vector over the normal-ordered monomials
+a†^m a^n of the frame modes (degree ≤ 2·hp_order + 2) and laid onto the kept states through the monomials'
+fixed, exact matrices (:mod:`.normal_order`); observables likewise, through the monomials' moments tr(P O P ρ).
+The previous engine (``engine="padded"``) forms the same operators by sparse products on a basis padded by
+``pad`` quanta and then projects, which is exact for products of up to 2·pad + 1 ladder operators; it is kept
+as the cross-check (the two generators agree to 1e-14 relative). The jump operators are truncated before B†B
+is formed, so the truncated master equation is itself a Lindbladian and keeps the trace.
+
+Cost (N_sp = 1000, M = 1, t ≤ 10): forming the generator took ≈ 80 % of a run with the padded products; now a
+right-hand side is one dense complex d × d product (K ρ, K ≈ 26 % non-zero at 20 quanta) plus ≈ 0.35 ms of
+coefficient work, and the explicit integrator's step is limited by stability (the spread of H_eff grows with
+the truncation), so its number of right-hand sides barely depends on rtol. The plain basis's compiled split
+kernel does not apply here: H_eff is complex (max |Im H|/max |H| = 0.15–0.43 at 20 quanta) and time-dependent.
 
 Approximations: the frame truncation (``levels``, checked by enlarging it) and the Holstein–Primakoff
 series (``hp_order``; the first neglected term is ~ (⟨c†c⟩/n_r)^(hp_order+1)). The series is asymptotic:
@@ -61,6 +71,8 @@ import scipy.sparse as sp
 
 from .basis import Basis, relative_change, search
 from .frame import FramePropagation, MeanFieldFrame, lab_moments, mean_field_frame
+from .normal_order import KeptMatrices, NormalOrdered, add_sandwich, algebra_size, sparse_times
+from .normal_order import algebra as shared_algebra
 from .problem import QuantumProblem
 
 __all__ = [
@@ -80,6 +92,9 @@ RELIABLE_BLOCK = 128
 FIRST_LEVELS = 12
 LEVEL_STEP = 4
 MAX_GAUSSIAN_DIM = 700
+#: Largest normal-ordered algebra the observables are measured with (degree 4·hp_order + 2 for the squares:
+#: 3060 monomials for one block and one mode at hp_order = 3); beyond it the padded products are used.
+MAX_OBSERVABLE_MONOMIALS = 20000
 
 
 # ------------------------------------------------------------------------------------ leading-order covariance
@@ -169,13 +184,26 @@ class GaussianFrame:
 
     def symplectic(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(S, dS/dt) at t, S acting on the quadratures r = (x, p)."""
-        from scipy.linalg import expm_frechet
+        S, Sd, _ = self.symplectic_inverse(t)
+        return S, Sd
 
+    def symplectic_inverse(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(S, dS/dt, S⁻¹) at t. X(t) is real symmetric, so with X = V diag(w) Vᵀ: S = V e^w Vᵀ, S⁻¹ = V e^−w Vᵀ
+        and the Fréchet derivative dS/dt = V (Φ ∘ VᵀẊV) Vᵀ, Φ_ij = (e^{w_i} − e^{w_j})/(w_i − w_j) (e^{w_i} on
+        the diagonal), written as e^{w_j}·expm1(δ)/δ, δ = w_i − w_j, so that close eigenvalues lose nothing
+        (scipy's ``expm_frechet`` gives the same to ~1e-14 at ten times the cost per right-hand side)."""
         n = 2 * self.n_modes_total
         X = self._spline(t).reshape(n, n)
         Xd = self._spline(t, 1).reshape(n, n)
-        S, Sd = expm_frechet(X, Xd)
-        return S, Sd
+        w, V = np.linalg.eigh(0.5 * (X + X.T))
+        ew = np.exp(w)
+        delta = w[:, None] - w[None, :]
+        small = np.abs(delta) < 1e-300
+        ratio = np.where(small, 1.0, np.expm1(delta) / np.where(small, 1.0, delta))
+        phi = ew[None, :] * ratio
+        S = (V * ew) @ V.T
+        Sd = V @ (phi * (V.T @ (0.5 * (Xd + Xd.T)) @ V)) @ V.T
+        return S, Sd, (V / ew) @ V.T
 
     def thermal_occupations(self) -> np.ndarray:
         """(nodes, L) Williamson occupations of the leading-order covariance: what the frame cannot remove."""
@@ -264,11 +292,14 @@ class _Stack:
         self.indptr = np.searchsorted(self.pattern_rows, np.arange(shape[0] + 1))
         self.shape = shape
 
-    def combine(self, weights: np.ndarray) -> sp.csr_matrix:
+    def values(self, weights: np.ndarray) -> np.ndarray:
+        """Σ_i w_i O_i on the union pattern (``pattern_rows``, ``pattern_cols``)."""
         w = np.asarray(weights)[self.which] * self.vals
         n = self.pattern_rows.size
-        data = np.bincount(self.pos, weights=w.real, minlength=n) + 1j * np.bincount(self.pos, weights=w.imag, minlength=n)
-        return sp.csr_matrix((data, self.pattern_cols, self.indptr), shape=self.shape)
+        return np.bincount(self.pos, weights=w.real, minlength=n) + 1j * np.bincount(self.pos, weights=w.imag, minlength=n)
+
+    def combine(self, weights: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((self.values(weights), self.pattern_cols, self.indptr), shape=self.shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -296,6 +327,10 @@ class _FrameOperators:
     def shell(self) -> np.ndarray:
         """Total quanta of each kept state."""
         return self.basis[: self.dim].sum(axis=1)
+
+    @cached_property
+    def _form(self) -> np.ndarray:
+        return _symplectic_form(self.frame.n_modes_total)
 
     @cached_property
     def _lam(self):
@@ -344,30 +379,131 @@ class _FrameOperators:
         root = math.sqrt(n)
         return root * (Fc + cdF), -1j * root * (Fc - cdF), -2.0 * X
 
-    def generator(self, t: float):
-        """(K, jumps) at t on the kept states: K = −iH_eff − ½Σ (PBP)†(PBP) (dense), jumps √κ PBP (sparse)."""
+    @cached_property
+    def algebra(self) -> NormalOrdered:
+        """Normal-ordered monomials of the frame modes up to the generator's degree 2·hp_order + 2."""
+        return shared_algebra(self.frame.n_modes_total, 2 * self.hp_order + 2)
+
+    @cached_property
+    def kept(self) -> KeptMatrices:
+        """The matrices on the kept states (exact, no padding needed) of the monomials H_eff can hold."""
+        return KeptMatrices(self.algebra, self.basis, self.levels, support=self._support)
+
+    @cached_property
+    def _support(self) -> np.ndarray:
+        """The monomials with a non-zero coefficient in H_eff at three generic times (the others vanish by
+        structure: at M = 1 the odd degrees ≥ 5; 319 of 495). :meth:`generator` checks it at every call."""
+        t_final = float(self.frame.nodes[-1])
+        return np.any([self._hamiltonian_polynomial(t_final * x)[0] != 0 for x in (0.3137, 0.6171, 0.9029)], axis=0)
+
+    def _hamiltonian_polynomial(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """H_eff at t as normal-ordered coefficients (and T)."""
+        p = self.frame.problem
+        alg = self.algebra
+        quad, T, W = self._hamiltonian_terms(t)
+        scale = p.model.g0 / math.sqrt(p.n_spins)
+        H = alg.quadratic(quad)
+        for r in range(p.n_blocks):
+            sx, sy, sz = self._spin_polynomials(T[r], float(p.block_sizes[r]))
+            Q = scale * (W[r, 2, 0] * sx + W[r, 2, 1] * sy + W[r, 2, 2] * sz)
+            H += alg.left_times(self._field(T, r), Q)
+        return H, T
+
+    @cached_property
+    def _kept_linear(self) -> _Stack:
+        """P v P (v = (a, a†)) on the kept states, stacked."""
+        d = self.dim
+        return _Stack([op.tocsr()[:d, :d].tocsr() for op in self._linear.ops])
+
+    @cached_property
+    def _kept_pairs(self) -> _Stack:
+        """(P v_i P)†(P v_j P) on the kept states, stacked (the truncated jumps' B†B)."""
+        v = self._kept_linear.ops
+        return _Stack([(vi.getH() @ vj).tocsr() for vi in v for vj in v])
+
+    def _spin_polynomials(self, c_coef: np.ndarray, n: float, alg: NormalOrdered | None = None):
+        """:meth:`spin_parts` as normal-ordered coefficient vectors (exact on any basis, no padding)."""
+        alg = self.algebra if alg is None else alg
+        cd = self._swap(c_coef)
+        X = alg.quadratic(np.outer(cd, c_coef))  # c†c
+        F = alg.constant(_binomial_half(self.hp_order))
+        for order in range(self.hp_order - 1, -1, -1):  # Horner, as in spin_parts: F ← F·(−c†c/n) + binom(1/2, p)
+            F = alg.times(alg.times(F, cd), c_coef) * (-1.0 / n)
+            F[0] += _binomial_half(order)
+        Fc = alg.times(F, c_coef)
+        cdF = alg.adjoint(Fc)
+        root = math.sqrt(n)
+        return root * (Fc + cdF), -1j * root * (Fc - cdF), -2.0 * X
+
+    def _field(self, T: np.ndarray, r: int) -> np.ndarray:
+        """Σ_μ f[μ, r] (B_μ + B_μ†) as a linear form in v (the boson field block r couples to)."""
+        p = self.frame.problem
+        R = p.n_blocks
+        field = np.zeros(2 * (R + p.n_modes), dtype=complex)
+        for mu in range(p.n_modes):
+            field += p.block_f[mu, r] * (T[R + mu] + self._swap(T[R + mu]))
+        return field
+
+    def _hamiltonian_terms(self, t: float):
+        """(quadratic coefficient matrix, T, W) of H_eff at t (shared by both generator engines)."""
         p = self.frame.problem
         m = p.model
         R, M = p.n_blocks, p.n_modes
-        L = R + M
-        T, Td = self.transformation(t)
+        S, Sd, S_inv = self.frame.symplectic_inverse(t)
+        lam, lam_inv = self._lam
+        T = lam @ S @ lam_inv
         W = self.frame.meanfield.W(t)
-        scale = m.g0 / math.sqrt(p.n_spins)
-        d = self.dim
-        # quadratic part: Σ Ω_μ B_μ†B_μ − G, G = ½ vᵀ Q v with Q = −i J T⁻¹ Ṫ (symmetric)
-        Qm = -1j * _symplectic_form(L) @ np.linalg.solve(T, Td)
+        # quadratic part: Σ Ω_μ B_μ†B_μ − G, G = ½ vᵀ Q v with Q = −i J T⁻¹ Ṫ (symmetric), T⁻¹Ṫ = Λ S⁻¹Ṡ Λ⁻¹
+        Qm = -1j * self._form @ (lam @ (S_inv @ Sd) @ lam_inv)
         quad = -0.5 * (Qm + Qm.T) / 2
         for mu in range(M):
             quad = quad + m.omega_modes[mu] * np.outer(self._swap(T[R + mu]), T[R + mu])
+        return quad, T, W
+
+    def generator(self, t: float):
+        """(K, jumps) at t on the kept states: K = −iH_eff − ½Σ (PBP)†(PBP), jumps √κ PBP, both as CSR arrays
+        (indptr, indices, data) on fixed patterns.
+
+        H_eff is formed as a normal-ordered coefficient vector and laid onto the kept states through the fixed
+        monomial matrices (:mod:`.normal_order`): the same P H_eff P as :meth:`generator_padded`, without a
+        sparse product per right-hand side."""
+        p = self.frame.problem
+        m = p.model
+        R, M = p.n_blocks, p.n_modes
+        H, T = self._hamiltonian_polynomial(t)
+        if np.any(H[~self._support] != 0):  # pragma: no cover - a coefficient outside the stored monomials
+            raise RuntimeError("Gaussian frame: H_eff has a monomial outside the support found at generic times")
+        indptr, indices, where, where_pairs = self._pattern
+        data = self.kept.values_at(-1j * H, where, np.zeros(indices.size, dtype=complex))
+        jumps = []
+        pairs, linear = self._kept_pairs, self._kept_linear
+        for mu in range(M):
+            if m.kappa[mu] > 0:
+                beta = math.sqrt(m.kappa[mu]) * T[R + mu]
+                jumps.append((linear.indptr, linear.pattern_cols, linear.values(beta)))
+                data[where_pairs] -= 0.5 * pairs.values(np.outer(np.conj(beta), beta).ravel())
+        return (indptr, indices, data), jumps
+
+    @cached_property
+    def _pattern(self):
+        """K's fixed CSR pattern on the kept states: every monomial entry and the jumps' B†B entries."""
+        pairs = self._kept_pairs
+        return self.kept.pattern(pairs.pattern_rows * self.dim + pairs.pattern_cols)
+
+    def generator_padded(self, t: float):
+        """(K, jumps) at t formed by sparse products on the padded basis, then projected (the previous engine,
+        kept as the reference :meth:`generator` is checked against)."""
+        p = self.frame.problem
+        m = p.model
+        R, M = p.n_blocks, p.n_modes
+        quad, T, W = self._hamiltonian_terms(t)
+        scale = m.g0 / math.sqrt(p.n_spins)
+        d = self.dim
         H = self._quadratic.combine(quad.ravel())[:d, :d]
-        f = p.block_f
         for r in range(R):
             sx, sy, sz = self.spin_parts(T[r], float(p.block_sizes[r]))
             Q = scale * (W[r, 2, 0] * sx + W[r, 2, 1] * sy + W[r, 2, 2] * sz)
-            field = np.zeros(2 * L, dtype=complex)
-            for mu in range(M):
-                field += f[mu, r] * (T[R + mu] + self._swap(T[R + mu]))  # f (B + B†)
-            H = H + self._linear.combine(field)[:d, :] @ Q[:, :d]
+            H = H + self._linear.combine(self._field(T, r))[:d, :] @ Q[:, :d]
         K = -1j * H
         jumps = []
         for mu in range(M):
@@ -378,6 +514,56 @@ class _FrameOperators:
                 K = K - 0.5 * (B.getH() @ B)
                 jumps.append(B)
         return K.toarray(), jumps
+
+    @cached_property
+    def _observable_kept(self) -> KeptMatrices:
+        """Monomials up to degree 4·hp_order + 2 (the squares of the spin operators) on the kept states."""
+        return KeptMatrices(shared_algebra(self.frame.n_modes_total, 4 * self.hp_order + 2), self.basis, self.levels)
+
+    def _times_spin(self, X: np.ndarray, c_coef: np.ndarray, n: float, wx: float, wy: float, wz: float,
+                    alg: NormalOrdered) -> np.ndarray:
+        """X · (W_x S'_x + W_y S'_y + W_z S'_z) of one block, normal-ordered: with α = √n (W_x − i W_y) the spin part
+        is α Fc + α* c†F + W_z (n − 2c†c), F = Σ_p binom(1/2, p) (−c†c/n)^p, and X·F is summed by Horner."""
+        cd = self._swap(c_coef)
+        alpha = math.sqrt(n) * (wx - 1j * wy)
+
+        def times_F(G):
+            out = _binomial_half(self.hp_order) * G
+            for order in range(self.hp_order - 1, -1, -1):
+                out = alg.times(alg.times(out, cd), c_coef) * (-1.0 / n) + _binomial_half(order) * G
+            return out
+
+        return (alpha * alg.times(times_F(X), c_coef) + np.conj(alpha) * times_F(alg.times(X, cd))
+                + wz * (n * X - 2.0 * alg.times(alg.times(X, cd), c_coef)))
+
+    def measure(self, t: float, rho: np.ndarray, squares: bool = False):
+        """What :meth:`observables` gives, as values for the state ``rho``, through the normal-ordered
+        monomials' moments tr(P O_k P ρ): per block ⟨S'_x⟩, ⟨S'_y⟩, ⟨S'_z − n⟩ (R, 3); per mode ⟨b⟩, ⟨b†b⟩;
+        with ``squares`` the ⟨S_{a,k}²⟩ (P S² P exact: S² is formed as a normal-ordered product)."""
+        p = self.frame.problem
+        R, M = p.n_blocks, p.n_modes
+        kept = self._observable_kept if squares else self.kept
+        alg = kept.algebra
+        mom = kept.moments(rho)
+        T, _ = self.transformation(t)
+        parts = [self._spin_polynomials(T[r], float(p.block_sizes[r]), alg) for r in range(R)]
+        s_frame = np.array([[np.real(op @ mom) for op in block] for block in parts])
+        b_mean = np.array([alg.linear(T[R + mu]) @ mom for mu in range(M)])
+        n_mean = np.array([np.real(alg.quadratic(np.outer(self._swap(T[R + mu]), T[R + mu])) @ mom) for mu in range(M)])
+        sq = {}
+        if squares:
+            W = self.frame.meanfield.W(t)
+            for k in range(p.n_groups):
+                blocks = np.flatnonzero(p.block_group == k)
+                for i, a in enumerate("xyz"):
+                    X = alg.zero()
+                    for r in blocks:
+                        sx, sy, sz = parts[r]
+                        X += W[r, i, 0] * sx + W[r, i, 1] * sy + W[r, i, 2] * sz
+                        X[0] += W[r, i, 2] * p.block_sizes[r]
+                    X2 = sum(self._times_spin(X, T[r], float(p.block_sizes[r]), *W[r, i], alg) for r in blocks)
+                    sq[f"S{a}2_{k + 1}"] = complex(X2 @ mom)
+        return s_frame, b_mean, n_mean, sq
 
     def observables(self, t: float, squares: bool = False):
         """Frame operators at t, projected on the kept states: per block [S'_x, S'_y, S'_z − n], per mode
@@ -422,13 +608,17 @@ def propagate_gaussian(
     atol: float = 1e-10,
     squares: bool = False,
     progress: Callable[[float], None] | None = None,
+    engine: str = "normal",
 ) -> FramePropagation:
     """Master equation for ρ″ in the Gaussian frame (package DOP853 on the dense d × d matrix), truncated to
     total quanta ≤ ``levels``; observables mapped back to the lab exactly.
 
     The truncated master equation is itself a Lindbladian (jumps truncated before forming B†B), so the trace
     stays 1. Extra values: ``top_<μ>`` (the population of the last kept shell, the same for every mode),
-    ``fluct_occupation_<μ>``; with ``squares``, ``S<a>2_<k>`` for the cost function E_N.
+    ``fluct_occupation_<μ>``; with ``squares``, ``S<a>2_<k>`` for the cost function E_N. ``engine``: how the
+    generator is formed at each right-hand side, ``"normal"`` (normal-ordered coefficients on fixed monomial
+    matrices, the default) or ``"padded"`` (sparse products on a padded basis, the previous engine; the same
+    operator, kept as a cross-check).
     """
     from ._rk import dop853
 
@@ -447,22 +637,37 @@ def propagate_gaussian(
             "frame='comoving' or 'plain'", UserWarning, stacklevel=2)
     if int(levels) < 1:
         raise ValueError(f"levels (total quanta kept in the Gaussian frame) must be ≥ 1, got {levels!r}")
+    if engine not in ("normal", "padded"):
+        raise ValueError(f"engine must be 'normal' or 'padded', got {engine!r}")
     start = _time.perf_counter()
     if frame is None or frame.nodes[-1] < t[-1]:
         frame = gaussian_frame(problem, float(t[-1]))
     # products of up to 2·pad + 1 ladder operators are exact after projection: the generator has degree
     # 2·hp_order + 2, the squares of the spin operators 4·hp_order + 2
     fo = _FrameOperators(frame, int(levels), hp_order + 1, int(hp_order))
-    fo_sq = _FrameOperators(frame, int(levels), 2 * hp_order + 1, int(hp_order)) if squares else fo
+    # observables through the monomials' moments, unless the squares' algebra (degree 4·hp_order + 2) is too large
+    by_moments = engine == "normal" and (
+        not squares or algebra_size(frame.n_modes_total, 4 * hp_order + 2) <= MAX_OBSERVABLE_MONOMIALS)
+    fo_sq = _FrameOperators(frame, int(levels), 2 * hp_order + 1, int(hp_order)) if squares and not by_moments else fo
     d = fo.dim
     top = (fo.shell == levels).astype(float)
+    generator = fo.generator if engine == "normal" else fo.generator_padded
+
+    work = np.empty((2, d, d), dtype=complex)
+
+    Y = np.empty((d, d), dtype=complex)
 
     def rhs(time, y):
-        K, jumps = fo.generator(time)
+        K, jumps = generator(time)
         rho = y.reshape(d, d)
-        Y = K @ rho
+        if isinstance(K, tuple):
+            sparse_times(K, rho, Y)  # K is 20–35 % non-zero: 1.4–2.2× faster than the dense product
+        else:  # the padded engine's dense K
+            np.matmul(K, rho, out=Y)
         for B in jumps:
-            Y += 0.5 * (B @ (B @ rho).conj().T)  # B (Bρ)† = BρB† (ρ Hermitian)
+            if sp.issparse(B):  # the padded engine
+                B = (B.indptr, B.indices, B.data)
+            add_sandwich(Y, B, rho, 0.5, work)  # ½ BρB†
         return (Y + Y.conj().T).ravel()
 
     records: list = [None] * t.size
@@ -472,14 +677,18 @@ def propagate_gaussian(
 
     def on_output(i, time, y):
         rho = y.reshape(d, d)
-        spin, bos, sq = fo_sq.observables(time, squares)
         W, beta = frame.meanfield.state(time)
-        s_frame = np.array([[np.real(_trace(op, rho)) for op in parts] for parts in spin])
+        if by_moments:
+            s_frame, b_mean, n_mean, sq_values = fo.measure(time, rho, squares)
+        else:
+            spin, bos, sq = fo_sq.observables(time, squares)
+            s_frame = np.array([[np.real(_trace(op, rho)) for op in parts] for parts in spin])
+            b_mean = np.array([_trace(b, rho) for b, _ in bos])
+            n_mean = np.array([np.real(_trace(nb, rho)) for _, nb in bos])
+            sq_values = {name: _trace(op, rho) for name, op in sq.items()}
         s_frame[:, 2] += sizes
-        b_mean = np.array([_trace(b, rho) for b, _ in bos])
-        n_mean = np.array([np.real(_trace(nb, rho)) for _, nb in bos])
         rec = lab_moments(problem, s_frame, b_mean, n_mean, W, beta)
-        rec.update({name: _trace(op, rho) for name, op in sq.items()})
+        rec.update(sq_values)
         shell_pop = float(top @ np.real(np.diagonal(rho)))
         for mu in range(problem.n_modes):
             rec[f"top_{mu + 1}"] = complex(shell_pop)

@@ -53,10 +53,13 @@ import scipy.sparse as sp
 from ..model import DickeModel
 from ..reduction import Grouping, reduce
 from ..states import InitialState, as_initial_state
+from .basis import Basis
+from .permutation_fast import _MODE_FUNCTIONALS, _TAIL
+from .result import FockCutoffWarning, Propagation  # one warning for every basis's cutoff
 
 __all__ = [
     "PermutationProblem", "build", "propagate", "solve", "block_types", "block_dimension", "one_body",
-    "PermutationRun", "FockCutoffWarning",
+    "PermutationRun", "FockCutoffWarning", "PermutationBasis", "as_propagation",
 ]
 
 # Single-spin operators in the basis (|excited⟩, |ground⟩), the paper's σ_z = +1 first.
@@ -68,10 +71,6 @@ _SP = _SM.conj().T
 _I2 = np.eye(2, dtype=complex)
 _PAULI = {"x": _SX, "y": _SY, "z": _SZ}
 _COMPONENTS = ("x", "y", "z")
-
-
-class FockCutoffWarning(UserWarning):
-    """The given Fock cutoff holds a non-negligible population in its top level."""
 
 
 # ------------------------------------------------------------------------------------ one block
@@ -209,6 +208,21 @@ class PermutationProblem:
     block_of_spin: np.ndarray = field(repr=False)
     fock: tuple[int, ...] = ()
 
+    @cached_property
+    def grouping(self) -> Grouping:
+        """The reduction's groups (the gauged frame of ``bloch``)."""
+        return reduce(self.model)
+
+    @property
+    def n_groups(self) -> int:
+        return self.grouping.n_groups
+
+    @property
+    def block_group(self) -> np.ndarray:
+        """Reduction group (0-based) of every block."""
+        spin0 = np.array([np.flatnonzero(self.block_of_spin == b)[0] for b in range(self.n_blocks)])
+        return self.grouping.group_of_spin[spin0]
+
     @property
     def n_blocks(self) -> int:
         return int(self.block_sizes.size)
@@ -326,6 +340,10 @@ class PermutationProblem:
             top = np.zeros((c, c))
             top[c - 1, c - 1] = 1.0
             out.setdefault("top", {})[mu] = top.reshape(-1).astype(complex)
+            for k in range(1, _TAIL + 1):  # the Fock tail below the top (its decay chooses the next cutoff)
+                level = np.zeros((c, c))
+                level[max(c - 1 - k, 0), max(c - 1 - k, 0)] = 1.0
+                out.setdefault(f"level{k}", {})[mu] = level.reshape(-1).astype(complex)
         return out
 
     def expectations(self, states: np.ndarray) -> dict[str, np.ndarray]:
@@ -343,7 +361,7 @@ class PermutationProblem:
                     values[f"S{a}_{i}"] = marginal @ fun[f"S{a}"][i]
             else:
                 mu = i - self.n_blocks
-                for name in ("a", "n", "top"):
+                for name in _MODE_FUNCTIONALS:
                     values[f"{name}_{mu}"] = marginal @ fun[name][mu]
         return values
 
@@ -449,7 +467,7 @@ METHODS = ("auto", "chebyshev", "rk", "expm", "dop853")
 
 
 def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame: str = "lab", atol: float = 1e-10,
-              rtol: float = 1e-8) -> PermutationRun:
+              rtol: float = 1e-8, threads: int = 1) -> PermutationRun:
     """Integrate dρ/dt = L ρ from ``times[0]`` and return the expectation values at every time.
 
     ``method``:
@@ -464,6 +482,8 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
 
     ``frame``: ``"lab"`` or ``"displaced"`` (modes displaced along the exact ⟨a_μ⟩(t); the Fock cutoff then
     counts the fluctuations b_μ = a_μ − ⟨a_μ⟩, see :mod:`.permutation_fast`).
+
+    ``threads``: threads of the compiled kernel (``"chebyshev"``, ``"rk"``; 1, the default: single-threaded).
     """
     from threadpoolctl import threadpool_limits
 
@@ -478,6 +498,8 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
         raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
     if method == "auto":
         method = "chebyshev" if frame == "lab" else "rk"
+    if not (isinstance(threads, int | np.integer) and threads >= 1):
+        raise ValueError(f"threads must be an integer ≥ 1, got {threads!r}")
     if frame == "displaced" and method != "rk":
         raise ValueError(f"the displaced frame has a time-dependent generator: method must be 'rk' or 'auto', got {method!r}")
     start = _time.perf_counter()
@@ -489,7 +511,8 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
                 stats = {}
             else:
                 values, stats, _ = propagate_fast(problem, t, method="chebyshev" if method == "chebyshev" else "dop853",
-                                                  frame=frame, atol=atol, rtol=rtol, tol=min(atol, 1e-10))
+                                                  frame=frame, atol=atol, rtol=rtol, tol=min(atol, 1e-10),
+                                                  threads=threads)
         stats = {**stats, "cpu_seconds": _time.process_time() - cpu}
         return PermutationRun(problem, t, values, _time.perf_counter() - start, method, frame, stats)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -521,13 +544,74 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
 
 
 # ------------------------------------------------------------------------------------ solve
-def _first_fock(model: DickeModel, start: InitialState, t: np.ndarray) -> np.ndarray:
-    """First cutoff guess from the mean-field peak boson number per mode (with the spin rates)."""
+def _first_fock(model: DickeModel, start: InitialState, t: np.ndarray, tol: float | None = None) -> np.ndarray:
+    """First cutoff per mode from the mean-field peak boson number n (with the spin rates): n + k√(n + 1) + 4
+    levels, k = max(4, √(2 ln(40/tol))) (a Poisson-like tail at k standard deviations holds ≈ e^{−k²/2} ≈ tol/40,
+    the top population the search aims at). Measured at tol = 1e-3 (M = 1, one block, t ≤ 10): k = 4 left a
+    change of 1.0e-3 (N_sp = 16), 9.6e-4 (24) and 7.7e-4 (32) to the next cutoff, one run too few."""
     from ..meanfield.evolution import evolve
 
     mf = evolve(model, start, times=t if t.size > 1 else [t[0], t[0] + 1e-9], representation="spins", keep_bloch=False)
     peak = np.max(np.asarray(mf["occupation"].values), axis=0) * model.n_spins
-    return np.ceil(peak + 4.0 * np.sqrt(peak + 1.0) + 4.0).astype(int)
+    k = 4.0 if tol is None else max(4.0, math.sqrt(2.0 * math.log(40.0 / tol)))
+    return np.ceil(peak + k * np.sqrt(peak + 1.0) + 4.0).astype(int)
+
+
+@dataclass(frozen=True, eq=False)
+class PermutationBasis(Basis):
+    """The permutation-invariant basis as a :class:`~.basis.Basis` of the one truncation search: truncation = Fock
+    levels per mode (the blocks are exact), grown by the decay of the Fock tail (:func:`.plain_basis._next_fock`);
+    every run is a :class:`PermutationRun` seen as a :class:`~.result.Propagation` (:func:`as_propagation`)."""
+
+    problem: PermutationProblem
+    start: tuple
+    run_kwargs: dict = field(default_factory=dict)
+    max_dim: int = 50_000_000
+    name = "permutation"
+
+    def first(self) -> tuple:
+        return tuple(int(c) for c in self.start)
+
+    def dimension(self, truncation) -> int:
+        return self.problem.with_fock(truncation).dim
+
+    def propagate(self, truncation, times, progress=None) -> Propagation:
+        return as_propagation(propagate(self.problem.with_fock(truncation), times, **self.run_kwargs))
+
+    def grow(self, truncation, run, tol) -> tuple:
+        from .plain_basis import _next_fock
+
+        return tuple(int(c) for c in _next_fock(run, tol))
+
+    def refuse(self, truncation):
+        return f"max_dim = {self.max_dim}" if self.dimension(truncation) > self.max_dim else None
+
+    def describe(self, truncation) -> str:
+        return f"Fock cutoff {list(truncation)}"
+
+    def record(self, truncation, run, change, deviation_change) -> tuple:
+        return (tuple(truncation), run.truncation().tolist(), change, run.elapsed, run.stats["cpu_seconds"])
+
+
+def as_propagation(run: PermutationRun) -> Propagation:
+    """A :class:`PermutationRun` as the :class:`~.result.Propagation` of every basis: ``overlap_μ``,
+    ``occupation_μ``, ``alpha_μ``, ``top_μ``, ``level_μ_k`` (μ, k from 1), the gauged group Bloch vectors
+    ``m{a}_k`` of :func:`opendicke.reduce`'s groups, and the raw values of the run."""
+    p = run.problem
+    values = dict(run.values)
+    for mu in range(p.n_modes):
+        values[f"overlap_{mu + 1}"] = run.overlaps()[:, mu]
+        values[f"occupation_{mu + 1}"] = run.occupations()[:, mu]
+        values[f"alpha_{mu + 1}"] = run.alphas()[:, mu]
+        values[f"top_{mu + 1}"] = run.top_populations()[:, mu]
+        for k in range(1, _TAIL + 1):
+            values[f"level_{mu + 1}_{k}"] = np.real(run.values[f"level{k}_{mu}"])
+    bloch = _group_bloch(run, p.grouping)
+    for k in range(p.grouping.n_groups):
+        for c, a in enumerate(_COMPONENTS):
+            values[f"m{a}_{k + 1}"] = bloch[:, k, c]
+    return Propagation(problem=p, times=run.times, values=values, elapsed=run.elapsed, method=run.method,
+                       stats={**run.stats, "frame": run.frame})
 
 
 def solve(
@@ -544,6 +628,7 @@ def solve(
     rtol: float = 1e-8,
     max_dim: int = 50_000_000,
     compare_meanfield: bool = True,
+    threads: int = 1,
 ):
     """Exact master-equation dynamics with individual spin dissipation, as an ``xarray.Dataset``.
 
@@ -557,9 +642,10 @@ def solve(
     t_final, times:
         Output times: a count on [0, t_final] or explicit increasing times.
     fock:
-        Fock levels per mode (one value or M). ``None``: start from the mean-field peak boson number (in the
-        displaced frame: at most 10 levels of the fluctuations) and enlarge the cutoff by ≥ 25 % until
-        overlaps and occupations change by ≤ ``tol`` over the whole window.
+        Fock levels per mode (one value or M). ``None``: the one truncation search of :func:`.basis.search`,
+        from the mean-field peak boson number (in the displaced frame: at most 10 levels of the fluctuations),
+        grown by the decay of the Fock tail until overlaps and occupations change by ≤ ``tol`` over the whole
+        window between two successive cutoffs.
     method, atol, rtol:
         ``"auto"`` (default: Chebyshev in the lab frame, compiled DOP853 in the displaced frame), ``"chebyshev"``,
         ``"rk"``, or the sparse reference methods ``"expm"`` and ``"dop853"``; see :func:`propagate`.
@@ -571,61 +657,57 @@ def solve(
     compare_meanfield:
         Also integrate the mean field (with the same rates) on the same times: ``overlap_meanfield``,
         ``occupation_meanfield``.
+    threads:
+        Threads of the compiled kernel (1, the default: single-threaded).
 
     Returns
     -------
     xarray.Dataset
+        The variables and attributes of :func:`opendicke.quantum.solve` (one builder), without the cost function:
         ``overlap``, ``occupation``, ``alpha`` (time, pattern), ``bloch`` (time, group, component; gauged
         frame of :func:`opendicke.reduce`, as the other solvers), ``top_population``, ``fock``, ``fock_change``,
-        ``fock_converged``; attrs ``kind = "quantum_evolution"``, ``solver_frame = "permutation"``, the rates,
-        ``dimension``, ``blocks`` and ``elapsed_seconds``.
+        ``fock_converged``; besides ``trace``; attrs ``kind = "quantum_evolution"``, ``solver_frame =
+        "permutation"``, ``boson_frame``, the rates, ``dimension``, ``blocks``, ``fock_history`` (with the CPU
+        seconds of every run) and ``elapsed_seconds``.
     """
     from ..meanfield.evolution import output_times
+    from .basis import search
 
     total_start = _time.perf_counter()
     start = as_initial_state(initial)
     t = output_times(t_final, times)
     if not (tol > 0):
         raise ValueError(f"tol must be positive, got {tol}")
+    if not (isinstance(threads, int | np.integer) and threads >= 1):
+        raise ValueError(f"threads must be an integer ≥ 1, got {threads!r}")
     base = build(model, start, fock=2)
-    history = []
+    run_kwargs = dict(method=method, frame=frame, atol=atol, rtol=rtol, threads=int(threads))
     if fock is not None:
+        basis = PermutationBasis(base, _fock_tuple(fock, model.n_modes), run_kwargs, max_dim)
         problem = base.with_fock(fock)
         _check_dim(problem, max_dim)
-        run = propagate(problem, t, method=method, frame=frame, atol=atol, rtol=rtol)
-        history.append((list(problem.fock), float(run.top_populations().max()), math.nan, run.elapsed, run.stats["cpu_seconds"]))
+        run = basis.propagate(basis.first(), t)
+        history = [basis.record(basis.first(), run, math.nan, math.nan)]
         change, converged = math.nan, False
-        top = run.top_populations().max(axis=0)
+        top = run.truncation()
         if np.any(top > tol):
             warnings.warn(f"Fock cutoff {problem.fock} holds top-level populations up to {top.max():.2e} > tol = {tol:g}",
                           FockCutoffWarning, stacklevel=2)
     else:
-        levels = np.maximum(_first_fock(model, start, t), 3)
+        levels = np.maximum(_first_fock(model, start, t, tol), 3)
         if frame == "displaced":
             levels = np.minimum(levels, 10)
-        problem = base.with_fock(levels)
-        _check_dim(problem, max_dim)
-        run = propagate(problem, t, method=method, frame=frame, atol=atol, rtol=rtol)
-        history.append((list(problem.fock), float(run.top_populations().max()), math.nan, run.elapsed, run.stats["cpu_seconds"]))
-        change, converged = math.nan, False
-        while True:
-            levels = np.maximum(levels + 2, np.ceil(1.25 * levels).astype(int))
-            bigger = base.with_fock(levels)
-            if bigger.dim > max_dim:
-                break
-            new = propagate(bigger, t, method=method, frame=frame, atol=atol, rtol=rtol)
-            change = new.change_from(run)
-            history.append((list(bigger.fock), float(new.top_populations().max()), change, new.elapsed, new.stats["cpu_seconds"]))
-            problem, run = bigger, new
-            if change <= tol:
-                converged = True
-                break
+        basis = PermutationBasis(base, tuple(int(c) for c in levels), run_kwargs, max_dim)
+        _check_dim(base.with_fock(levels), max_dim)
+        found = search(basis, t, tol, stacklevel=3)
+        run, change, converged, history = found.run, found.change, found.converged, found.history
     meanfield = None
     if compare_meanfield:
         from ..meanfield.evolution import evolve
 
         meanfield = evolve(model, start, times=t if t.size > 1 else [t[0], t[0] + 1e-9], keep_bloch=False)
-    return _dataset(model, start, run, change, converged, history, tol, _time.perf_counter() - total_start, meanfield)
+    return _dataset(model, start, run, change, converged, history, tol, atol, rtol, _time.perf_counter() - total_start,
+                    meanfield)
 
 
 def _check_dim(problem: PermutationProblem, max_dim: int) -> None:
@@ -650,61 +732,22 @@ def _group_bloch(run: PermutationRun, grouping: Grouping) -> np.ndarray:
     return out / grouping.sizes[None, :, None]
 
 
-def _dataset(model, start, run: PermutationRun, change, converged, history, tol, total, meanfield=None):
-    import xarray as xr
-
-    from ..results import model_attrs
+def _dataset(model, start, run: Propagation, change, converged, history, tol, atol, rtol, total, meanfield=None):
+    """The Dataset of :func:`opendicke.quantum.solve` (its builder, without the cost function), plus ``trace``
+    and the attributes of this basis."""
+    from .solver import _dataset as quantum_dataset
 
     p = run.problem
-    grouping = reduce(model)
-    M, K = p.n_modes, grouping.n_groups
-    data = {
-        "overlap": (("time", "pattern"), run.overlaps()),
-        "occupation": (("time", "pattern"), run.occupations()),
-        "alpha": (("time", "pattern"), run.alphas()),
-        "bloch": (("time", "group", "component"), _group_bloch(run, grouping)),
-        "top_population": (("time", "pattern"), run.top_populations()),
-        "trace": (("time",), np.real(run.values["trace"])),
-        "fock": (("pattern",), np.asarray(p.fock, dtype=np.int64)),
-        "truncation": (("pattern",), run.top_populations().max(axis=0)),
-        "fock_change": ((), float(change)),
-        "fock_converged": ((), int(bool(converged))),
-        "couplings": (("pattern", "group"), grouping.f.astype(np.int8)),
-    }
-    if meanfield is not None:
-        data["overlap_meanfield"] = (("time", "pattern"), np.asarray(meanfield["overlap"].values)[: run.times.size])
-        data["occupation_meanfield"] = (("time", "pattern"), np.asarray(meanfield["occupation"].values)[: run.times.size])
-    coords = {
-        "time": ("time", run.times),
-        "pattern": ("pattern", np.arange(1, M + 1)),
-        "group": ("group", np.arange(1, K + 1)),
-        "component": ("component", list(_COMPONENTS)),
-        "group_size": ("group", grouping.sizes.astype(np.int64)),
-    }
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update(model_attrs(model))
+    ds = quantum_dataset(model, start, run, meanfield, change, converged, history, tol, atol, rtol, total,
+                         with_cost=False)
+    ds["trace"] = (("time",), np.real(run.values["trace"]))
+    ds["trace"].attrs["long_name"] = "Tr rho (1 up to the propagation error)"
     ds.attrs.update({
-        "kind": "quantum_evolution",
-        "method": run.method,
-        "boson_frame": run.frame,
-        "initial_state": start.label(),
-        "gamma_down": model.gamma_down,
-        "gamma_up": model.gamma_up,
-        "gamma_phi": model.gamma_phi,
+        "boson_frame": run.stats["frame"],
         "blocks": json.dumps({"sizes": p.block_sizes.tolist(), "columns": p.block_columns.T.tolist()}),
-        "dimension": p.dim,
-        "tol": tol,
-        "fock_history": json.dumps([
-            {"fock": f, "truncation": tr, "change": None if math.isnan(ch) else ch, "seconds": sec, "cpu_seconds": cpu}
-            for f, tr, ch, sec, cpu in history
-        ]),
-        "elapsed_seconds": total,
-        "frame": "gauged (pi rotation about x on spins with G[1,j] = -1) for bloch; overlaps are frame-independent",
         "solver_frame": "permutation",
         "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp",
     })
-    ds["overlap"].attrs["long_name"] = "pattern overlap xi_mu = (1/N_sp) sum_j G[mu,j] <sigma_z^j>"
-    ds["occupation"].attrs["long_name"] = "mode occupation per spin <a_mu^dag a_mu>/N_sp"
-    ds["trace"].attrs["long_name"] = "Tr rho (1 up to the propagation error)"
-    ds["truncation"].attrs["long_name"] = "largest population of the top Fock level over the time window"
+    if run.stats.get("applications") is not None:
+        ds.attrs["propagator_stats"] = json.dumps({k: v for k, v in run.stats.items() if k != "frame"})
     return ds

@@ -417,7 +417,11 @@ def _add_deviation_change(ds, deviation_change: float) -> None:
         "max(their largest value, 1) (NaN: not measured)")
 
 
-def _dataset(model, start, run: Propagation, meanfield, change, converged, history, tol, atol, rtol, total, seed=None):
+def _dataset(model, start, run: Propagation, meanfield, change, converged, history, tol, atol, rtol, total, seed=None,
+             *, with_cost: bool = True):
+    """The one Dataset builder of every basis (plain, frames, permutation-invariant). ``history``: one entry per
+    run of the search, (fock, truncation, change, seconds[, cpu seconds]). ``meanfield`` adds the mean-field
+    overlaps and occupations and, ``with_cost``, the cost function E_N (needs a run with ``squares=True``)."""
     import json
 
     import xarray as xr
@@ -448,15 +452,17 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
         data["alpha_error"] = (("time", "pattern"), run.per_pattern("alpha", err))
         data["bloch_error"] = (("time", "group", "component"), np.stack(
             [np.stack([np.real(err[f"m{a}_{k + 1}"]) for a in _COMPONENTS], axis=-1) for k in range(K)], axis=1))
-    if meanfield is not None:
+    if meanfield is not None and with_cost:
         data["cost"] = (("time",), cost_function(run, meanfield))
         if run.runs is not None:
             mean, err = run.strata.estimate(_cost(run.runs, p, meanfield), _cost(run.strata.nojump, p, meanfield))
             data["cost"] = (("time",), mean)
             data["cost_error"] = (("time",), err)
         data["cost_initial"] = ((), initial_cost(p))
-        data["overlap_meanfield"] = (("time", "pattern"), np.asarray(meanfield["overlap"].values))
-        data["occupation_meanfield"] = (("time", "pattern"), np.asarray(meanfield["occupation"].values))
+    if meanfield is not None:
+        T = run.times.size
+        data["overlap_meanfield"] = (("time", "pattern"), np.asarray(meanfield["overlap"].values)[:T])
+        data["occupation_meanfield"] = (("time", "pattern"), np.asarray(meanfield["occupation"].values)[:T])
     coords = {
         "time": ("time", run.times),
         "pattern": ("pattern", np.arange(1, M + 1)),
@@ -476,8 +482,9 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
         "atol": atol,
         "rtol": rtol,
         "fock_history": json.dumps([
-            {"fock": list(f), "truncation": tr, "change": None if math.isnan(ch) else ch, "seconds": sec}
-            for f, tr, ch, sec in history
+            {"fock": list(f), "truncation": tr, "change": None if math.isnan(ch) else ch, "seconds": sec,
+             **({"cpu_seconds": rest[0]} if rest else {})}
+            for f, tr, ch, sec, *rest in history
         ]),
         "elapsed_seconds": total,
         "ntraj": run.ntraj,
@@ -493,6 +500,6 @@ def _dataset(model, start, run: Propagation, meanfield, change, converged, histo
     ds["fock_change"].attrs["long_name"] = (
         "max over time and patterns of |change| of overlaps and occupations between the last two cutoffs (NaN: not measured)"
     )
-    if meanfield is not None:
+    if meanfield is not None and with_cost:
         ds["cost"].attrs["long_name"] = "cost function E_N(t), paper Eq. 9, m = S/n_k, alpha = a/sqrt(N), N = N_sp/2^(M-1)"
     return ds
