@@ -71,7 +71,7 @@ import scipy.sparse as sp
 
 from .basis import Basis, relative_change, search
 from .frame import FramePropagation, MeanFieldFrame, lab_moments, mean_field_frame
-from .normal_order import KeptMatrices, NormalOrdered, add_sandwich, algebra_size, sparse_times
+from .normal_order import KeptMatrices, NormalOrdered, add_sandwich, algebra_size, hermitian_part, sparse_times
 from .normal_order import algebra as shared_algebra
 from .problem import QuantumProblem
 
@@ -668,7 +668,7 @@ def propagate_gaussian(
             if sp.issparse(B):  # the padded engine
                 B = (B.indptr, B.indices, B.data)
             add_sandwich(Y, B, rho, 0.5, work)  # ½ BρB†
-        return (Y + Y.conj().T).ravel()
+        return hermitian_part(Y).ravel()  # a fresh array: the integrator keeps f between steps
 
     records: list = [None] * t.size
     span = t[-1] if t.size > 1 else 1.0
