@@ -26,7 +26,8 @@ from functools import cached_property, lru_cache
 import numba as nb
 import numpy as np
 
-__all__ = ["NormalOrdered", "KeptMatrices", "add_sandwich", "algebra", "algebra_size", "hermitian_part", "sparse_times"]
+__all__ = ["NormalOrdered", "KeptMatrices", "add_sandwich", "algebra", "algebra_size", "hermitian_part", "pack_hermitian", "pack_hermitian_part",
+           "sparse_times", "unpack_hermitian"]
 
 
 def _exponents(n_vars: int, degree: int) -> np.ndarray:
@@ -155,6 +156,63 @@ def hermitian_part(Y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if out is None:
         out = np.empty_like(Y)
     _hermitian_part(Y, out)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _pack_hermitian_part(Y, out):  # pragma: no cover - compiled
+    """out (real d × d) = the packed form of Y + Y†: Re on and above the diagonal, Im below it."""
+    d = Y.shape[0]
+    for i0 in range(0, d, _TILE):
+        for j0 in range(i0, d, _TILE):
+            for i in range(i0, min(i0 + _TILE, d)):
+                for j in range(max(j0, i), min(j0 + _TILE, d)):
+                    v = Y[i, j] + np.conj(Y[j, i])
+                    out[i, j] = v.real
+                    if j > i:
+                        out[j, i] = -v.imag  # Im of entry (j, i) = −Im of entry (i, j)
+
+
+@nb.njit(cache=True, nogil=True)
+def _unpack_hermitian(R, out):  # pragma: no cover - compiled
+    d = R.shape[0]
+    for i0 in range(0, d, _TILE):
+        for j0 in range(i0, d, _TILE):
+            for i in range(i0, min(i0 + _TILE, d)):
+                for j in range(max(j0, i), min(j0 + _TILE, d)):
+                    if j == i:
+                        out[i, i] = R[i, i]
+                    else:
+                        v = complex(R[i, j], -R[j, i])
+                        out[i, j] = v
+                        out[j, i] = np.conj(v)
+
+
+def _packed_size(d: int) -> int:
+    return d * d + (d * d) % 2  # even, so that the packed reals can be viewed as complex
+
+
+def pack_hermitian_part(Y: np.ndarray) -> np.ndarray:
+    """Y + Y† for a square complex Y, packed into d² reals (Re on and above the diagonal, Im below it), padded by
+    one zero to even length and returned viewed as complex (what the integrator carries: half the memory
+    traffic of the full complex matrix for the same Hermitian information)."""
+    d = Y.shape[0]
+    out = np.empty(_packed_size(d))
+    out[d * d:] = 0.0
+    _pack_hermitian_part(Y, out[: d * d].reshape(d, d))
+    return out.view(complex)
+
+
+def pack_hermitian(rho: np.ndarray) -> np.ndarray:
+    """The packed form (see :func:`pack_hermitian_part`) of a Hermitian ρ."""
+    return pack_hermitian_part(0.5 * rho)
+
+
+def unpack_hermitian(packed: np.ndarray, d: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The Hermitian d × d matrix of a packed vector (inverse of :func:`pack_hermitian`)."""
+    if out is None:
+        out = np.empty((d, d), dtype=complex)
+    _unpack_hermitian(packed.view(np.float64)[: d * d].reshape(d, d), out)
     return out
 
 
