@@ -8,6 +8,7 @@ with numpy, and the long-time master-equation dynamics with ``expm_multiply``.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -126,26 +127,40 @@ def test_too_small_cutoff_is_reported_and_too_large_problem_refused():
     assert not bool(ds.fock_converged)
     with pytest.raises(MemoryError, match="GiB"):
         lifetime(model_m1(200), fock=400)
-    # a factorisation that would not fit: "auto" takes the propagator, an explicit shift-invert is refused
-    from opendicke.quantum.metastability import _check_memory
+    # a factorisation that would not fit: "auto" takes Arnoldi, an explicit shift-invert is refused
+    from opendicke.quantum.metastability import AUTO_DIRECT_SIZE, _check_memory
     from opendicke.quantum.polaron import polaron
 
     big = polaron(build(model_m1(36), 1, fock=10))  # sector of 68 820 complex entries, LU estimate 9 GiB
-    assert _check_memory(big, "auto", 3, 2 * 2**30)["method"] == "propagator"
-    assert _check_memory(big, "auto", 3, 64 * 2**30)["method"] == "shift-invert"
+    assert _check_memory(big, "auto", 3, 2 * 2**30)["method"] == "arnoldi"
+    assert _check_memory(big, "shift-invert", 3, 64 * 2**30)["method"] == "shift-invert"
     with pytest.raises(MemoryError, match="GiB"):
         _check_memory(big, "shift-invert", 3, 2 * 2**30)
+    # the plain basis: LU below AUTO_DIRECT_SIZE, Arnoldi above and whenever the LU would not fit
+    plain = build(model_m1(8), 1, fock=30)  # 270 states, sector 36 720 real entries
+    assert (plain.dim**2) // 2 > AUTO_DIRECT_SIZE and _check_memory(plain, "auto", 3, 2**30)["method"] == "arnoldi"
+    assert _check_memory(plain.with_fock(10), "auto", 3, 2**30)["method"] == "shift-invert"
+    assert _check_memory(plain.with_fock(10), "auto", 3, 0.02 * 2**30)["method"] == "arnoldi"  # LU ≈ 40 MB
+    # nothing fits: refused before allocating, the message names the method and the size
+    with pytest.raises(MemoryError, match=r"arnoldi.*complex entries"):
+        _check_memory(polaron(build(model_m1(40), 1, fock=12)), "auto", 3, 0.2 * 2**30)
 
 
 # ----------------------------------------------------------------------------- spectrum
-@pytest.mark.parametrize("method", ["shift-invert", pytest.param("propagator", marks=pytest.mark.slow)])
+@functools.lru_cache(maxsize=None)
+def _qutip_low_spectrum(n_spins: int, fock: int):
+    """QuTiP's Liouvillian of the plain problem: 8 eigenvalues nearest 0.01 (scipy shift-invert, by decreasing
+    real part) and all of them (dense), computed once for every method tested against them."""
+    _, L = qutip_liouvillian(build(model_m1(n_spins), 1, fock=fock))
+    reference = sla.eigs(L.data.as_scipy().tocsc(), k=8, sigma=0.01, which="LM", return_eigenvectors=False)
+    return reference[np.argsort(-reference.real)], np.linalg.eigvals(L.full())
+
+
+@pytest.mark.parametrize("method", ["shift-invert", "arnoldi", pytest.param("propagator", marks=pytest.mark.slow)])
 def test_low_spectrum_matches_qutip_shift_invert(method):
     model = model_m1(4)
     fock = 8
-    problem = build(model, 1, fock=fock)
-    _, L = qutip_liouvillian(problem)
-    reference = sla.eigs(L.data.as_scipy().tocsc(), k=8, sigma=0.01, which="LM", return_eigenvectors=False)
-    reference = reference[np.argsort(-reference.real)]
+    reference, dense = _qutip_low_spectrum(4, fock)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FockCutoffWarning)
         ds = lifetime(model, fock=fock, eigenvalues=4, method=method)
@@ -154,9 +169,64 @@ def test_low_spectrum_matches_qutip_shift_invert(method):
     assert abs(float(ds.gap) + reference[1].real) < 1e-8
     assert str(ds.gap_sector.values) == "odd"
     # every eigenvalue we report is an eigenvalue of QuTiP's Liouvillian (nearest one within 1e-8)
-    dense = np.linalg.eigvals(L.full())
     assert max(np.min(np.abs(dense - lam)) for lam in ours) < 1e-8
     assert np.max(ds.eigenvalue_residual.values) < 1e-9
+
+
+def test_two_sided_rayleigh_quotient_is_second_order_and_resolves_a_tiny_eigenvalue():
+    """A = Q T Q† (Q unitary, T upper triangular: non-normal) with one eigenvalue −1e-9 among others of size
+    ~50 (a tiny gap among large entries, as λ₁ at N_sp = 40); its exact right eigenvector is Q e_0 and the left
+    one comes from a triangular solve with T. Perturbed by 1e-7, the one-sided quotient v†Av is off by far more
+    than the eigenvalue, the two-sided one by ~‖A‖ 1e-14, and its error estimate is of that order."""
+    import scipy.linalg as sla_dense
+    import scipy.sparse as sp
+
+    from opendicke.quantum.metastability import two_sided_eigenvalue
+
+    rng = np.random.default_rng(3)
+    n = 60
+    lam = np.concatenate([[-1e-9], -0.3 - 2 * rng.random(n - 1) + 50j * rng.standard_normal(n - 1)])
+    T = np.diag(lam) + np.triu(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)), 1)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)))
+    A = Q @ T @ Q.conj().T
+    right = Q[:, 0]
+    y = np.zeros(n, dtype=complex)  # yᵀ T = λ₁ yᵀ, y_0 = 1: (T − λ₁)[1:, 1:]ᵀ y[1:] = −T[0, 1:]
+    y[0] = 1.0
+    y[1:] = sla_dense.solve_triangular((T - lam[0] * np.eye(n))[1:, 1:].T, -T[0, 1:], lower=True)
+    left = np.conj(Q) @ y  # ℓᵀ A = yᵀ Q† A = yᵀ T Q† = λ₁ ℓᵀ
+    assert np.linalg.norm(A.T @ left - lam[0] * left) < 1e-9 * np.linalg.norm(left)
+    v = right + 1e-7 * rng.standard_normal(n)
+    ell = left / np.linalg.norm(left) + 1e-7 * rng.standard_normal(n)
+    info = two_sided_eigenvalue(sp.csr_matrix(A), v, ell, lam[1:])
+    assert abs(info["one_sided"] - lam[0]) > 1e-8  # the one-sided quotient cannot resolve it
+    assert abs(info["value"] - lam[0]) < 1e-11
+    assert abs(info["value"] - lam[0]) <= info["error"] < 1e-7 and info["condition"] >= 1
+
+
+def test_arnoldi_polaron_gap_matches_shift_invert_and_starts_from_the_smaller_cutoff():
+    """The polaron basis at N_sp = 6: Arnoldi (with the two-sided gap) against the SuperLU shift-invert at the
+    same cutoff, 1e-10 relative; the cutoff search's start vector is the smaller cutoff's eigenvector, padded."""
+    from opendicke.quantum.metastability import _prolong, _solve_one
+    from opendicke.quantum.polaron import polaron
+
+    model = model_m1(6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        a = lifetime(model, fock=8, eigenvalues=3, basis="polaron", method="arnoldi")
+        b = lifetime(model, fock=8, eigenvalues=3, basis="polaron", method="shift-invert")
+    assert a.attrs["method"] == "arnoldi" and b.attrs["method"] == "shift-invert"
+    assert abs(float(a.gap) / float(b.gap) - 1) < 1e-10
+    assert float(a.gap_error) < 1e-12 * float(a.gap) and float(a.gap_left_residual) < 1e-9
+    np.testing.assert_allclose(sorted(a.metastable_overlap.values.ravel()), sorted(b.metastable_overlap.values.ravel()),
+                               atol=1e-9)
+    small = _solve_one(polaron(build(model, 1, fock=4)), k=2, method="shift-invert", tau=None, need_left=False,
+                       max_memory=2**30)
+    big_basis = parity_basis(polaron(build(model, 1, fock=6)))
+    v = _prolong(small, "even", big_basis)
+    rho_small = small["basis"].to_problem_basis(small["basis"].full_matrix(small["pairs"]["even"].vectors[:, 0], "even"))
+    rho_big = big_basis.to_problem_basis(big_basis.full_matrix(v, "even")).reshape(7, 6, 7, 6)
+    np.testing.assert_allclose(rho_big[:, :4, :, :4].reshape(28, 28), rho_small, atol=1e-14)
+    assert np.abs(rho_big[:, 4:]).max() < 1e-14 and np.abs(rho_big[:, :, :, 4:]).max() < 1e-14
 
 
 @pytest.mark.slow
@@ -237,6 +307,12 @@ def test_cli_lifetime_json_and_bad_input():
     assert set(polaron_record) == set(record) and polaron_record["fock"] == [10]
     assert polaron_record["gap"] == pytest.approx(record["gap"], rel=1e-4)
     assert runner.invoke(app, ["lifetime", "--n-spins", "4", "--basis", "fock"]).exit_code == 2
+    # --basis auto (the default) takes the polaron basis from N_sp = 8 on; --method arnoldi; the --vary table
+    result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--g0", "1", "--vary", "n_spins=4,8", "--fock", "8",
+                                 "--method", "arnoldi"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "arnoldi" in line]
+    assert len(rows) == 2 and "plain" in rows[0] and "polaron" in rows[1]
     # too small a cutoff: reported on stderr, not silently used
     result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--n-spins", "4", "--fock", "4", "--json"])
     assert result.exit_code == 0 and "top level" in result.stderr

@@ -17,6 +17,7 @@ from opendicke.sweep import run_sweep
 from opendicke.fluctuations import cumulant, twa
 import opendicke.quantum  # noqa: F401  (registers quantum_evolution)
 from opendicke.fluctuations.figure3 import finite_n_figure3
+from opendicke.fluctuations.escape import EscapeOptions, escape_action
 
 TL = paper_model(1.0, n_modes=2)
 
@@ -59,6 +60,8 @@ PRODUCERS = {
     "self_consistent_state": lambda: mem.self_consistent_state(paper_model(n_spins=30, seed=1), 2, g0=1.2),
     "paramagnet_thresholds": lambda: mem.paramagnet_thresholds(paper_model(n_spins=30, seed=1)),
     "fluctuations_figure3": lambda: finite_n_figure3(paper_model(1.0, n_modes=2), [40], [1.0], t_final=0.2),
+    "escape_action": lambda: escape_action(DickeModel(omega=0.5, omega_modes=[1.5], g0=0.8),
+                                           EscapeOptions(durations=(20.0,), eps_step=0.1, mam_steps_per_time=10)),
     "transient_retrieval_map": lambda: mem.transient_retrieval_map(TL, [0.8, 1.2], [0.0, 0.02], t_obs=2.0,
                                                                    t_final=4.0, times=5),
 }

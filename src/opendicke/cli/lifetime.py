@@ -45,8 +45,8 @@ def lifetime(
     eigenvalues: Annotated[int, typer.Option("--eigenvalues", help="Eigenvalues per parity sector (≥ 2).")] = 3,
     tol: Annotated[float, typer.Option("--tol", help="Target accuracy of the stationary occupations, second moments and overlap distribution.")] = 1e-6,
     gap_rtol: Annotated[float, typer.Option("--gap-rtol", help="Target relative accuracy of the gap in the Fock cutoff.")] = 1e-3,
-    method: Annotated[str, typer.Option("--method", help="auto | shift-invert | propagator")] = "auto",
-    basis: Annotated[str, typer.Option("--basis", help="plain (Dicke ⊗ Fock) | polaron (modes displaced by the stationary field of each spin configuration: the cutoff counts fluctuations, ~10 at any N_sp; use it for N_sp ≳ 12).")] = "plain",
+    method: Annotated[str, typer.Option("--method", help="auto (sparse LU for small sectors, Arnoldi on L above or when the LU would not fit) | shift-invert | arnoldi | propagator")] = "auto",
+    basis: Annotated[str, typer.Option("--basis", help="auto (polaron from N_sp = 8 on, plain below) | plain (Dicke ⊗ Fock) | polaron (modes displaced by the stationary field of each spin configuration: the cutoff counts fluctuations, 10–12 at any N_sp).")] = "auto",
     vary: Annotated[Optional[str], typer.Option("--vary", help="n_spins=START:STOP:COUNT or n_spins=8,16,24: the lifetime-vs-N table.")] = None,
     max_memory: Annotated[float, typer.Option("--max-memory", help="Memory budget in GiB; larger problems fail before allocating.")] = 6.0,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the labelled result as NetCDF.")] = None,
@@ -119,14 +119,17 @@ def lifetime(
                           str(ds.eigenvalue_sector.values[i]), f"{float(ds.eigenvalue_residual[i]):.1e}")
         console.print(table)
         ms = ds["metastable_overlap"].values.tolist() if "metastable_overlap" in ds else []
-        console.print(f"gap {float(ds.gap):.6e} ({ds.gap_sector.values}), lifetime {float(ds.lifetime):.6g}, Fock levels "
+        console.print(f"gap {float(ds.gap):.10e} ({ds.gap_sector.values}, estimated error {float(ds.gap_error):.0e}), "
+                      f"lifetime {float(ds.lifetime):.8g}, {ds.attrs['basis']} basis, {ds.attrs['method']}, Fock levels "
                       f"{ds.fock.values.tolist()}, stationary residual {float(ds.residual):.1e}, metastable overlaps {ms}")
         return
     table = titled_table(f"lifetime against N_sp   ({model!r})")
-    for name in ("N_sp", "gap", "lifetime", "Fock", "converged", "metastable |ξ|", "seconds"):
+    for name in ("N_sp", "gap", "lifetime", "gap error", "basis", "method", "Fock", "converged", "metastable |ξ|",
+                 "seconds"):
         table.add_column(name, justify="right")
     for n, ds in zip(sizes, runs):
         ms = np.max(np.abs(ds["metastable_overlap"].values)) if "metastable_overlap" in ds else float("nan")
-        table.add_row(str(n), f"{float(ds.gap):.4e}", f"{float(ds.lifetime):.4g}", str(ds.fock.values.tolist()),
-                      str(bool(ds.gap_converged)), f"{ms:.4f}", f"{ds.attrs['elapsed_seconds']:.1f}")
+        table.add_row(str(n), f"{float(ds.gap):.6e}", f"{float(ds.lifetime):.6g}", f"{float(ds.gap_error):.0e}",
+                      ds.attrs["basis"], ds.attrs["method"], str(ds.fock.values.tolist()), str(bool(ds.gap_converged)),
+                      f"{ms:.4f}", f"{ds.attrs['elapsed_seconds']:.1f}")
     console.print(table)
