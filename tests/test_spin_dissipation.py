@@ -497,3 +497,88 @@ def test_threads_give_the_serial_result():
     with pytest.raises(ValueError, match="threads"):
         pi.solve(od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, patterns=[[1, 1]], gamma_down=0.1),
                  1, t_final=1, times=3, fock=4, threads=0)
+
+
+# ------------------------------------------------------------------------------------ cost function E_N of the PI solver
+COST_CASES = [
+    # (patterns, start: pattern number and flipped spins, rates, fock, t_final)
+    ([[1, -1, 1]], (1, []), (0.2, 0.2, 0.1), 6, 2.0),  # γ↓ = γ↑: one group of blocks with gauge signs +1 and -1
+    ([[1, -1, 1, 1]], (1, [2]), (0.3, 0.1, 0.2), 6, 2.0),  # γ↓ ≠ γ↑, corrupted start: a group of two blocks
+    ([[1, -1, 1, -1], [1, -1, -1, 1]], (1, []), (0.2, 0.2, 0.1), 4, 1.5),  # M = 2: two groups of two blocks each
+]
+
+
+def _reference_groups(G, gamma_down, gamma_up):
+    """Gauge signs g_j = G[1, j] and the partition of the spins into groups: same gauged column G[:, j] g_j, and
+    with γ↓ ≠ γ↑ also the same gauge sign (docs/spin-dissipation.md), as sets of spin indices."""
+    g = G[0].astype(int)
+    keys = [tuple(G[:, j] * g[j]) + ((g[j],) if gamma_down != gamma_up else ()) for j in range(G.shape[1])]
+    return g, sorted(sorted(j for j in range(len(keys)) if keys[j] == key) for key in set(keys))
+
+
+@pytest.mark.filterwarnings("ignore::opendicke.quantum.permutation.FockCutoffWarning")
+@pytest.mark.parametrize("case", COST_CASES)
+def test_permutation_cost_matches_individual_spins(case):
+    """E_N (paper Eq. 9) of the PI solver against ⟨(S_{a,k}/n_k − m_{a,k})²⟩ + Σ_μ ⟨A†A + AA†⟩, A = a/√N − α_MF,
+    evaluated directly on the QuTiP states of individual, ungauged spins, with the mean field of opendicke.evolve."""
+    from systems.spins import individual_spins
+
+    patterns, (nu, flips), rates, fock, t_final = case
+    G = np.asarray(patterns)
+    M, N_sp = G.shape
+    starts = G[nu - 1].copy()
+    starts[flips] *= -1
+    omega, omega_modes, kappa, g0 = 0.5, [1.5, 2.0][:M], 1.0, 1.1
+    t = np.linspace(0, t_final, 6)
+    model = od.DickeModel(omega=omega, omega_modes=omega_modes, kappa=kappa, g0=g0, patterns=G,
+                          gamma_down=rates[0], gamma_up=rates[1], gamma_phi=rates[2])
+    start = od.CorruptedPattern(nu, n_flip=0) if not flips else od.BlochState(
+        np.stack([np.zeros_like(starts), np.zeros_like(starts), starts], 1).astype(float))
+    ds = pi.solve(model, start, times=t, fock=fock, cost=True)
+    # the groups: our own rule, checked against the reduction's partition (whose order the mean field uses)
+    g, groups = _reference_groups(G, rates[0], rates[1])
+    grouping = od.reduce(model)
+    assert np.array_equal(grouping.gauge, g)
+    labels = grouping.group_of_spin
+    assert sorted(sorted(np.flatnonzero(labels == k).tolist()) for k in range(grouping.n_groups)) == groups
+    # some group spans two PI blocks (same original column and start), so its S² has a cross term
+    assert any(len({(*G[:, j].tolist(), int(starts[j])) for j in grp}) > 1 for grp in groups)
+    # brute force: states on individual spins ⊗ modes
+    s = individual_spins(G, omega, omega_modes, [kappa] * M, g0, fock, rates)
+    psi = qutip.tensor([qutip.basis(2, 0 if v > 0 else 1) for v in starts] + [qutip.basis(fock, 0)] * M)
+    states = qutip.mesolve(s.H, psi, t, s.c_ops, options={"atol": 1e-13, "rtol": 1e-11, "nsteps": 100000,
+                                                           "store_states": True}).states
+    mf = od.evolve(model, start, times=t, representation="groups")
+    N = N_sp / 2 ** (M - 1)  # the paper's normalisation
+    m_mf = mf["bloch"].values  # (T, K, 3), gauged frame
+    alpha_mf = mf["alpha"].values * math.sqrt(N_sp / N)  # ⟨a⟩/√N
+    eye = s.a[0] * 0 + qutip.qeye(s.a[0].dims[0])
+    expected = np.zeros(t.size)
+    for k in range(grouping.n_groups):
+        members = np.flatnonzero(labels == k)
+        S = {"x": sum(s.sx[j] for j in members), "y": sum(g[j] * s.sy[j] for j in members),
+             "z": sum(g[j] * s.sz[j] for j in members)}
+        for c, a in enumerate("xyz"):
+            for i, rho in enumerate(states):
+                X = S[a] / len(members) - m_mf[i, k, c] * eye
+                expected[i] += qutip.expect(X * X, rho)
+    for mu in range(M):
+        for i, rho in enumerate(states):
+            A = s.a[mu] / math.sqrt(N) - alpha_mf[i, mu] * eye
+            # AA† = A†A + 1/N ([a, a†] = 1; the truncated matrix of a a† misses the top level)
+            expected[i] += qutip.expect(2 * A.dag() * A, rho) + 1.0 / N
+    assert np.max(np.abs(ds.cost.values - expected)) < 1e-8
+    assert ds.cost_initial.values == pytest.approx(expected[0], abs=1e-10)  # a fully polarised product state
+
+
+def test_convergence_study_reports_the_cost_with_rates():
+    from opendicke.quantum.convergence import convergence_study
+
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.1, gamma_down=0.2, gamma_phi=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = convergence_study(model, [3], 1, t_final=1.0, times=5, seed=0,
+                                  options=od.quantum.QuantumOptions(fock=6))
+        alone = pi.solve(model.replace(n_spins=3, seed=0, patterns=None), 1, t_final=1.0, times=5, fock=6, cost=True)
+    assert np.all(np.isfinite(study["cost"].values))
+    assert np.allclose(study["cost"].values[0], alone.cost.values, rtol=0, atol=1e-12)

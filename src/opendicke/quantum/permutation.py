@@ -323,14 +323,27 @@ class PermutationProblem:
         return out
 
     # ------------------------------------------------------------- observables
-    def functionals(self) -> dict:
-        """Per-factor linear functionals: 'trace' for every factor; per block S_x, S_y, S_z; per mode a, a†a, top."""
+    @property
+    def square_pairs(self) -> list[tuple[int, int]]:
+        """Pairs of distinct blocks (b < c) in the same reduction group: their products S_a^{(b)} S_a^{(c)} enter
+        the group's ⟨S_{a,k}²⟩ (a group spans several blocks when its spins have opposite original columns, which
+        the gauge maps together unless γ↓ ≠ γ↑ splits the group by gauge sign, or different initial states)."""
+        group = self.block_group
+        return [(b, c) for b in range(self.n_blocks) for c in range(b + 1, self.n_blocks) if group[b] == group[c]]
+
+    def functionals(self, squares: bool = False) -> dict:
+        """Per-factor linear functionals: 'trace' for every factor; per block S_x, S_y, S_z (with ``squares`` also
+        S_a², 'S{a}S{a}'); per mode a, a†a, top."""
         out = {"trace": []}
         for b, block in enumerate(self._blocks):
-            out["trace"].append(block.trace.astype(complex))
+            trace = block.trace.astype(complex)
+            out["trace"].append(trace)
             for a in _COMPONENTS:
-                # Tr(Σ_j σ_a^j ρ) = trace · (Σ_j L_{σ_a})
-                out.setdefault(f"S{a}", {})[b] = block.one_body(_left(_PAULI[a])).T @ block.trace.astype(complex)
+                # Tr(Σ_j σ_a^j ρ) = trace · (Σ_j L_{σ_a}); Tr((Σ_j σ_a^j)² ρ) = trace · (L L)
+                left = block.one_body(_left(_PAULI[a]))
+                out.setdefault(f"S{a}", {})[b] = left.T @ trace
+                if squares:
+                    out.setdefault(f"S{a}S{a}", {})[b] = left.T @ (left.T @ trace)
         for mu, c in enumerate(self.fock):
             eye = np.eye(c).reshape(-1).astype(complex)
             out["trace"].append(eye)
@@ -346,9 +359,10 @@ class PermutationProblem:
                 out.setdefault(f"level{k}", {})[mu] = level.reshape(-1).astype(complex)
         return out
 
-    def expectations(self, states: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw expectation values for states (T, dim): 'trace', 'S{a}_{b}', 'a_{mu}', 'n_{mu}', 'top_{mu}'."""
-        fun = self.functionals()
+    def expectations(self, states: np.ndarray, squares: bool = False) -> dict[str, np.ndarray]:
+        """Raw expectation values for states (T, dim): 'trace', 'S{a}_{b}', 'a_{mu}', 'n_{mu}', 'top_{mu}'; with
+        ``squares`` also ⟨S_a^{(b)} S_a^{(c)}⟩ as 'S{a}S{a}_{b}_{c}' for b = c and the :attr:`square_pairs`."""
+        fun = self.functionals(squares)
         traces = fun["trace"]
         tensor = states.reshape((states.shape[0],) + self.dims)
         values = {}
@@ -359,19 +373,28 @@ class PermutationProblem:
             if i < self.n_blocks:
                 for a in _COMPONENTS:
                     values[f"S{a}_{i}"] = marginal @ fun[f"S{a}"][i]
+                    if squares:
+                        values[f"S{a}S{a}_{i}_{i}"] = marginal @ fun[f"S{a}S{a}"][i]
             else:
                 mu = i - self.n_blocks
                 for name in _MODE_FUNCTIONALS:
                     values[f"{name}_{mu}"] = marginal @ fun[name][mu]
+        if squares:
+            for b, c in self.square_pairs:  # different blocks commute: ⟨S^{(b)} S^{(c)}⟩ from the two-block marginal
+                marginal = _marginal(tensor, traces, (b, c))
+                for a in _COMPONENTS:
+                    values[f"S{a}S{a}_{b}_{c}"] = np.einsum("tij,i,j->t", marginal, fun[f"S{a}"][b], fun[f"S{a}"][c])
         return values
 
 
-def _marginal(tensor: np.ndarray, traces: list[np.ndarray], keep: int) -> np.ndarray:
-    """Contract every factor except ``keep`` with its trace functional: (T, *dims) → (T, dims[keep])."""
+def _marginal(tensor: np.ndarray, traces: list[np.ndarray], keep) -> np.ndarray:
+    """Contract every factor except ``keep`` (one index or several) with its trace functional:
+    (T, *dims) → (T, *dims[keep])."""
+    keep = {keep} if isinstance(keep, int | np.integer) else set(keep)
     out = tensor
     axis = 1
     for j, w in enumerate(traces):
-        if j == keep:
+        if j in keep:
             axis += 1
             continue
         out = np.tensordot(out, w, axes=([axis], [0]))
@@ -467,7 +490,7 @@ METHODS = ("auto", "chebyshev", "rk", "expm", "dop853")
 
 
 def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame: str = "lab", atol: float = 1e-10,
-              rtol: float = 1e-8, threads: int = 1) -> PermutationRun:
+              rtol: float = 1e-8, threads: int = 1, squares: bool = False) -> PermutationRun:
     """Integrate dρ/dt = L ρ from ``times[0]`` and return the expectation values at every time.
 
     ``method``:
@@ -484,6 +507,9 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
     counts the fluctuations b_μ = a_μ − ⟨a_μ⟩, see :mod:`.permutation_fast`).
 
     ``threads``: threads of the compiled kernel (``"chebyshev"``, ``"rk"``; 1, the default: single-threaded).
+
+    ``squares``: also ⟨S_a^{(b)} S_a^{(c)}⟩ of every block and every pair of blocks in one reduction group
+    (``S{a}S{a}_{b}_{c}``, b ≤ c; :meth:`PermutationProblem.expectations`), the input of the cost function.
     """
     from threadpoolctl import threadpool_limits
 
@@ -507,12 +533,12 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
     if method in ("chebyshev", "rk"):
         with threadpool_limits(limits=1, user_api="blas"):
             if t.size == 1:
-                values = problem.expectations(problem.initial_vector()[None, :])
+                values = problem.expectations(problem.initial_vector()[None, :], squares)
                 stats = {}
             else:
                 values, stats, _ = propagate_fast(problem, t, method="chebyshev" if method == "chebyshev" else "dop853",
                                                   frame=frame, atol=atol, rtol=rtol, tol=min(atol, 1e-10),
-                                                  threads=threads)
+                                                  threads=threads, squares=squares)
         stats = {**stats, "cpu_seconds": _time.process_time() - cpu}
         return PermutationRun(problem, t, values, _time.perf_counter() - start, method, frame, stats)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -538,7 +564,7 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
                 if not sol.success:
                     raise RuntimeError(f"DOP853 failed: {sol.message}")
                 states[:] = sol.y.T
-    values = problem.expectations(states)
+    values = problem.expectations(states, squares)
     return PermutationRun(problem, t, values, _time.perf_counter() - start, method, frame,
                           {"cpu_seconds": _time.process_time() - cpu})
 
@@ -610,6 +636,8 @@ def as_propagation(run: PermutationRun) -> Propagation:
     for k in range(p.grouping.n_groups):
         for c, a in enumerate(_COMPONENTS):
             values[f"m{a}_{k + 1}"] = bloch[:, k, c]
+    if "SxSx_0_0" in run.values:
+        values.update(_group_squares(run, p.grouping))
     return Propagation(problem=p, times=run.times, values=values, elapsed=run.elapsed, method=run.method,
                        stats={**run.stats, "frame": run.frame})
 
@@ -629,6 +657,7 @@ def solve(
     max_dim: int = 50_000_000,
     compare_meanfield: bool = True,
     threads: int = 1,
+    cost: bool = False,
 ):
     """Exact master-equation dynamics with individual spin dissipation, as an ``xarray.Dataset``.
 
@@ -659,11 +688,16 @@ def solve(
         ``occupation_meanfield``.
     threads:
         Threads of the compiled kernel (1, the default: single-threaded).
+    cost:
+        Also the paper's cost function E_N(t) (Eq. 9, paper normalisation; ``cost``, ``cost_initial``) against
+        the mean field with the same rates (groups representation), from ⟨S_{a,k}⟩ and ⟨S_{a,k}²⟩ of the gauged
+        group operators (block products within a group included) and ⟨a_μ⟩, ⟨a_μ†a_μ⟩; implies
+        ``compare_meanfield``.
 
     Returns
     -------
     xarray.Dataset
-        The variables and attributes of :func:`opendicke.quantum.solve` (one builder), without the cost function:
+        The variables and attributes of :func:`opendicke.quantum.solve` (one builder; ``cost`` with ``cost``):
         ``overlap``, ``occupation``, ``alpha`` (time, pattern), ``bloch`` (time, group, component; gauged
         frame of :func:`opendicke.reduce`, as the other solvers), ``top_population``, ``fock``, ``fock_change``,
         ``fock_converged``; besides ``trace``; attrs ``kind = "quantum_evolution"``, ``solver_frame =
@@ -681,7 +715,7 @@ def solve(
     if not (isinstance(threads, int | np.integer) and threads >= 1):
         raise ValueError(f"threads must be an integer ≥ 1, got {threads!r}")
     base = build(model, start, fock=2)
-    run_kwargs = dict(method=method, frame=frame, atol=atol, rtol=rtol, threads=int(threads))
+    run_kwargs = dict(method=method, frame=frame, atol=atol, rtol=rtol, threads=int(threads), squares=bool(cost))
     if fock is not None:
         basis = PermutationBasis(base, _fock_tuple(fock, model.n_modes), run_kwargs, max_dim)
         problem = base.with_fock(fock)
@@ -702,12 +736,15 @@ def solve(
         found = search(basis, t, tol, stacklevel=3)
         run, change, converged, history = found.run, found.change, found.converged, found.history
     meanfield = None
-    if compare_meanfield:
+    if compare_meanfield or cost:
         from ..meanfield.evolution import evolve
 
-        meanfield = evolve(model, start, times=t if t.size > 1 else [t[0], t[0] + 1e-9], keep_bloch=False)
+        mf_times = t if t.size > 1 else [t[0], t[0] + 1e-9]
+        # the cost function needs the groups' Bloch vectors in the reduction's gauged frame
+        meanfield = (evolve(model, start, times=mf_times, representation="groups").isel(time=slice(0, t.size))
+                     if cost else evolve(model, start, times=mf_times, keep_bloch=False))
     return _dataset(model, start, run, change, converged, history, tol, atol, rtol, _time.perf_counter() - total_start,
-                    meanfield)
+                    meanfield, cost=bool(cost))
 
 
 def _check_dim(problem: PermutationProblem, max_dim: int) -> None:
@@ -732,21 +769,44 @@ def _group_bloch(run: PermutationRun, grouping: Grouping) -> np.ndarray:
     return out / grouping.sizes[None, :, None]
 
 
-def _dataset(model, start, run: Propagation, change, converged, history, tol, atol, rtol, total, meanfield=None):
-    """The Dataset of :func:`opendicke.quantum.solve` (its builder, without the cost function), plus ``trace``
-    and the attributes of this basis."""
+def _group_squares(run: PermutationRun, grouping: Grouping) -> dict:
+    """⟨S_{a,k}²⟩ of the gauged group operators (S_x = Σ_j σ_x^j, S_{y,z} = Σ_j g_j σ_{y,z}^j) as ``S{a}2_k``
+    (k from 1; the names of the plain basis's ``squares``): Σ_b ⟨(S_a^{(b)})²⟩ + 2 Σ_{b<c} s_b s_c ⟨S_a^{(b)} S_a^{(c)}⟩
+    over the blocks of group k, s = 1 for x and the gauge sign for y, z."""
+    p = run.problem
+    spin0 = np.array([np.flatnonzero(p.block_of_spin == b)[0] for b in range(p.n_blocks)])
+    gauge = grouping.gauge[spin0].astype(float)
+    group = grouping.group_of_spin[spin0]
+    out = {}
+    for a in _COMPONENTS:
+        sign = np.ones_like(gauge) if a == "x" else gauge
+        total = np.zeros((grouping.n_groups, run.times.size), dtype=complex)
+        for b in range(p.n_blocks):
+            total[group[b]] += run.values[f"S{a}S{a}_{b}_{b}"]
+        for b, c in p.square_pairs:
+            total[group[b]] += 2.0 * sign[b] * sign[c] * run.values[f"S{a}S{a}_{b}_{c}"]
+        for k in range(grouping.n_groups):
+            out[f"S{a}2_{k + 1}"] = total[k]
+    return out
+
+
+def _dataset(model, start, run: Propagation, change, converged, history, tol, atol, rtol, total, meanfield=None,
+             cost: bool = False):
+    """The Dataset of :func:`opendicke.quantum.solve` (its builder; the cost function with ``cost``, from a run with
+    ``squares`` and a groups-representation ``meanfield``), plus ``trace`` and the attributes of this basis."""
     from .solver import _dataset as quantum_dataset
 
     p = run.problem
     ds = quantum_dataset(model, start, run, meanfield, change, converged, history, tol, atol, rtol, total,
-                         with_cost=False)
+                         with_cost=cost)
     ds["trace"] = (("time",), np.real(run.values["trace"]))
     ds["trace"].attrs["long_name"] = "Tr rho (1 up to the propagation error)"
     ds.attrs.update({
         "boson_frame": run.stats["frame"],
         "blocks": json.dumps({"sizes": p.block_sizes.tolist(), "columns": p.block_columns.T.tolist()}),
         "solver_frame": "permutation",
-        "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp",
+        "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp"
+                 + ("; cost E_N in the paper's normalisation" if cost else ""),
     })
     if run.stats.get("applications") is not None:
         ds.attrs["propagator_stats"] = json.dumps({k: v for k, v in run.stats.items() if k != "frame"})
