@@ -488,12 +488,16 @@ def test_cutoff_search_is_the_basis_search_and_meets_tol_against_a_far_larger_cu
     assert np.all(np.isfinite(run.tail_ratio())) and np.all(run.tail_ratio() < 1)
 
 
+@pytest.mark.slow  # compiling the parallel kernel takes 13-27 s on a fresh clone
 def test_threads_give_the_serial_result():
     p = _three_block_two_mode_problem()
     t = np.linspace(0, 1.0, 4)
     serial = pi.propagate(p, t)
     threaded = pi.propagate(p, t, threads=2)
     assert max(np.max(np.abs(threaded.values[k] - serial.values[k])) for k in serial.values) < 1e-12
+
+
+def test_threads_are_validated_before_any_work():
     with pytest.raises(ValueError, match="threads"):
         pi.solve(od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, patterns=[[1, 1]], gamma_down=0.1),
                  1, t_final=1, times=3, fock=4, threads=0)
