@@ -586,3 +586,84 @@ def test_convergence_study_reports_the_cost_with_rates():
         alone = pi.solve(model.replace(n_spins=3, seed=0, patterns=None), 1, t_final=1.0, times=5, fock=6, cost=True)
     assert np.all(np.isfinite(study["cost"].values))
     assert np.allclose(study["cost"].values[0], alone.cost.values, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------ QuTiP (PIQS) export
+_EXPORT_OPTIONS = {"atol": 1e-12, "rtol": 1e-10, "nsteps": 100000}
+EXPORT_CASES = [
+    # (patterns, start, rates, fock): one block; two blocks of opposite sign with γ↓ ≠ γ↑; M = 2, corrupted start
+    ([[1, 1, 1, 1]], 1, (0.3, 0.1, 0.2), 6),
+    ([[1, -1, 1, 1, -1]], 1, (0.3, 0.05, 0.1), 6),
+    ([[1, -1, 1], [1, 1, -1]], "corrupted", (0.3, 0.1, 0.2), 4),
+]
+
+
+def _export_model(patterns, rates):
+    G = np.asarray(patterns)
+    return od.DickeModel(omega=0.5, omega_modes=[1.5, 2.0][: G.shape[0]], kappa=1.0, g0=1.1, patterns=G,
+                         gamma_down=rates[0], gamma_up=rates[1], gamma_phi=rates[2])
+
+
+@pytest.mark.parametrize("case", EXPORT_CASES)
+def test_qutip_export_reproduces_the_permutation_solver(case):
+    patterns, start, rates, fock = case
+    model = _export_model(patterns, rates)
+    if start == "corrupted":  # spin 1 flipped: three blocks of one spin, one of them against its pattern
+        start = od.BlochState(np.array([[0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]))
+    problem = pi.build(model, start, fock=fock)
+    t = np.linspace(0, 1.5, 6)
+    run = pi.propagate(problem, t)
+    q = problem.to_qutip()
+    assert q.liouvillian.issuper and abs(q.rho0.tr() - 1) < 1e-12
+    names = list(q.observables)
+    res = qutip.mesolve(q.liouvillian, q.rho0, t, e_ops=[q.observables[k] for k in names], options=_EXPORT_OPTIONS)
+    got = dict(zip(names, (np.asarray(e) for e in res.expect)))
+    bloch = run.block_bloch()
+    assert np.max(np.abs(bloch[-1] - bloch[0])) > 0.05  # the dynamics moves the spins
+    for mu in range(problem.n_modes):
+        assert np.max(np.abs(got[f"overlap_{mu + 1}"] - run.overlaps()[:, mu])) < 1e-7
+        assert np.max(np.abs(got[f"occupation_{mu + 1}"] - run.occupations()[:, mu])) < 1e-7
+        assert np.max(np.abs(got[f"alpha_{mu + 1}"] - run.alphas()[:, mu])) < 1e-7
+    for b in range(problem.n_blocks):
+        for c, a in enumerate("xyz"):
+            assert np.max(np.abs(got[f"bloch_{a}_{b + 1}"] - bloch[:, b, c])) < 1e-7
+
+
+@pytest.mark.parametrize("case", [
+    # two blocks (mixed signs), the first spin flipped against its pattern, γ↓ ≠ γ↑
+    ([[1, -1, 1]], [[0, 0, -1], [0, 0, -1], [0, 0, 1]], (0.3, 0.05, 0.2)),
+    # one block of 3 tilted spins: every j sector of the Dicke basis is populated
+    ([[1, 1, 1]], [[0.6, 0, 0.8]] * 3, (0.2, 0.1, 0.3)),
+])
+def test_qutip_export_matches_individual_spins(case):
+    from systems.spins import individual_spins
+
+    patterns, vectors, rates = case
+    G, vectors = np.asarray(patterns), np.asarray(vectors, dtype=float)
+    n, fock = G.shape[1], 6
+    model = _export_model(G, rates)
+    t = np.linspace(0, 1.5, 6)
+    q = pi.build(model, od.BlochState(vectors), fock=fock).to_qutip()
+    res = qutip.mesolve(q.liouvillian, q.rho0, t, e_ops=[q.observables["overlap_1"], q.observables["occupation_1"]],
+                        options=_EXPORT_OPTIONS)
+    s = individual_spins(G, 0.5, [1.5], [1.0], 1.1, fock, rates)
+    spins = [qutip.Qobj(0.5 * np.array([[1 + v[2], v[0] - 1j * v[1]], [v[0] + 1j * v[1], 1 - v[2]]])) for v in vectors]
+    rho = qutip.tensor(spins + [qutip.fock_dm(fock, 0)])
+    ref = qutip.mesolve(s.H, rho, t, s.c_ops, e_ops=[sum(G[0, j] * s.sz[j] for j in range(n)) / n,
+                                                    s.a[0].dag() * s.a[0] / n], options=_EXPORT_OPTIONS)
+    assert np.max(np.abs(res.expect[0] - ref.expect[0])) < 1e-7
+    assert np.max(np.abs(res.expect[1] - ref.expect[1])) < 1e-7
+    assert np.max(np.abs(ref.expect[0] - ref.expect[0][0])) > 0.05
+
+
+def test_qutip_export_refuses_a_large_dicke_space_before_building():
+    model = _export_model(np.ones((1, 400), int), (0.1, 0.0, 0.0))
+    problem = pi.build(model, 1, fock=4)
+    import time
+
+    start = time.process_time()
+    with pytest.raises(ValueError, match="max_dim"):
+        problem.to_qutip()
+    assert time.process_time() - start < 1.0
+    with pytest.raises(ValueError, match="max_dim"):
+        pi.build(_export_model([[1, 1]], (0.1, 0, 0)), 1, fock=4).to_qutip(max_dim=100)

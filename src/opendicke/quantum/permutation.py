@@ -59,8 +59,11 @@ from .result import FockCutoffWarning, Propagation  # one warning for every basi
 
 __all__ = [
     "PermutationProblem", "build", "propagate", "solve", "block_types", "block_dimension", "one_body",
-    "PermutationRun", "FockCutoffWarning", "PermutationBasis", "as_propagation",
+    "PermutationRun", "FockCutoffWarning", "PermutationBasis", "as_propagation", "PiqsProblem", "QUTIP_MAX_DIM",
 ]
+
+#: Largest Liouville-space dimension :meth:`PermutationProblem.to_qutip` builds (a dense-ish QuTiP superoperator).
+QUTIP_MAX_DIM = 1_000_000
 
 # Single-spin operators in the basis (|excited⟩, |ground⟩), the paper's σ_z = +1 first.
 _SX = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -252,6 +255,22 @@ class PermutationProblem:
         return PermutationProblem(self.model, self.initial, self.block_columns, self.block_sizes, self.block_vectors,
                                   self.block_of_spin, _fock_tuple(fock, self.n_modes))
 
+    def to_qutip(self, max_dim: int = QUTIP_MAX_DIM) -> PiqsProblem:
+        """The problem as QuTiP objects in the Dicke basis of PIQS (``qutip.piqs``, Shammah et al. 2018): every
+        block in all its total-spin sectors j (``piqs.num_dicke_states(n_b)`` states), its individual decay,
+        pumping and dephasing from ``piqs.Dicke(n_b, emission=γ↓, pumping=γ↑, dephasing=2γφ).liouvillian()``
+        (PIQS's dephasing jump is σ_z/2; built at unit rates and scaled, as PIQS keeps rates in single
+        precision), tensored with the other blocks and the modes, plus
+        ``qutip.liouvillian(H, [√κ_μ a_μ])`` for H = Ω Σ_b 2J_x^{(b)} + Σ_μ Ω_μ a_μ†a_μ
+        + (g0/√N_sp) Σ_{μ,b} G[μ, b] 2J_z^{(b)} (a_μ + a_μ†). Same original (ungauged) frame, blocks and order
+        (block 1 … R, then mode 1 … M, ``fock`` levels each) as :attr:`liouvillian`, so
+        ``qutip.mesolve(q.liouvillian, q.rho0, t, e_ops=q.observables)`` reproduces :func:`propagate`.
+
+        Raises ``ValueError`` before building anything when the Liouville-space dimension
+        (Π_b num_dicke_states(n_b) · Π_μ fock_μ)² exceeds ``max_dim`` (default 10⁶).
+        """
+        return _to_qutip(self, max_dim)
+
     # ------------------------------------------------------------- factors
     def _identities(self) -> list[sp.csr_matrix]:
         return [sp.identity(d, dtype=complex, format="csr") for d in self.dims]
@@ -441,6 +460,130 @@ def build(model: DickeModel, initial: InitialState | int = 1, fock=8) -> Permuta
     columns = unique[:, :M].T.astype(np.int8)
     block_vectors = np.stack([vectors[block_of_spin == b][0] for b in range(unique.shape[0])])
     return PermutationProblem(model, start, columns, sizes, block_vectors, block_of_spin, _fock_tuple(fock, M))
+
+
+# ------------------------------------------------------------------------------------ QuTiP export
+@dataclass(frozen=True)
+class PiqsProblem:
+    """QuTiP view of a :class:`PermutationProblem` (Dicke basis of every block ⊗ Fock modes, original frame).
+
+    Attributes
+    ----------
+    liouvillian:
+        The generator as a QuTiP superoperator (``dρ/dt = L ρ``), tensor dims [[d_1, …, d_R, fock_1, …], …],
+        d_b = ``piqs.num_dicke_states(n_b)``.
+    hamiltonian, collapse_operators:
+        H and the mode losses √κ_μ a_μ (the spin dissipation is in ``liouvillian`` only: it is not a sum of
+        collective jumps).
+    rho0:
+        ρ(0): every block ρ₁^{⊗n_b} of its Bloch vector in the Dicke basis (all j sectors, with their
+        degeneracies, trace 1), every mode the coherent state of :meth:`PermutationProblem.initial_vector`.
+    observables:
+        ``overlap_μ`` = (1/N_sp) Σ_b G[μ, b] 2J_z^{(b)}, ``occupation_μ`` = a_μ†a_μ/N_sp, ``alpha_μ`` = a_μ/√N_sp
+        (not Hermitian: a complex expectation) for μ = 1…M, and the mean block Bloch components
+        ``bloch_{a}_{b}`` = 2J_a^{(b)}/n_b (a ∈ x, y, z; b = 1…R), as :meth:`PermutationRun.overlaps`,
+        ``occupations``, ``alphas`` and ``block_bloch``.
+    """
+
+    liouvillian: object
+    hamiltonian: object
+    collapse_operators: list
+    rho0: object
+    observables: dict
+
+
+def _dicke_product_state(n: int, v: np.ndarray):
+    """ρ₁^{⊗n}, ρ₁ = (1 + v·σ)/2, in the Dicke basis of PIQS: ⊕_j d_j ρ_j, ρ_j = U diag(p^{n/2+m}(1−p)^{n/2−m}) U†
+    (p = (1 + |v|)/2, U the spin-j rotation taking J_z to the direction of v) and d_j the multiplicity of j."""
+    import qutip
+    from qutip import piqs
+
+    v = np.asarray(v, dtype=float)
+    r = float(np.linalg.norm(v))
+    axis = v / r if r > 0 else np.array([0.0, 0.0, 1.0])
+    p = 0.5 * (1.0 + min(r, 1.0))
+    blocks = []
+    j = n / 2.0
+    while j >= -1e-9:
+        size = int(round(2 * j + 1))
+        jn = (sum(axis[k] * qutip.jmat(j, c).full() for k, c in enumerate("xyz")) if size > 1
+              else np.zeros((1, 1), dtype=complex))  # qutip.jmat(0) fails
+        m, vecs = np.linalg.eigh(jn)  # eigenvalues −j … j
+        m = np.round(m * 2) / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(n / 2 + m > 0, p ** (n / 2 + m), 1.0) * np.where(n / 2 - m > 0, (1.0 - p) ** (n / 2 - m), 1.0)
+        blocks.append(piqs.state_degeneracy(n, j) * (vecs * w) @ vecs.conj().T)
+        assert size == blocks[-1].shape[0]
+        j -= 1.0
+    from scipy.linalg import block_diag
+
+    rho = block_diag(*blocks)
+    return qutip.Qobj(rho / np.trace(rho).real)
+
+
+def _to_qutip(problem: PermutationProblem, max_dim: int = QUTIP_MAX_DIM) -> PiqsProblem:
+    from qutip import piqs
+
+    import qutip
+
+    m = problem.model
+    nds = [int(piqs.num_dicke_states(int(n))) for n in problem.block_sizes]
+    hilbert = int(np.prod(nds + list(problem.fock), dtype=np.int64))
+    if hilbert ** 2 > max_dim:
+        raise ValueError(f"the Dicke-basis Liouville space has dimension {hilbert ** 2} > max_dim = {max_dim} "
+                         f"(blocks {problem.block_sizes.tolist()} → Dicke states {nds}, fock {list(problem.fock)}); "
+                         "use permutation.propagate, or raise max_dim")
+    R, M = problem.n_blocks, problem.n_modes
+    eyes = [qutip.qeye(d) for d in nds] + [qutip.qeye(int(c)) for c in problem.fock]
+
+    def embed(pieces: dict):
+        ops = list(eyes)
+        for i, op in pieces.items():
+            ops[i] = op
+        return qutip.tensor(ops)
+
+    J = [{a: piqs.jspin(int(n), a) for a in _COMPONENTS} for n in problem.block_sizes]
+    a_ops = [embed({R + mu: qutip.destroy(int(c))}) for mu, c in enumerate(problem.fock)]
+    coupling = float(m.g0) / math.sqrt(m.n_spins)
+    H = 0
+    for b in range(R):
+        H = H + 2.0 * float(m.omega) * embed({b: J[b]["x"]})
+    for mu in range(M):
+        H = H + float(m.omega_modes[mu]) * a_ops[mu].dag() * a_ops[mu]
+        x = a_ops[mu] + a_ops[mu].dag()
+        for b in range(R):
+            c = float(problem.block_columns[mu, b])
+            if c:
+                H = H + 2.0 * coupling * c * embed({b: J[b]["z"]}) * x
+    c_ops = [math.sqrt(float(m.kappa[mu])) * a_ops[mu] for mu in range(M) if m.kappa[mu] > 0]
+    L = qutip.liouvillian(H, c_ops)
+    if m.gamma_down or m.gamma_up or m.gamma_phi:
+        super_eyes = [qutip.to_super(e) for e in eyes]
+        for b, n in enumerate(problem.block_sizes):
+            # PIQS's compiled Dicke class stores the rates as C floats (single precision: emission=0.3 gives
+            # 0.30000001192…, an error of 1e-8 in the dynamics), so build unit-rate generators and scale them
+            local = sum(rate * piqs.Dicke(N=int(n), **{name: 1.0}).liouvillian()
+                        for name, rate in (("emission", float(m.gamma_down)), ("pumping", float(m.gamma_up)),
+                                           ("dephasing", 2.0 * float(m.gamma_phi))) if rate)
+            factors = list(super_eyes)
+            factors[b] = local
+            L = L + qutip.super_tensor(*factors)
+    parts = [_dicke_product_state(int(n), v) for n, v in zip(problem.block_sizes, problem.block_vectors)]
+    alpha = problem.initial.initial_alpha(m) * math.sqrt(m.n_spins)
+    for mu, c in enumerate(problem.fock):
+        psi = qutip.Qobj(_coherent(int(c), complex(alpha[mu])).reshape(-1, 1))
+        parts.append(psi.proj())
+    rho0 = qutip.tensor(parts)
+    obs = {}
+    for mu in range(M):
+        obs[f"overlap_{mu + 1}"] = sum(2.0 * float(problem.block_columns[mu, b]) * embed({b: J[b]["z"]})
+                                       for b in range(R)) / m.n_spins
+        obs[f"occupation_{mu + 1}"] = a_ops[mu].dag() * a_ops[mu] / m.n_spins
+        obs[f"alpha_{mu + 1}"] = a_ops[mu] / math.sqrt(m.n_spins)
+    for b in range(R):
+        for a in _COMPONENTS:
+            obs[f"bloch_{a}_{b + 1}"] = 2.0 * embed({b: J[b][a]}) / float(problem.block_sizes[b])
+    return PiqsProblem(liouvillian=L, hamiltonian=H, collapse_operators=c_ops, rho0=rho0, observables=obs)
 
 
 # ------------------------------------------------------------------------------------ propagation
