@@ -488,12 +488,182 @@ def test_cutoff_search_is_the_basis_search_and_meets_tol_against_a_far_larger_cu
     assert np.all(np.isfinite(run.tail_ratio())) and np.all(run.tail_ratio() < 1)
 
 
+@pytest.mark.slow  # compiling the parallel kernel takes 13-27 s on a fresh clone
 def test_threads_give_the_serial_result():
     p = _three_block_two_mode_problem()
     t = np.linspace(0, 1.0, 4)
     serial = pi.propagate(p, t)
     threaded = pi.propagate(p, t, threads=2)
     assert max(np.max(np.abs(threaded.values[k] - serial.values[k])) for k in serial.values) < 1e-12
+
+
+def test_threads_are_validated_before_any_work():
     with pytest.raises(ValueError, match="threads"):
         pi.solve(od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.0, patterns=[[1, 1]], gamma_down=0.1),
                  1, t_final=1, times=3, fock=4, threads=0)
+
+
+# ------------------------------------------------------------------------------------ cost function E_N of the PI solver
+COST_CASES = [
+    # (patterns, start: pattern number and flipped spins, rates, fock, t_final)
+    ([[1, -1, 1]], (1, []), (0.2, 0.2, 0.1), 6, 2.0),  # γ↓ = γ↑: one group of blocks with gauge signs +1 and -1
+    ([[1, -1, 1, 1]], (1, [2]), (0.3, 0.1, 0.2), 6, 2.0),  # γ↓ ≠ γ↑, corrupted start: a group of two blocks
+    ([[1, -1, 1, -1], [1, -1, -1, 1]], (1, []), (0.2, 0.2, 0.1), 4, 1.5),  # M = 2: two groups of two blocks each
+]
+
+
+def _reference_groups(G, gamma_down, gamma_up):
+    """Gauge signs g_j = G[1, j] and the partition of the spins into groups: same gauged column G[:, j] g_j, and
+    with γ↓ ≠ γ↑ also the same gauge sign (docs/spin-dissipation.md), as sets of spin indices."""
+    g = G[0].astype(int)
+    keys = [tuple(G[:, j] * g[j]) + ((g[j],) if gamma_down != gamma_up else ()) for j in range(G.shape[1])]
+    return g, sorted(sorted(j for j in range(len(keys)) if keys[j] == key) for key in set(keys))
+
+
+@pytest.mark.filterwarnings("ignore::opendicke.quantum.permutation.FockCutoffWarning")
+@pytest.mark.parametrize("case", COST_CASES)
+def test_permutation_cost_matches_individual_spins(case):
+    """E_N (paper Eq. 9) of the PI solver against ⟨(S_{a,k}/n_k − m_{a,k})²⟩ + Σ_μ ⟨A†A + AA†⟩, A = a/√N − α_MF,
+    evaluated directly on the QuTiP states of individual, ungauged spins, with the mean field of opendicke.evolve."""
+    from systems.spins import individual_spins
+
+    patterns, (nu, flips), rates, fock, t_final = case
+    G = np.asarray(patterns)
+    M, N_sp = G.shape
+    starts = G[nu - 1].copy()
+    starts[flips] *= -1
+    omega, omega_modes, kappa, g0 = 0.5, [1.5, 2.0][:M], 1.0, 1.1
+    t = np.linspace(0, t_final, 6)
+    model = od.DickeModel(omega=omega, omega_modes=omega_modes, kappa=kappa, g0=g0, patterns=G,
+                          gamma_down=rates[0], gamma_up=rates[1], gamma_phi=rates[2])
+    start = od.CorruptedPattern(nu, n_flip=0) if not flips else od.BlochState(
+        np.stack([np.zeros_like(starts), np.zeros_like(starts), starts], 1).astype(float))
+    ds = pi.solve(model, start, times=t, fock=fock, cost=True)
+    # the groups: our own rule, checked against the reduction's partition (whose order the mean field uses)
+    g, groups = _reference_groups(G, rates[0], rates[1])
+    grouping = od.reduce(model)
+    assert np.array_equal(grouping.gauge, g)
+    labels = grouping.group_of_spin
+    assert sorted(sorted(np.flatnonzero(labels == k).tolist()) for k in range(grouping.n_groups)) == groups
+    # some group spans two PI blocks (same original column and start), so its S² has a cross term
+    assert any(len({(*G[:, j].tolist(), int(starts[j])) for j in grp}) > 1 for grp in groups)
+    # brute force: states on individual spins ⊗ modes
+    s = individual_spins(G, omega, omega_modes, [kappa] * M, g0, fock, rates)
+    psi = qutip.tensor([qutip.basis(2, 0 if v > 0 else 1) for v in starts] + [qutip.basis(fock, 0)] * M)
+    states = qutip.mesolve(s.H, psi, t, s.c_ops, options={"atol": 1e-13, "rtol": 1e-11, "nsteps": 100000,
+                                                           "store_states": True}).states
+    mf = od.evolve(model, start, times=t, representation="groups")
+    N = N_sp / 2 ** (M - 1)  # the paper's normalisation
+    m_mf = mf["bloch"].values  # (T, K, 3), gauged frame
+    alpha_mf = mf["alpha"].values * math.sqrt(N_sp / N)  # ⟨a⟩/√N
+    eye = s.a[0] * 0 + qutip.qeye(s.a[0].dims[0])
+    expected = np.zeros(t.size)
+    for k in range(grouping.n_groups):
+        members = np.flatnonzero(labels == k)
+        S = {"x": sum(s.sx[j] for j in members), "y": sum(g[j] * s.sy[j] for j in members),
+             "z": sum(g[j] * s.sz[j] for j in members)}
+        for c, a in enumerate("xyz"):
+            for i, rho in enumerate(states):
+                X = S[a] / len(members) - m_mf[i, k, c] * eye
+                expected[i] += qutip.expect(X * X, rho)
+    for mu in range(M):
+        for i, rho in enumerate(states):
+            A = s.a[mu] / math.sqrt(N) - alpha_mf[i, mu] * eye
+            # AA† = A†A + 1/N ([a, a†] = 1; the truncated matrix of a a† misses the top level)
+            expected[i] += qutip.expect(2 * A.dag() * A, rho) + 1.0 / N
+    assert np.max(np.abs(ds.cost.values - expected)) < 1e-8
+    assert ds.cost_initial.values == pytest.approx(expected[0], abs=1e-10)  # a fully polarised product state
+
+
+def test_convergence_study_reports_the_cost_with_rates():
+    from opendicke.quantum.convergence import convergence_study
+
+    model = od.DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=1.1, gamma_down=0.2, gamma_phi=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = convergence_study(model, [3], 1, t_final=1.0, times=5, seed=0,
+                                  options=od.quantum.QuantumOptions(fock=6))
+        alone = pi.solve(model.replace(n_spins=3, seed=0, patterns=None), 1, t_final=1.0, times=5, fock=6, cost=True)
+    assert np.all(np.isfinite(study["cost"].values))
+    assert np.allclose(study["cost"].values[0], alone.cost.values, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------ QuTiP (PIQS) export
+_EXPORT_OPTIONS = {"atol": 1e-12, "rtol": 1e-10, "nsteps": 100000}
+EXPORT_CASES = [
+    # (patterns, start, rates, fock): one block; two blocks of opposite sign with γ↓ ≠ γ↑; M = 2, corrupted start
+    ([[1, 1, 1, 1]], 1, (0.3, 0.1, 0.2), 6),
+    ([[1, -1, 1, 1, -1]], 1, (0.3, 0.05, 0.1), 6),
+    ([[1, -1, 1], [1, 1, -1]], "corrupted", (0.3, 0.1, 0.2), 4),
+]
+
+
+def _export_model(patterns, rates):
+    G = np.asarray(patterns)
+    return od.DickeModel(omega=0.5, omega_modes=[1.5, 2.0][: G.shape[0]], kappa=1.0, g0=1.1, patterns=G,
+                         gamma_down=rates[0], gamma_up=rates[1], gamma_phi=rates[2])
+
+
+@pytest.mark.parametrize("case", EXPORT_CASES)
+def test_qutip_export_reproduces_the_permutation_solver(case):
+    patterns, start, rates, fock = case
+    model = _export_model(patterns, rates)
+    if start == "corrupted":  # spin 1 flipped: three blocks of one spin, one of them against its pattern
+        start = od.BlochState(np.array([[0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]))
+    problem = pi.build(model, start, fock=fock)
+    t = np.linspace(0, 1.5, 6)
+    run = pi.propagate(problem, t)
+    q = problem.to_qutip()
+    assert q.liouvillian.issuper and abs(q.rho0.tr() - 1) < 1e-12
+    names = list(q.observables)
+    res = qutip.mesolve(q.liouvillian, q.rho0, t, e_ops=[q.observables[k] for k in names], options=_EXPORT_OPTIONS)
+    got = dict(zip(names, (np.asarray(e) for e in res.expect)))
+    bloch = run.block_bloch()
+    assert np.max(np.abs(bloch[-1] - bloch[0])) > 0.05  # the dynamics moves the spins
+    for mu in range(problem.n_modes):
+        assert np.max(np.abs(got[f"overlap_{mu + 1}"] - run.overlaps()[:, mu])) < 1e-7
+        assert np.max(np.abs(got[f"occupation_{mu + 1}"] - run.occupations()[:, mu])) < 1e-7
+        assert np.max(np.abs(got[f"alpha_{mu + 1}"] - run.alphas()[:, mu])) < 1e-7
+    for b in range(problem.n_blocks):
+        for c, a in enumerate("xyz"):
+            assert np.max(np.abs(got[f"bloch_{a}_{b + 1}"] - bloch[:, b, c])) < 1e-7
+
+
+@pytest.mark.parametrize("case", [
+    # two blocks (mixed signs), the first spin flipped against its pattern, γ↓ ≠ γ↑
+    ([[1, -1, 1]], [[0, 0, -1], [0, 0, -1], [0, 0, 1]], (0.3, 0.05, 0.2)),
+    # one block of 3 tilted spins: every j sector of the Dicke basis is populated
+    ([[1, 1, 1]], [[0.6, 0, 0.8]] * 3, (0.2, 0.1, 0.3)),
+])
+def test_qutip_export_matches_individual_spins(case):
+    from systems.spins import individual_spins
+
+    patterns, vectors, rates = case
+    G, vectors = np.asarray(patterns), np.asarray(vectors, dtype=float)
+    n, fock = G.shape[1], 6
+    model = _export_model(G, rates)
+    t = np.linspace(0, 1.5, 6)
+    q = pi.build(model, od.BlochState(vectors), fock=fock).to_qutip()
+    res = qutip.mesolve(q.liouvillian, q.rho0, t, e_ops=[q.observables["overlap_1"], q.observables["occupation_1"]],
+                        options=_EXPORT_OPTIONS)
+    s = individual_spins(G, 0.5, [1.5], [1.0], 1.1, fock, rates)
+    spins = [qutip.Qobj(0.5 * np.array([[1 + v[2], v[0] - 1j * v[1]], [v[0] + 1j * v[1], 1 - v[2]]])) for v in vectors]
+    rho = qutip.tensor(spins + [qutip.fock_dm(fock, 0)])
+    ref = qutip.mesolve(s.H, rho, t, s.c_ops, e_ops=[sum(G[0, j] * s.sz[j] for j in range(n)) / n,
+                                                    s.a[0].dag() * s.a[0] / n], options=_EXPORT_OPTIONS)
+    assert np.max(np.abs(res.expect[0] - ref.expect[0])) < 1e-7
+    assert np.max(np.abs(res.expect[1] - ref.expect[1])) < 1e-7
+    assert np.max(np.abs(ref.expect[0] - ref.expect[0][0])) > 0.05
+
+
+def test_qutip_export_refuses_a_large_dicke_space_before_building():
+    model = _export_model(np.ones((1, 400), int), (0.1, 0.0, 0.0))
+    problem = pi.build(model, 1, fock=4)
+    import time
+
+    start = time.process_time()
+    with pytest.raises(ValueError, match="max_dim"):
+        problem.to_qutip()
+    assert time.process_time() - start < 1.0
+    with pytest.raises(ValueError, match="max_dim"):
+        pi.build(_export_model([[1, 1]], (0.1, 0, 0)), 1, fock=4).to_qutip(max_dim=100)

@@ -41,7 +41,8 @@ def _dissipative_run(model: DickeModel, initial, opts: QuantumOptions):
     kwargs = {"fock": None if isinstance(opts.fock, str) else opts.fock, "tol": opts.tol,
               "method": opts.method}
     kwargs.update({k: getattr(opts, k) for k in ("atol", "rtol", "max_dim") if getattr(opts, k) is not None})
-    return permutation_solve(model, initial, t_final=opts.t_final, times=opts.times, compare_meanfield=True, **kwargs)
+    return permutation_solve(model, initial, t_final=opts.t_final, times=opts.times, compare_meanfield=True,
+                             cost=opts.cost, **kwargs)
 
 
 def fit_power_law(n: np.ndarray, d: np.ndarray) -> tuple[float, float]:
@@ -86,8 +87,8 @@ def convergence_study(
     (:func:`opendicke.quantum.permutation.solve`, all total-spin sectors) and the mean field has the same Bloch
     damping; of ``options`` it takes ``fock``, ``tol``, ``method`` (``"auto"`` = ``"chebyshev"``, the compiled kernel;
     ``"expm"`` or ``"dop853"``: the sparse reference),
-    ``atol``, ``rtol`` and ``max_dim`` (other settings changed from their defaults are an error). It has no E_N
-    yet: ``cost`` and ``scaled_cost`` are NaN there.
+    ``atol``, ``rtol`` and ``max_dim`` (other settings changed from their defaults are an error); its ``cost``
+    is E_N from the gauged group operators of all total-spin sectors.
     """
     import xarray as xr
 

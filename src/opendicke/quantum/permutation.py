@@ -59,8 +59,11 @@ from .result import FockCutoffWarning, Propagation  # one warning for every basi
 
 __all__ = [
     "PermutationProblem", "build", "propagate", "solve", "block_types", "block_dimension", "one_body",
-    "PermutationRun", "FockCutoffWarning", "PermutationBasis", "as_propagation",
+    "PermutationRun", "FockCutoffWarning", "PermutationBasis", "as_propagation", "PiqsProblem", "QUTIP_MAX_DIM",
 ]
+
+#: Largest Liouville-space dimension :meth:`PermutationProblem.to_qutip` builds (a dense-ish QuTiP superoperator).
+QUTIP_MAX_DIM = 1_000_000
 
 # Single-spin operators in the basis (|excited⟩, |ground⟩), the paper's σ_z = +1 first.
 _SX = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -252,6 +255,22 @@ class PermutationProblem:
         return PermutationProblem(self.model, self.initial, self.block_columns, self.block_sizes, self.block_vectors,
                                   self.block_of_spin, _fock_tuple(fock, self.n_modes))
 
+    def to_qutip(self, max_dim: int = QUTIP_MAX_DIM) -> PiqsProblem:
+        """The problem as QuTiP objects in the Dicke basis of PIQS (``qutip.piqs``, Shammah et al. 2018): every
+        block in all its total-spin sectors j (``piqs.num_dicke_states(n_b)`` states), its individual decay,
+        pumping and dephasing from ``piqs.Dicke(n_b, emission=γ↓, pumping=γ↑, dephasing=2γφ).liouvillian()``
+        (PIQS's dephasing jump is σ_z/2; built at unit rates and scaled, as PIQS keeps rates in single
+        precision), tensored with the other blocks and the modes, plus
+        ``qutip.liouvillian(H, [√κ_μ a_μ])`` for H = Ω Σ_b 2J_x^{(b)} + Σ_μ Ω_μ a_μ†a_μ
+        + (g0/√N_sp) Σ_{μ,b} G[μ, b] 2J_z^{(b)} (a_μ + a_μ†). Same original (ungauged) frame, blocks and order
+        (block 1 … R, then mode 1 … M, ``fock`` levels each) as :attr:`liouvillian`, so
+        ``qutip.mesolve(q.liouvillian, q.rho0, t, e_ops=q.observables)`` reproduces :func:`propagate`.
+
+        Raises ``ValueError`` before building anything when the Liouville-space dimension
+        (Π_b num_dicke_states(n_b) · Π_μ fock_μ)² exceeds ``max_dim`` (default 10⁶).
+        """
+        return _to_qutip(self, max_dim)
+
     # ------------------------------------------------------------- factors
     def _identities(self) -> list[sp.csr_matrix]:
         return [sp.identity(d, dtype=complex, format="csr") for d in self.dims]
@@ -323,14 +342,27 @@ class PermutationProblem:
         return out
 
     # ------------------------------------------------------------- observables
-    def functionals(self) -> dict:
-        """Per-factor linear functionals: 'trace' for every factor; per block S_x, S_y, S_z; per mode a, a†a, top."""
+    @property
+    def square_pairs(self) -> list[tuple[int, int]]:
+        """Pairs of distinct blocks (b < c) in the same reduction group: their products S_a^{(b)} S_a^{(c)} enter
+        the group's ⟨S_{a,k}²⟩ (a group spans several blocks when its spins have opposite original columns, which
+        the gauge maps together unless γ↓ ≠ γ↑ splits the group by gauge sign, or different initial states)."""
+        group = self.block_group
+        return [(b, c) for b in range(self.n_blocks) for c in range(b + 1, self.n_blocks) if group[b] == group[c]]
+
+    def functionals(self, squares: bool = False) -> dict:
+        """Per-factor linear functionals: 'trace' for every factor; per block S_x, S_y, S_z (with ``squares`` also
+        S_a², 'S{a}S{a}'); per mode a, a†a, top."""
         out = {"trace": []}
         for b, block in enumerate(self._blocks):
-            out["trace"].append(block.trace.astype(complex))
+            trace = block.trace.astype(complex)
+            out["trace"].append(trace)
             for a in _COMPONENTS:
-                # Tr(Σ_j σ_a^j ρ) = trace · (Σ_j L_{σ_a})
-                out.setdefault(f"S{a}", {})[b] = block.one_body(_left(_PAULI[a])).T @ block.trace.astype(complex)
+                # Tr(Σ_j σ_a^j ρ) = trace · (Σ_j L_{σ_a}); Tr((Σ_j σ_a^j)² ρ) = trace · (L L)
+                left = block.one_body(_left(_PAULI[a]))
+                out.setdefault(f"S{a}", {})[b] = left.T @ trace
+                if squares:
+                    out.setdefault(f"S{a}S{a}", {})[b] = left.T @ (left.T @ trace)
         for mu, c in enumerate(self.fock):
             eye = np.eye(c).reshape(-1).astype(complex)
             out["trace"].append(eye)
@@ -346,9 +378,10 @@ class PermutationProblem:
                 out.setdefault(f"level{k}", {})[mu] = level.reshape(-1).astype(complex)
         return out
 
-    def expectations(self, states: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw expectation values for states (T, dim): 'trace', 'S{a}_{b}', 'a_{mu}', 'n_{mu}', 'top_{mu}'."""
-        fun = self.functionals()
+    def expectations(self, states: np.ndarray, squares: bool = False) -> dict[str, np.ndarray]:
+        """Raw expectation values for states (T, dim): 'trace', 'S{a}_{b}', 'a_{mu}', 'n_{mu}', 'top_{mu}'; with
+        ``squares`` also ⟨S_a^{(b)} S_a^{(c)}⟩ as 'S{a}S{a}_{b}_{c}' for b = c and the :attr:`square_pairs`."""
+        fun = self.functionals(squares)
         traces = fun["trace"]
         tensor = states.reshape((states.shape[0],) + self.dims)
         values = {}
@@ -359,19 +392,28 @@ class PermutationProblem:
             if i < self.n_blocks:
                 for a in _COMPONENTS:
                     values[f"S{a}_{i}"] = marginal @ fun[f"S{a}"][i]
+                    if squares:
+                        values[f"S{a}S{a}_{i}_{i}"] = marginal @ fun[f"S{a}S{a}"][i]
             else:
                 mu = i - self.n_blocks
                 for name in _MODE_FUNCTIONALS:
                     values[f"{name}_{mu}"] = marginal @ fun[name][mu]
+        if squares:
+            for b, c in self.square_pairs:  # different blocks commute: ⟨S^{(b)} S^{(c)}⟩ from the two-block marginal
+                marginal = _marginal(tensor, traces, (b, c))
+                for a in _COMPONENTS:
+                    values[f"S{a}S{a}_{b}_{c}"] = np.einsum("tij,i,j->t", marginal, fun[f"S{a}"][b], fun[f"S{a}"][c])
         return values
 
 
-def _marginal(tensor: np.ndarray, traces: list[np.ndarray], keep: int) -> np.ndarray:
-    """Contract every factor except ``keep`` with its trace functional: (T, *dims) → (T, dims[keep])."""
+def _marginal(tensor: np.ndarray, traces: list[np.ndarray], keep) -> np.ndarray:
+    """Contract every factor except ``keep`` (one index or several) with its trace functional:
+    (T, *dims) → (T, *dims[keep])."""
+    keep = {keep} if isinstance(keep, int | np.integer) else set(keep)
     out = tensor
     axis = 1
     for j, w in enumerate(traces):
-        if j == keep:
+        if j in keep:
             axis += 1
             continue
         out = np.tensordot(out, w, axes=([axis], [0]))
@@ -418,6 +460,130 @@ def build(model: DickeModel, initial: InitialState | int = 1, fock=8) -> Permuta
     columns = unique[:, :M].T.astype(np.int8)
     block_vectors = np.stack([vectors[block_of_spin == b][0] for b in range(unique.shape[0])])
     return PermutationProblem(model, start, columns, sizes, block_vectors, block_of_spin, _fock_tuple(fock, M))
+
+
+# ------------------------------------------------------------------------------------ QuTiP export
+@dataclass(frozen=True)
+class PiqsProblem:
+    """QuTiP view of a :class:`PermutationProblem` (Dicke basis of every block ⊗ Fock modes, original frame).
+
+    Attributes
+    ----------
+    liouvillian:
+        The generator as a QuTiP superoperator (``dρ/dt = L ρ``), tensor dims [[d_1, …, d_R, fock_1, …], …],
+        d_b = ``piqs.num_dicke_states(n_b)``.
+    hamiltonian, collapse_operators:
+        H and the mode losses √κ_μ a_μ (the spin dissipation is in ``liouvillian`` only: it is not a sum of
+        collective jumps).
+    rho0:
+        ρ(0): every block ρ₁^{⊗n_b} of its Bloch vector in the Dicke basis (all j sectors, with their
+        degeneracies, trace 1), every mode the coherent state of :meth:`PermutationProblem.initial_vector`.
+    observables:
+        ``overlap_μ`` = (1/N_sp) Σ_b G[μ, b] 2J_z^{(b)}, ``occupation_μ`` = a_μ†a_μ/N_sp, ``alpha_μ`` = a_μ/√N_sp
+        (not Hermitian: a complex expectation) for μ = 1…M, and the mean block Bloch components
+        ``bloch_{a}_{b}`` = 2J_a^{(b)}/n_b (a ∈ x, y, z; b = 1…R), as :meth:`PermutationRun.overlaps`,
+        ``occupations``, ``alphas`` and ``block_bloch``.
+    """
+
+    liouvillian: object
+    hamiltonian: object
+    collapse_operators: list
+    rho0: object
+    observables: dict
+
+
+def _dicke_product_state(n: int, v: np.ndarray):
+    """ρ₁^{⊗n}, ρ₁ = (1 + v·σ)/2, in the Dicke basis of PIQS: ⊕_j d_j ρ_j, ρ_j = U diag(p^{n/2+m}(1−p)^{n/2−m}) U†
+    (p = (1 + |v|)/2, U the spin-j rotation taking J_z to the direction of v) and d_j the multiplicity of j."""
+    import qutip
+    from qutip import piqs
+
+    v = np.asarray(v, dtype=float)
+    r = float(np.linalg.norm(v))
+    axis = v / r if r > 0 else np.array([0.0, 0.0, 1.0])
+    p = 0.5 * (1.0 + min(r, 1.0))
+    blocks = []
+    j = n / 2.0
+    while j >= -1e-9:
+        size = int(round(2 * j + 1))
+        jn = (sum(axis[k] * qutip.jmat(j, c).full() for k, c in enumerate("xyz")) if size > 1
+              else np.zeros((1, 1), dtype=complex))  # qutip.jmat(0) fails
+        m, vecs = np.linalg.eigh(jn)  # eigenvalues −j … j
+        m = np.round(m * 2) / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(n / 2 + m > 0, p ** (n / 2 + m), 1.0) * np.where(n / 2 - m > 0, (1.0 - p) ** (n / 2 - m), 1.0)
+        blocks.append(piqs.state_degeneracy(n, j) * (vecs * w) @ vecs.conj().T)
+        assert size == blocks[-1].shape[0]
+        j -= 1.0
+    from scipy.linalg import block_diag
+
+    rho = block_diag(*blocks)
+    return qutip.Qobj(rho / np.trace(rho).real)
+
+
+def _to_qutip(problem: PermutationProblem, max_dim: int = QUTIP_MAX_DIM) -> PiqsProblem:
+    from qutip import piqs
+
+    import qutip
+
+    m = problem.model
+    nds = [int(piqs.num_dicke_states(int(n))) for n in problem.block_sizes]
+    hilbert = int(np.prod(nds + list(problem.fock), dtype=np.int64))
+    if hilbert ** 2 > max_dim:
+        raise ValueError(f"the Dicke-basis Liouville space has dimension {hilbert ** 2} > max_dim = {max_dim} "
+                         f"(blocks {problem.block_sizes.tolist()} → Dicke states {nds}, fock {list(problem.fock)}); "
+                         "use permutation.propagate, or raise max_dim")
+    R, M = problem.n_blocks, problem.n_modes
+    eyes = [qutip.qeye(d) for d in nds] + [qutip.qeye(int(c)) for c in problem.fock]
+
+    def embed(pieces: dict):
+        ops = list(eyes)
+        for i, op in pieces.items():
+            ops[i] = op
+        return qutip.tensor(ops)
+
+    J = [{a: piqs.jspin(int(n), a) for a in _COMPONENTS} for n in problem.block_sizes]
+    a_ops = [embed({R + mu: qutip.destroy(int(c))}) for mu, c in enumerate(problem.fock)]
+    coupling = float(m.g0) / math.sqrt(m.n_spins)
+    H = 0
+    for b in range(R):
+        H = H + 2.0 * float(m.omega) * embed({b: J[b]["x"]})
+    for mu in range(M):
+        H = H + float(m.omega_modes[mu]) * a_ops[mu].dag() * a_ops[mu]
+        x = a_ops[mu] + a_ops[mu].dag()
+        for b in range(R):
+            c = float(problem.block_columns[mu, b])
+            if c:
+                H = H + 2.0 * coupling * c * embed({b: J[b]["z"]}) * x
+    c_ops = [math.sqrt(float(m.kappa[mu])) * a_ops[mu] for mu in range(M) if m.kappa[mu] > 0]
+    L = qutip.liouvillian(H, c_ops)
+    if m.gamma_down or m.gamma_up or m.gamma_phi:
+        super_eyes = [qutip.to_super(e) for e in eyes]
+        for b, n in enumerate(problem.block_sizes):
+            # PIQS's compiled Dicke class stores the rates as C floats (single precision: emission=0.3 gives
+            # 0.30000001192…, an error of 1e-8 in the dynamics), so build unit-rate generators and scale them
+            local = sum(rate * piqs.Dicke(N=int(n), **{name: 1.0}).liouvillian()
+                        for name, rate in (("emission", float(m.gamma_down)), ("pumping", float(m.gamma_up)),
+                                           ("dephasing", 2.0 * float(m.gamma_phi))) if rate)
+            factors = list(super_eyes)
+            factors[b] = local
+            L = L + qutip.super_tensor(*factors)
+    parts = [_dicke_product_state(int(n), v) for n, v in zip(problem.block_sizes, problem.block_vectors)]
+    alpha = problem.initial.initial_alpha(m) * math.sqrt(m.n_spins)
+    for mu, c in enumerate(problem.fock):
+        psi = qutip.Qobj(_coherent(int(c), complex(alpha[mu])).reshape(-1, 1))
+        parts.append(psi.proj())
+    rho0 = qutip.tensor(parts)
+    obs = {}
+    for mu in range(M):
+        obs[f"overlap_{mu + 1}"] = sum(2.0 * float(problem.block_columns[mu, b]) * embed({b: J[b]["z"]})
+                                       for b in range(R)) / m.n_spins
+        obs[f"occupation_{mu + 1}"] = a_ops[mu].dag() * a_ops[mu] / m.n_spins
+        obs[f"alpha_{mu + 1}"] = a_ops[mu] / math.sqrt(m.n_spins)
+    for b in range(R):
+        for a in _COMPONENTS:
+            obs[f"bloch_{a}_{b + 1}"] = 2.0 * embed({b: J[b][a]}) / float(problem.block_sizes[b])
+    return PiqsProblem(liouvillian=L, hamiltonian=H, collapse_operators=c_ops, rho0=rho0, observables=obs)
 
 
 # ------------------------------------------------------------------------------------ propagation
@@ -467,7 +633,7 @@ METHODS = ("auto", "chebyshev", "rk", "expm", "dop853")
 
 
 def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame: str = "lab", atol: float = 1e-10,
-              rtol: float = 1e-8, threads: int = 1) -> PermutationRun:
+              rtol: float = 1e-8, threads: int = 1, squares: bool = False) -> PermutationRun:
     """Integrate dρ/dt = L ρ from ``times[0]`` and return the expectation values at every time.
 
     ``method``:
@@ -484,6 +650,9 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
     counts the fluctuations b_μ = a_μ − ⟨a_μ⟩, see :mod:`.permutation_fast`).
 
     ``threads``: threads of the compiled kernel (``"chebyshev"``, ``"rk"``; 1, the default: single-threaded).
+
+    ``squares``: also ⟨S_a^{(b)} S_a^{(c)}⟩ of every block and every pair of blocks in one reduction group
+    (``S{a}S{a}_{b}_{c}``, b ≤ c; :meth:`PermutationProblem.expectations`), the input of the cost function.
     """
     from threadpoolctl import threadpool_limits
 
@@ -507,12 +676,12 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
     if method in ("chebyshev", "rk"):
         with threadpool_limits(limits=1, user_api="blas"):
             if t.size == 1:
-                values = problem.expectations(problem.initial_vector()[None, :])
+                values = problem.expectations(problem.initial_vector()[None, :], squares)
                 stats = {}
             else:
                 values, stats, _ = propagate_fast(problem, t, method="chebyshev" if method == "chebyshev" else "dop853",
                                                   frame=frame, atol=atol, rtol=rtol, tol=min(atol, 1e-10),
-                                                  threads=threads)
+                                                  threads=threads, squares=squares)
         stats = {**stats, "cpu_seconds": _time.process_time() - cpu}
         return PermutationRun(problem, t, values, _time.perf_counter() - start, method, frame, stats)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -538,7 +707,7 @@ def propagate(problem: PermutationProblem, times, *, method: str = "auto", frame
                 if not sol.success:
                     raise RuntimeError(f"DOP853 failed: {sol.message}")
                 states[:] = sol.y.T
-    values = problem.expectations(states)
+    values = problem.expectations(states, squares)
     return PermutationRun(problem, t, values, _time.perf_counter() - start, method, frame,
                           {"cpu_seconds": _time.process_time() - cpu})
 
@@ -610,6 +779,8 @@ def as_propagation(run: PermutationRun) -> Propagation:
     for k in range(p.grouping.n_groups):
         for c, a in enumerate(_COMPONENTS):
             values[f"m{a}_{k + 1}"] = bloch[:, k, c]
+    if "SxSx_0_0" in run.values:
+        values.update(_group_squares(run, p.grouping))
     return Propagation(problem=p, times=run.times, values=values, elapsed=run.elapsed, method=run.method,
                        stats={**run.stats, "frame": run.frame})
 
@@ -629,6 +800,7 @@ def solve(
     max_dim: int = 50_000_000,
     compare_meanfield: bool = True,
     threads: int = 1,
+    cost: bool = False,
 ):
     """Exact master-equation dynamics with individual spin dissipation, as an ``xarray.Dataset``.
 
@@ -659,11 +831,16 @@ def solve(
         ``occupation_meanfield``.
     threads:
         Threads of the compiled kernel (1, the default: single-threaded).
+    cost:
+        Also the paper's cost function E_N(t) (Eq. 9, paper normalisation; ``cost``, ``cost_initial``) against
+        the mean field with the same rates (groups representation), from ⟨S_{a,k}⟩ and ⟨S_{a,k}²⟩ of the gauged
+        group operators (block products within a group included) and ⟨a_μ⟩, ⟨a_μ†a_μ⟩; implies
+        ``compare_meanfield``.
 
     Returns
     -------
     xarray.Dataset
-        The variables and attributes of :func:`opendicke.quantum.solve` (one builder), without the cost function:
+        The variables and attributes of :func:`opendicke.quantum.solve` (one builder; ``cost`` with ``cost``):
         ``overlap``, ``occupation``, ``alpha`` (time, pattern), ``bloch`` (time, group, component; gauged
         frame of :func:`opendicke.reduce`, as the other solvers), ``top_population``, ``fock``, ``fock_change``,
         ``fock_converged``; besides ``trace``; attrs ``kind = "quantum_evolution"``, ``solver_frame =
@@ -681,7 +858,7 @@ def solve(
     if not (isinstance(threads, int | np.integer) and threads >= 1):
         raise ValueError(f"threads must be an integer ≥ 1, got {threads!r}")
     base = build(model, start, fock=2)
-    run_kwargs = dict(method=method, frame=frame, atol=atol, rtol=rtol, threads=int(threads))
+    run_kwargs = dict(method=method, frame=frame, atol=atol, rtol=rtol, threads=int(threads), squares=bool(cost))
     if fock is not None:
         basis = PermutationBasis(base, _fock_tuple(fock, model.n_modes), run_kwargs, max_dim)
         problem = base.with_fock(fock)
@@ -702,12 +879,15 @@ def solve(
         found = search(basis, t, tol, stacklevel=3)
         run, change, converged, history = found.run, found.change, found.converged, found.history
     meanfield = None
-    if compare_meanfield:
+    if compare_meanfield or cost:
         from ..meanfield.evolution import evolve
 
-        meanfield = evolve(model, start, times=t if t.size > 1 else [t[0], t[0] + 1e-9], keep_bloch=False)
+        mf_times = t if t.size > 1 else [t[0], t[0] + 1e-9]
+        # the cost function needs the groups' Bloch vectors in the reduction's gauged frame
+        meanfield = (evolve(model, start, times=mf_times, representation="groups").isel(time=slice(0, t.size))
+                     if cost else evolve(model, start, times=mf_times, keep_bloch=False))
     return _dataset(model, start, run, change, converged, history, tol, atol, rtol, _time.perf_counter() - total_start,
-                    meanfield)
+                    meanfield, cost=bool(cost))
 
 
 def _check_dim(problem: PermutationProblem, max_dim: int) -> None:
@@ -732,21 +912,44 @@ def _group_bloch(run: PermutationRun, grouping: Grouping) -> np.ndarray:
     return out / grouping.sizes[None, :, None]
 
 
-def _dataset(model, start, run: Propagation, change, converged, history, tol, atol, rtol, total, meanfield=None):
-    """The Dataset of :func:`opendicke.quantum.solve` (its builder, without the cost function), plus ``trace``
-    and the attributes of this basis."""
+def _group_squares(run: PermutationRun, grouping: Grouping) -> dict:
+    """⟨S_{a,k}²⟩ of the gauged group operators (S_x = Σ_j σ_x^j, S_{y,z} = Σ_j g_j σ_{y,z}^j) as ``S{a}2_k``
+    (k from 1; the names of the plain basis's ``squares``): Σ_b ⟨(S_a^{(b)})²⟩ + 2 Σ_{b<c} s_b s_c ⟨S_a^{(b)} S_a^{(c)}⟩
+    over the blocks of group k, s = 1 for x and the gauge sign for y, z."""
+    p = run.problem
+    spin0 = np.array([np.flatnonzero(p.block_of_spin == b)[0] for b in range(p.n_blocks)])
+    gauge = grouping.gauge[spin0].astype(float)
+    group = grouping.group_of_spin[spin0]
+    out = {}
+    for a in _COMPONENTS:
+        sign = np.ones_like(gauge) if a == "x" else gauge
+        total = np.zeros((grouping.n_groups, run.times.size), dtype=complex)
+        for b in range(p.n_blocks):
+            total[group[b]] += run.values[f"S{a}S{a}_{b}_{b}"]
+        for b, c in p.square_pairs:
+            total[group[b]] += 2.0 * sign[b] * sign[c] * run.values[f"S{a}S{a}_{b}_{c}"]
+        for k in range(grouping.n_groups):
+            out[f"S{a}2_{k + 1}"] = total[k]
+    return out
+
+
+def _dataset(model, start, run: Propagation, change, converged, history, tol, atol, rtol, total, meanfield=None,
+             cost: bool = False):
+    """The Dataset of :func:`opendicke.quantum.solve` (its builder; the cost function with ``cost``, from a run with
+    ``squares`` and a groups-representation ``meanfield``), plus ``trace`` and the attributes of this basis."""
     from .solver import _dataset as quantum_dataset
 
     p = run.problem
     ds = quantum_dataset(model, start, run, meanfield, change, converged, history, tol, atol, rtol, total,
-                         with_cost=False)
+                         with_cost=cost)
     ds["trace"] = (("time",), np.real(run.values["trace"]))
     ds["trace"].attrs["long_name"] = "Tr rho (1 up to the propagation error)"
     ds.attrs.update({
         "boson_frame": run.stats["frame"],
         "blocks": json.dumps({"sizes": p.block_sizes.tolist(), "columns": p.block_columns.T.tolist()}),
         "solver_frame": "permutation",
-        "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp",
+        "units": "per spin: alpha = <a>/sqrt(N_sp), occupation = <a^dag a>/N_sp"
+                 + ("; cost E_N in the paper's normalisation" if cost else ""),
     })
     if run.stats.get("applications") is not None:
         ds.attrs["propagator_stats"] = json.dumps({k: v for k, v in run.stats.items() if k != "frame"})

@@ -244,17 +244,19 @@ class RealGenerator:
         order = [0] + [1 + 2 * mu for mu in range(M)] + [2 + 2 * mu for mu in range(M)]
         return t.transpose(order).reshape(self.S, self.C, self.C)
 
-    def functionals(self) -> tuple[list[str], sp.csr_matrix, sp.csr_matrix]:
+    def functionals(self, squares: bool = False) -> tuple[list[str], sp.csr_matrix, sp.csr_matrix]:
         """Observables as real functionals of X: value = F_re·X + i F_im·X. Names as in
-        :meth:`PermutationProblem.expectations` ('trace', 'S{a}_{b}', 'a_{mu}', 'n_{mu}', 'top_{mu}')."""
+        :meth:`PermutationProblem.expectations` ('trace', 'S{a}_{b}', 'a_{mu}', 'n_{mu}', 'top_{mu}'; with
+        ``squares`` 'S{a}S{a}_{b}_{c}')."""
         p = self.problem
-        fun = p.functionals()
+        fun = p.functionals(squares)
         R, M = p.n_blocks, p.n_modes
         traces = fun["trace"]
         fock = list(p.fock)
 
-        def spin_vec(b=None, vec=None):
-            parts = [sp.csr_matrix(vec if k == b else traces[k]).reshape(1, -1) for k in range(R)]
+        def spin_vec(b=None, vec=None, pieces=None):
+            pieces = {b: vec} if pieces is None else pieces
+            parts = [sp.csr_matrix(pieces[k] if k in pieces else traces[k]).reshape(1, -1) for k in range(R)]
             out = parts[0]
             for q in parts[1:]:
                 out = sp.kron(out, q, format="csr")
@@ -274,6 +276,15 @@ class RealGenerator:
             for a in ("x", "y", "z"):
                 names.append(f"S{a}_{b}")
                 rows.append(sp.kron(spin_vec(b, fun[f"S{a}"][b]), mode_mat(), format="csr"))
+                if squares:
+                    names.append(f"S{a}S{a}_{b}_{b}")
+                    rows.append(sp.kron(spin_vec(b, fun[f"S{a}S{a}"][b]), mode_mat(), format="csr"))
+        if squares:
+            for b, c in p.square_pairs:
+                for a in ("x", "y", "z"):
+                    names.append(f"S{a}S{a}_{b}_{c}")
+                    pieces = {b: fun[f"S{a}"][b], c: fun[f"S{a}"][c]}
+                    rows.append(sp.kron(spin_vec(pieces=pieces), mode_mat(), format="csr"))
         for mu in range(M):
             for nm in _MODE_FUNCTIONALS:
                 names.append(f"{nm}_{mu}")
@@ -519,11 +530,12 @@ def chebyshev_values(gen: RealGenerator, X0: np.ndarray, F_re, F_im, times: np.n
 
 # ------------------------------------------------------------------------------------ propagation
 def propagate_fast(problem, times, *, method: str = "chebyshev", frame: str = "lab", atol: float = 1e-10,
-                   rtol: float = 1e-8, tol: float = 1e-10, threads: int = 1):
+                   rtol: float = 1e-8, tol: float = 1e-10, threads: int = 1, squares: bool = False):
     """Expectation values (dict as :meth:`PermutationProblem.expectations`, one entry per output time) and stats.
 
     ``method``: ``"chebyshev"`` (lab frame only; ``tol`` the truncation of the series) or ``"dop853"`` (with
     ``atol``/``rtol``; lab or displaced frame). ``frame``: ``"lab"`` or ``"displaced"`` (module docstring).
+    ``squares``: also the block products ``S{a}S{a}_{b}_{c}`` (spin operators only: the same in both frames).
     """
     if frame not in FRAMES:
         raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
@@ -531,7 +543,7 @@ def propagate_fast(problem, times, *, method: str = "chebyshev", frame: str = "l
         raise ValueError("the Chebyshev propagator needs a time-independent generator: use frame='lab' or method='dop853'")
     t = np.asarray(times, dtype=float)
     gen = RealGenerator.build(problem, threads)
-    names, F_re, F_im = gen.functionals()
+    names, F_re, F_im = gen.functionals(squares)
     model = problem.model
     M = problem.n_modes
     beta0 = np.asarray(problem.initial.initial_alpha(model), dtype=complex) * math.sqrt(problem.n_spins)
