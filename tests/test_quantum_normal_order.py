@@ -19,7 +19,8 @@ from opendicke import DickeModel
 from opendicke.model import paper_model
 from opendicke.quantum import build
 from opendicke.quantum.gaussian import _FrameOperators, _trace, gaussian_frame, propagate_gaussian
-from opendicke.quantum.normal_order import KeptMatrices, NormalOrdered, add_sandwich
+from opendicke.quantum.normal_order import (KeptMatrices, NormalOrdered, add_sandwich, hermitian_part, pack_hermitian,
+    pack_hermitian_part, unpack_hermitian)
 
 
 def fock_states(n_modes: int, levels: int) -> np.ndarray:
@@ -89,6 +90,30 @@ def test_sandwich_is_b_rho_b_dagger():
     add_sandwich(out, (B.indptr.astype(np.int64), B.indices.astype(np.int64), B.data), rho, 0.5)
     Bd = B.toarray()
     assert np.abs(out - (1 + 0.5 * Bd @ rho @ Bd.conj().T)).max() < 1e-12
+
+
+@pytest.mark.parametrize("d", [1, 31, 32, 33, 70])
+def test_hermitian_part_is_y_plus_y_dagger(d):
+    """The tiled kernel (32 × 32 tiles) at sizes below, at and across a tile edge: exactly Y + Y†."""
+    rng = np.random.default_rng(d)
+    Y = rng.normal(size=(d, d)) + 1j * rng.normal(size=(d, d))
+    expected = np.array([[Y[i, j] + np.conj(Y[j, i]) for j in range(d)] for i in range(d)])
+    assert np.array_equal(hermitian_part(Y), expected)
+
+
+@pytest.mark.parametrize("d", [1, 2, 33, 70])
+def test_packed_hermitian_round_trip(d):
+    """Packing keeps d² reals (even length, viewed as complex) and unpacks to the same Hermitian matrix."""
+    rng = np.random.default_rng(d + 1)
+    Y = rng.normal(size=(d, d)) + 1j * rng.normal(size=(d, d))
+    H = Y + Y.conj().T
+    packed = pack_hermitian_part(Y)
+    assert packed.dtype == complex and 2 * packed.size in (d * d, d * d + 1)
+    assert np.allclose(unpack_hermitian(packed, d), H, rtol=0, atol=1e-14)
+    reals = packed.view(np.float64)
+    assert np.array_equal(np.sort(reals[: d * d]), np.sort(np.concatenate(
+        [H[np.triu_indices(d)].real, H[np.tril_indices(d, -1)].imag])))
+    assert np.allclose(unpack_hermitian(pack_hermitian(H), d), H, rtol=0, atol=1e-14)
 
 
 def test_eigen_frechet_derivative_matches_scipy():

@@ -71,7 +71,8 @@ import scipy.sparse as sp
 
 from .basis import Basis, relative_change, search
 from .frame import FramePropagation, MeanFieldFrame, lab_moments, mean_field_frame
-from .normal_order import KeptMatrices, NormalOrdered, add_sandwich, algebra_size, sparse_times
+from .normal_order import (KeptMatrices, NormalOrdered, add_sandwich, algebra_size, hermitian_part, pack_hermitian,
+                           pack_hermitian_part, sparse_times, unpack_hermitian)
 from .normal_order import algebra as shared_algebra
 from .problem import QuantumProblem
 
@@ -597,6 +598,11 @@ def _trace(op: sp.coo_matrix, rho: np.ndarray) -> complex:
     return complex(np.sum(op.data * rho[op.col, op.row]))
 
 
+# the integrator carries ρ packed into d² reals (Hermitian: Re on and above the diagonal, Im below): half the
+# memory traffic of DOP853's stage sums, which at d = 325 cost ≈ 1.7 ms per right-hand side on the full complex ρ
+_PACKED = True
+
+
 def propagate_gaussian(
     problem: QuantumProblem,
     times: Sequence[float],
@@ -657,9 +663,12 @@ def propagate_gaussian(
 
     Y = np.empty((d, d), dtype=complex)
 
+    packed = _PACKED
+    rho_in = np.empty((d, d), dtype=complex)
+
     def rhs(time, y):
         K, jumps = generator(time)
-        rho = y.reshape(d, d)
+        rho = unpack_hermitian(y, d, rho_in) if packed else y.reshape(d, d)
         if isinstance(K, tuple):
             sparse_times(K, rho, Y)  # K is 20–35 % non-zero: 1.4–2.2× faster than the dense product
         else:  # the padded engine's dense K
@@ -668,7 +677,8 @@ def propagate_gaussian(
             if sp.issparse(B):  # the padded engine
                 B = (B.indptr, B.indices, B.data)
             add_sandwich(Y, B, rho, 0.5, work)  # ½ BρB†
-        return (Y + Y.conj().T).ravel()
+        # a fresh array each call: the integrator keeps f between steps
+        return pack_hermitian_part(Y) if packed else hermitian_part(Y).ravel()
 
     records: list = [None] * t.size
     span = t[-1] if t.size > 1 else 1.0
@@ -676,7 +686,7 @@ def propagate_gaussian(
     sizes = problem.block_sizes.astype(float)
 
     def on_output(i, time, y):
-        rho = y.reshape(d, d)
+        rho = unpack_hermitian(y, d) if packed else y.reshape(d, d)
         W, beta = frame.meanfield.state(time)
         if by_moments:
             s_frame, b_mean, n_mean, sq_values = fo.measure(time, rho, squares)
@@ -700,7 +710,7 @@ def propagate_gaussian(
 
     rho0 = np.zeros((d, d), dtype=complex)
     rho0[0, 0] = 1.0
-    stats = dop853(rhs, rho0.ravel(), t, on_output, rtol=rtol, atol=atol)
+    stats = dop853(rhs, pack_hermitian(rho0) if packed else rho0.ravel(), t, on_output, rtol=rtol, atol=atol)
     values = {name: np.array([r[name] for r in records]) for name in records[0]}
     return FramePropagation(problem=problem.with_fock((int(levels),) * problem.n_modes), times=t, values=values,
                             elapsed=_time.perf_counter() - start, method="gaussian", spin_levels=(),
