@@ -31,6 +31,7 @@ def _well_vjp(x, params, w, out):
     out[0] = (1 - 3 * x[0] ** 2) * w[0]
 
 
+@pytest.mark.slow  # 8.6 s on a fresh clone (mostly compiling); the birth-death closed form stays in the default run
 def test_minimum_action_double_well():
     """dx = -V'(x) dt + sqrt(D/N) dW, D = 1: barrier S* = 2 ΔV / D = 1/2 with ΔV = V(0) - V(-1) = 1/4. The error is
     second order in the control step (measured 1.2e-3, 3.0e-4, 7.3e-5 at 50, 100, 200 steps, T = 12), and the
