@@ -173,29 +173,66 @@ class PolaronGenerator:
                 flips.append((-1j * m.omega, spin, Ds))
         self.K = _Structured(S, fock, c0, lower, upper, number, flips)
         self.Kh = self.K.adjoint()
-        self.jumps = []  # (√κ β(m), √κ) per damped mode: a' = √κ b + √κ β(m)
+        self.fock = fock
+        self.spin_dim = S
+        # the jumps Σ_μ a'_μ ρ a'_μ† = Σ_μ κ_μ (b_μ + β_μ(m)) ρ (b_μ† + β_μ(m')*), term by term on ρ's tensor form
+        self.kappa = kappa
+        self.beta = beta
+        self._beta_beta = sum(kappa[mu] * np.outer(beta[mu], np.conj(beta[mu])) for mu in range(M))
+
+    def _jumps(self, rho: np.ndarray, adjoint: bool) -> np.ndarray:
+        """Σ_μ κ_μ a_μ ρ a_μ† (``adjoint``: Σ_μ κ_μ a_μ† ρ a_μ) for a d × d ρ, with a_μ = b_μ + β_μ(m): the β β* part
+        as one (S × S) weight, the b parts as shifts along a row and/or a column Fock axis."""
+        S, fock, M = self.spin_dim, self.fock, len(self.fock)
+        R = rho.reshape((S, *fock, S, *fock))
+        nd = 2 * M + 2
+        w = np.conj(self._beta_beta) if adjoint else self._beta_beta
+        out = w.reshape((S,) + (1,) * M + (S,) + (1,) * M) * R
         for mu in range(M):
-            if kappa[mu] > 0:
-                rk = np.sqrt(kappa[mu])
-                zero = np.zeros(S, dtype=complex)
-                a = _Structured(S, fock, rk * beta[mu], [zero if j != mu else np.full(S, rk, dtype=complex)
-                                                         for j in range(M)], [zero] * M, [0.0] * M, [])
-                self.jumps.append((a, a.adjoint()))
+            k, c = self.kappa[mu], fock[mu]
+            if k == 0 or c < 2:
+                continue
+            row_ax, col_ax = 1 + mu, 2 + M + mu
+            sq = np.sqrt(np.arange(1, c, dtype=float))
+            left = (np.conj(self.beta[mu]) if adjoint else self.beta[mu]).reshape((S,) + (1,) * (nd - 1))
+            right = (self.beta[mu] if adjoint else np.conj(self.beta[mu])).reshape((1,) * (M + 1) + (S,) + (1,) * M)
+
+            def along(ax):
+                shape = [1] * nd
+                shape[ax] = c - 1
+                return sq.reshape(shape)
+
+            def part(**axes):
+                idx = [slice(None)] * nd
+                for ax, sl in axes.items():
+                    idx[int(ax[1:])] = sl
+                return tuple(idx)
+
+            lo, hi = slice(0, -1), slice(1, None)
+            # a ρ a†: b ρ → out[n] ← √(n+1) ρ[n+1] (rows); ρ b† → out[n'] ← √(n'+1) ρ[n'+1] (columns)
+            # a† ρ a: b† ρ → out[n+1] ← √(n+1) ρ[n] (rows); ρ b → out[n'+1] ← √(n'+1) ρ[n'] (columns)
+            dst, src = (hi, lo) if adjoint else (lo, hi)
+            r_dst, r_src = part(**{f"a{col_ax}": dst}), part(**{f"a{col_ax}": src})
+            out[r_dst] += (k * left * along(col_ax)) * R[r_src]  # β(m) ρ b† (or β* ρ b)
+            r_dst, r_src = part(**{f"a{row_ax}": dst}), part(**{f"a{row_ax}": src})
+            out[r_dst] += (k * right * along(row_ax)) * R[r_src]  # b ρ β* (or b† ρ β)
+            r_dst = part(**{f"a{row_ax}": dst, f"a{col_ax}": dst})
+            r_src = part(**{f"a{row_ax}": src, f"a{col_ax}": src})
+            out[r_dst] += (k * along(row_ax) * along(col_ax)) * R[r_src]  # b ρ b† (or b† ρ b)
+        return out.reshape(rho.shape)
 
     def apply(self, rho: np.ndarray) -> np.ndarray:
-        """L(ρ) = Kρ + (Kρ†)† + Σ (a (a ρ)†)†."""
+        """L(ρ) = Kρ + (Kρ†)† + Σ_μ κ_μ a_μ ρ a_μ†."""
         out = self.K.apply(rho)
         out += self.K.apply(rho.conj().T).conj().T
-        for a, _ in self.jumps:
-            out += a.apply(a.apply(rho).conj().T).conj().T
+        out += self._jumps(np.ascontiguousarray(rho), adjoint=False)
         return out
 
     def apply_adjoint(self, obs: np.ndarray) -> np.ndarray:
-        """L†(O) = K†O + (K†O†)† + Σ (a† (a† O)†)†."""
+        """L†(O) = K†O + (K†O†)† + Σ_μ κ_μ a_μ† O a_μ."""
         out = self.Kh.apply(obs)
         out += self.Kh.apply(obs.conj().T).conj().T
-        for _, ah in self.jumps:
-            out += ah.apply(ah.apply(obs).conj().T).conj().T
+        out += self._jumps(np.ascontiguousarray(obs), adjoint=True)
         return out
 
 
@@ -217,8 +254,7 @@ class SectorOperator(sla.LinearOperator):
         self.products = 0
         self.krylov_vectors: int | None = None  # set by the solver from its memory budget
         self.log_every = float(log_every)
-        self._started = _time.perf_counter()
-        self._last_log = self._started
+        self._started = self._last_log = None  # the clock starts at the first product
 
     def _to_rho(self, v: np.ndarray) -> np.ndarray:
         X = self.basis.full_matrix(np.asarray(v, dtype=complex).ravel(), self.sector)
@@ -231,6 +267,8 @@ class SectorOperator(sla.LinearOperator):
     def _tick(self):
         self.products += 1
         now = _time.perf_counter()
+        if self._started is None:
+            self._started = self._last_log = now
         if now - self._last_log >= self.log_every and _log.isEnabledFor(logging.DEBUG):
             self._last_log = now
             _log.debug("%s sector (matrix-free, %d entries): %d products, %.0f s wall, %.0f s CPU",
