@@ -298,11 +298,11 @@ def sector_operator(basis: ParityBasis, sector: str, generator: PolaronGenerator
 
 def matrix_free_memory(problem, krylov_vectors: int) -> dict:
     """Bytes the matrix-free Arnoldi needs for ``problem``: ARPACK's Krylov basis and workspace (``krylov_vectors``
-    + 3 complex sector vectors, plus one copy of the basis for the Ritz vectors) and the d × d work arrays of one
-    product (≈ 10 complex d × d: X, Q X Qᵀ, ρ†, Kρ, the column chunks, Qᵀ Y Q)."""
+    + 16 complex sector vectors: its 3 work vectors, the Ritz vectors, the previous cutoff's start vector) and the
+    d × d work arrays of one product (≈ 10 complex d × d: X, Q X Qᵀ, ρ†, Kρ, the column chunks, Qᵀ Y Q)."""
     d = int(problem.dim)
     size = (d * d) // 2 + d
-    krylov = 16 * size * (2 * krylov_vectors + 3)
+    krylov = 16 * size * (krylov_vectors + 16)
     work = 16 * 10 * d * d
     return {"dimension": d, "sector_size": size, "krylov_bytes": krylov, "work_bytes": work,
             "bytes": krylov + work}
