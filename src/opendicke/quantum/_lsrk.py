@@ -148,6 +148,8 @@ def ndb14(
 
 
 def _ndb14(fun, y0, t_out, on_output, *, rtol, atol, first_step, max_steps, tableau) -> dict:
+    from scipy.linalg.blas import zaxpy as axpy
+
     a2, b2, c, estimate, *_ = tableau
     s = a2.size
     t_out = np.asarray(t_out, dtype=float)
@@ -180,10 +182,10 @@ def _ndb14(fun, y0, t_out, on_output, *, rtol, atol, first_step, max_steps, tabl
         h = min(h, t_end - t)
         q[:] = y
         dq[:] = 0.0
-        for i in range(s):  # Williamson 2N form
+        for i in range(s):  # Williamson 2N form, in place (BLAS axpy: no temporaries)
             dq *= a2[i]
-            dq += h * K[i]
-            q += b2[i] * dq
+            axpy(K[i], dq, n, h)
+            axpy(dq, q, n, b2[i])
             if i < s - 1:
                 K[i + 1] = fun(t + c[i + 1] * h, q)
         nfev += s - 1
