@@ -138,7 +138,8 @@ def ndb14(
     max_steps: int = 10**7,
 ) -> dict:
     """Integrate y' = fun(t, y) through every t_out, calling ``on_output(i, t_i, y_i)`` (also for i = 0); the
-    interface and the error norm of :func:`._rk.dop853`. Returns stats (nfev, steps, rejected).
+    interface and the error norm of :func:`._rk.dop853`. Returns stats (nfev, steps, rejected). If
+    ``fun.writes_into`` is true, it is called as fun(t, y, out) and fills ``out`` (no copy per stage).
     BLAS runs single-threaded inside."""
     from threadpoolctl import threadpool_limits
 
@@ -162,7 +163,16 @@ def _ndb14(fun, y0, t_out, on_output, *, rtol, atol, first_step, max_steps, tabl
         return {"nfev": 0, "steps": 0, "rejected": 0}
     t = float(t_out[0])
     t_end = float(t_out[-1])
-    K[0] = fun(t, y)
+    if getattr(fun, "writes_into", False):  # fun(t, y, out) fills the stage row itself
+
+        def evaluate(time, state, row):
+            fun(time, state, K[row])
+    else:
+
+        def evaluate(time, state, row):
+            K[row] = fun(time, state)
+
+    evaluate(t, y, 0)
     nfev = 1
     if first_step is None:
         scale = atol + np.abs(y) * rtol
@@ -187,7 +197,7 @@ def _ndb14(fun, y0, t_out, on_output, *, rtol, atol, first_step, max_steps, tabl
             axpy(K[i], dq, n, h)
             axpy(dq, q, n, b2[i])
             if i < s - 1:
-                K[i + 1] = fun(t + c[i + 1] * h, q)
+                evaluate(t + c[i + 1] * h, q, i + 1)
         nfev += s - 1
         scale = atol + np.maximum(np.abs(y), np.abs(q)) * rtol
         err_vec = (Kr[:s].T @ (h * estimate)).view(complex) / scale
@@ -199,7 +209,7 @@ def _ndb14(fun, y0, t_out, on_output, *, rtol, atol, first_step, max_steps, tabl
             continue
         steps += 1
         t_new = t + h
-        K[s] = fun(t_new, q)
+        evaluate(t_new, q, s)
         nfev += 1
         while i_out < t_out.size and (t_out[i_out] <= t_new or t_new >= t_end):
             if t_out[i_out] >= t_new:

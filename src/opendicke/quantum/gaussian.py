@@ -677,7 +677,7 @@ def propagate_gaussian(
     packed = _PACKED
     rho_in = np.empty((d, d), dtype=complex)
 
-    def rhs(time, y):
+    def rhs(time, y, out=None):
         K, jumps = generator(time)
         rho = unpack_hermitian(y, d, rho_in) if packed else y.reshape(d, d)
         if isinstance(K, tuple):
@@ -688,8 +688,12 @@ def propagate_gaussian(
             if sp.issparse(B):  # the padded engine
                 B = (B.indptr, B.indices, B.data)
             add_sandwich(Y, B, rho, 0.5, work)  # ½ BρB†
-        # a fresh array each call: the integrator keeps f between steps
-        return pack_hermitian_part(Y) if packed else hermitian_part(Y).ravel()
+        # a fresh array each call (DOP853 keeps f between steps), or the integrator's stage row ``out``
+        if packed:
+            return pack_hermitian_part(Y, out)
+        return hermitian_part(Y).ravel() if out is None else hermitian_part(Y, out.reshape(d, d)).ravel()
+
+    rhs.writes_into = True  # RK4(14) passes its stage row as ``out`` (no copy of each right-hand side)
 
     records: list = [None] * t.size
     span = t[-1] if t.size > 1 else 1.0

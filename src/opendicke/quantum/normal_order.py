@@ -186,11 +186,11 @@ def sparse_times(K, rho: np.ndarray, out: np.ndarray | None = None) -> np.ndarra
 
 
 @nb.njit(cache=True, nogil=True)
-def _moments(mono, flat, val, rho_t, out):  # pragma: no cover - compiled
-    """out[k] = tr(O_k ρ) = Σ_{e ∈ k} val_e ρ[col_e, row_e] (``rho_t`` the flattened transpose of ρ)."""
+def _moments(mono, at, val, rho_flat, out):  # pragma: no cover - compiled
+    """out[k] = tr(O_k ρ) = Σ_{e ∈ k} val_e ρ[col_e, row_e] (``at`` the flat positions col_e·d + row_e in ρ)."""
     out[:] = 0.0
     for e in range(mono.size):
-        out[mono[e]] += val[e] * rho_t[flat[e]]
+        out[mono[e]] += val[e] * rho_flat[at[e]]
 
 
 _TILE = 32  # square tiles for the transposed reads: a plain column walk over d = 325 (5.2 kB row stride) thrashes
@@ -262,15 +262,16 @@ def _packed_size(d: int) -> int:
     return d * d + (d * d) % 2  # even, so that the packed reals can be viewed as complex
 
 
-def pack_hermitian_part(Y: np.ndarray) -> np.ndarray:
+def pack_hermitian_part(Y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Y + Y† for a square complex Y, packed into d² reals (Re on and above the diagonal, Im below it), padded by
     one zero to even length and returned viewed as complex (what the integrator carries: half the memory
-    traffic of the full complex matrix for the same Hermitian information)."""
+    traffic of the full complex matrix for the same Hermitian information). ``out``: a contiguous complex array
+    of that length to write into (the integrator's stage row)."""
     d = Y.shape[0]
-    out = np.empty(_packed_size(d))
-    out[d * d:] = 0.0
-    _pack_hermitian_part(Y, out[: d * d].reshape(d, d))
-    return out.view(complex)
+    packed = np.empty(_packed_size(d)) if out is None else out.view(np.float64)
+    packed[d * d:] = 0.0
+    _pack_hermitian_part(Y, packed[: d * d].reshape(d, d))
+    return packed.view(complex)
 
 
 def pack_hermitian(rho: np.ndarray) -> np.ndarray:
@@ -495,11 +496,21 @@ class KeptMatrices:
         _assemble_at(np.ascontiguousarray(poly, dtype=complex), mono, where, val, out)
         return out
 
+    @cached_property
+    def _moment_entries(self):
+        """The entries sorted by their position in ρ (ρ[col, row] is read): the moments then stream through ρ
+        once instead of gathering one cache line per entry (4.4 ms → ≈ 1 ms per output at 325 states)."""
+        mono, flat, val = self._entries
+        d = self.dim
+        at = (flat % d) * d + flat // d  # ρ[col, row] in ρ's row-major layout
+        order = np.argsort(at, kind="stable")
+        return mono[order], at[order], val[order]
+
     def moments(self, rho: np.ndarray) -> np.ndarray:
         """tr(P O_k P ρ) for every monomial O_k of the algebra: ⟨poly⟩ = poly @ moments(ρ)."""
-        mono, flat, val = self._entries
+        mono, at, val = self._moment_entries
         out = np.zeros(self.algebra.size, dtype=complex)
-        _moments(mono, flat, val, np.ascontiguousarray(rho.T).reshape(-1), out)
+        _moments(mono, at, val, np.ascontiguousarray(rho).reshape(-1), out)
         return out
 
     def dense(self, poly: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
