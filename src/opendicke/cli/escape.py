@@ -86,8 +86,10 @@ def escape(
     first = first if math.isfinite(first) else None
     extrapolation = extrapolate_lifetime(S, sizes, pairs) if math.isfinite(S) else None
     if not math.isfinite(S):
-        typer.echo("warning: the continuation to the full WKB Hamiltonian did not reach ε = 1 at every T "
-                   f"(eps_reached = {plain(ds['eps_reached'].values)}): S* not obtained, no lifetimes", err=True)
+        reached = ds.attrs.get("coupling_reached", model.g0)
+        where = "" if reached == model.g0 else f"; the continuation in g0 stopped at g0 = {reached:.6g}"
+        typer.echo("warning: S* not obtained, no lifetimes (eps_reached = "
+                   f"{plain(ds['eps_reached'].values)}{where}; try another --start-coupling)", err=True)
     if out is not None:
         from ..io import save_dataset
 

@@ -219,17 +219,26 @@ def minimum_action_gaussian(drift, drift_vjp, params, start, end, duration: floa
 # Generic multiple shooting on Hamilton's equations with fixed end points
 
 
-def _flow(rhs, lagrangian, Y, dt, steps):
-    """RK4 of Hamilton's equations for a batch Y (2d, m); also ∫ (p·ż − H) dt along each piece."""
-    action = np.zeros(Y.shape[1])
+def _flow(rhs, lagrangian, Y, dt, steps, n_action=None):
+    """RK4 of Hamilton's equations for a batch Y (2d, m); also ∫ (p·ż − H) dt along each piece (only for the first
+    ``n_action`` columns when given: the finite-difference columns of a Jacobian need no action)."""
+    m = Y.shape[1] if n_action is None else n_action
+    action = np.zeros(m)
     y = Y.copy()
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # a path off the chart: NaN, handled by the callers
+        return _flow_steps(rhs, lagrangian, y, action, m, dt, steps)
+
+
+def _flow_steps(rhs, lagrangian, y, action, m, dt, steps):
     for _ in range(steps):
         k1 = rhs(y)
         k2 = rhs(y + 0.5 * dt * k1)
         k3 = rhs(y + 0.5 * dt * k2)
         k4 = rhs(y + dt * k3)
-        action += dt / 6.0 * (lagrangian(y, k1) + 2 * lagrangian(y + 0.5 * dt * k1, k2)
-                              + 2 * lagrangian(y + 0.5 * dt * k2, k3) + lagrangian(y + dt * k3, k4))
+        if m:
+            action += dt / 6.0 * (lagrangian(y[:, :m], k1[:, :m]) + 2 * lagrangian(y[:, :m] + 0.5 * dt * k1[:, :m], k2[:, :m])
+                                  + 2 * lagrangian(y[:, :m] + 0.5 * dt * k2[:, :m], k3[:, :m])
+                                  + lagrangian(y[:, :m] + dt * k3[:, :m], k4[:, :m]))
         y = y + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
     return y, action
 
@@ -258,7 +267,7 @@ def shoot_instanton(rhs, hamiltonian, guess, duration: float, start, end, *, sub
     action = np.nan
     for _ in range(max_iter):
         batch = np.concatenate([Y] + [Y + h * eye[:, [k]] for k in range(n2)], axis=1)
-        E, A = _flow(rhs, lag, batch, dt, substeps)
+        E, A = _flow(rhs, lag, batch, dt, substeps, n_action=n)
         if not np.all(np.isfinite(E)):
             return Y, np.nan, False, np.inf
         Phi = E[:, :n]
@@ -310,7 +319,7 @@ def _shooting_system(rhs, hamiltonian, Y, duration, start, end, substeps, jacobi
         batch = np.concatenate([Y] + [Y + h * eye[:, [k]] for k in range(n2)], axis=1)
     else:
         batch = Y
-    E, A = _flow(rhs, lag, batch, dt, substeps)
+    E, A = _flow(rhs, lag, batch, dt, substeps, n_action=n)
     if not np.all(np.isfinite(E)):
         return None, np.nan, None
     Phi = E[:, :n]
@@ -541,8 +550,8 @@ def solve_projected(rhs, hamiltonian, guess, duration, start: ProjectedStart, en
     return Y, np.nan, False, rn
 
 
-def continue_projected(family, guess, duration, start: ProjectedStart, end, *, substeps=10, tol=1e-8, ds=0.02,
-                       ds_max=0.1):
+def continue_projected(family, guess, duration, start: ProjectedStart, end, *, substeps=10, tol=1e-8, ds=0.05,
+                       ds_max=0.5):
     """Pseudo-arclength continuation of :func:`solve_projected` in ε (``family(ε)`` → (rhs, hamiltonian)) from
     the solution ``guess`` at ε = 0 through folds until ε ≥ 1, then a Newton solve at ε = 1.
     Returns ``(Y, action, eps_reached)``."""
@@ -813,7 +822,8 @@ def escape_action(model: DickeModel, options: EscapeOptions | None = None, *,
     with T lengthened as the relaxation slows.
 
     Returns a Dataset (kind ``"escape_action"``) with, over ``duration`` T: ``action_gaussian`` (H_G; NaN where
-    that branch was lost in the continuation), ``action_quantum`` (H), ``start_correction`` (the quasi-potential
+    that branch was lost in the continuation), ``action_quantum`` (H; NaN everywhere when the continuation in g0
+    stopped short of the model's coupling, attr ``coupling_reached``), ``start_correction`` (the quasi-potential
     at the path's start, part of the action) and ``eps_reached`` (1 when the full Hamiltonian was reached); attrs
     ``action_gaussian_limit`` and ``action_quantum_limit`` (the values at the longest T),
     ``first_order_correction`` (−∫ (H − H_G) dt on the Gaussian instanton), the chart, the couplings continued
@@ -836,6 +846,7 @@ def escape_action(model: DickeModel, options: EscapeOptions | None = None, *,
     tracks = {0.0: Y0, 1.0: Y1 if eps_reached == 1.0 else None}
     T = _lengthen(problem, tracks, T, opts)
     couplings = [g_start]
+    gaussian_lost_at = g_start
     if progress is not None:
         progress(0.1)
     # continuation in g0, halving the step where Newton fails
@@ -857,12 +868,27 @@ def escape_action(model: DickeModel, options: EscapeOptions | None = None, *,
                 eps_reached = 0.0
                 break
             continue
+        if tracks[0.0] is not None and new[0.0] is None:
+            gaussian_lost_at = g_next
         tracks, problem, g = new, trial, g_next
         couplings.append(g)
         T = _lengthen(problem, tracks, T, opts)
         step = math.copysign(min(abs(step) * 1.5, opts.coupling_step), step)
         if progress is not None and g0 != g_start:
             progress(0.1 + 0.7 * (g - g_start) / (g0 - g_start))
+    coupling_reached = g
+    if abs(g0 - g) > 1e-12:  # the continuation stopped short of the model's coupling: report nothing at g0
+        tracks = {0.0: None, 1.0: None}
+    gaussian_route = "continued with the full instanton"
+    if tracks[0.0] is None and tracks[1.0] is not None:
+        # the Gaussian branch was lost on the way (it changes shape where the full one does not): follow the full
+        # instanton back to ε = 0 at the target coupling instead
+        Yg, _, back = continue_projected(lambda lam: problem.family(1.0 - lam), tracks[1.0], T, problem.start,
+                                         problem.end, substeps=opts.substeps, tol=opts.newton_tol)
+        tracks[0.0] = Yg if back == 1.0 else None
+        gaussian_route = (f"lost at g0 = {gaussian_lost_at:.6g}; " + (
+            "recovered from the full instanton, continued back to ε = 0 at the target coupling" if back == 1.0 else
+            f"not recovered from the full instanton (the continuation back reached ε = {1.0 - back:.3g})"))
     # the reported durations
     durations = opts.durations or (T, T + 1.0 / problem.rate, T + 2.0 / problem.rate)
     S_g, S_q, corr, reached, rows = [], [], [], [], []
@@ -924,7 +950,9 @@ def escape_action(model: DickeModel, options: EscapeOptions | None = None, *,
         "slowest_relaxation_rate": problem.rate,
         "g_c": gc,
         "start_coupling": g_start,
+        "coupling_reached": coupling_reached,
         "couplings_continued": len(couplings),
+        "gaussian_route": gaussian_route,
         "segments_per_time": opts.segments_per_time, "substeps": opts.substeps,
         "elapsed_seconds": round(time.perf_counter() - t_wall, 6),
     })
