@@ -144,7 +144,9 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for other in sorted(data.glob("lifetime_g0_*.jsonl")):
         for rec in read(other):
-            ms = max(rec["meta"]) if rec["meta"] else float("nan")
+            if "gap" not in rec:  # a bare {"N", "lifetime"} record: drawn, not tabulated
+                continue
+            ms = max(rec["meta"]) if rec.get("meta") else float("nan")
             err = rec.get("gap_error", float("nan")) / rec["gap"]
             print(f"| {rec['g0']:g} | {rec['N']} | {rec['gap']:.6e} | {rec['lifetime']:.7g} | {rec['fock']} | "
                   f"{rec['gap_change']:.1e} | {max(rec['residuals']):.0e} | {err:.0e} | ±{ms:.4f} | "

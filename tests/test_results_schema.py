@@ -61,7 +61,8 @@ PRODUCERS = {
     "paramagnet_thresholds": lambda: mem.paramagnet_thresholds(paper_model(n_spins=30, seed=1)),
     "fluctuations_figure3": lambda: finite_n_figure3(paper_model(1.0, n_modes=2), [40], [1.0], t_final=0.2),
     "escape_action": lambda: escape_action(DickeModel(omega=0.5, omega_modes=[1.5], g0=0.8),
-                                           EscapeOptions(durations=(20.0,), eps_step=0.1, mam_steps_per_time=10)),
+                                           EscapeOptions(durations=(15.0,), start_duration=15.0, start_tolerance=1e-2,
+                                                         mam_steps_per_time=10, segments_per_time=1.0, substeps=5)),
     "transient_retrieval_map": lambda: mem.transient_retrieval_map(TL, [0.8, 1.2], [0.0, 0.02], t_obs=2.0,
                                                                    t_final=4.0, times=5),
 }

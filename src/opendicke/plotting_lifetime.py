@@ -52,3 +52,42 @@ def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "", fit: tup
         fig.savefig(p, dpi=150)
     plt.close(fig)
     return paths
+
+
+def plot_escape(ds, path) -> list[Path]:
+    """The escape action (``opendicke escape --plot``): left, S_G and S* against the path duration T with their
+    T → ∞ limits; right, the full WKB instanton (Bloch components and |α|) against time, when it was obtained."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.5, 3.3), constrained_layout=True)
+    T = ds["duration"].values
+    for name, label, color, limit in (("action_quantum", "$S^*$ (full WKB)", "C0", "action_quantum_limit"),
+                                      ("action_gaussian", "$S_G$ (truncated Wigner)", "C1", "action_gaussian_limit")):
+        ax.plot(T, ds[name].values, "o-", color=color, label=label)
+        value = float(ds.attrs[limit])
+        if np.isfinite(value):
+            ax.axhline(value, color=color, ls=":", lw=1)
+    ax.set_xlabel("path duration $T$ ($1/\\kappa$)")
+    ax.set_ylabel(r"action per spin ($\tau \asymp e^{N_{sp} S}$)")
+    ax.legend(fontsize=7)
+    if "instanton_bloch" in ds:
+        t = ds["time"].values
+        for i, c in enumerate("xyz"):
+            ax2.plot(t, ds["instanton_bloch"].values[i], lw=0.8, label=f"$s_{c}$")
+        ax2.plot(t, np.hypot(ds["instanton_alpha_re"].values, ds["instanton_alpha_im"].values), "k", lw=0.8,
+                 label=r"$|\alpha|$")
+        ax2.set_xlabel("time along the instanton ($1/\\kappa$)")
+        ax2.legend(fontsize=7, ncol=4)
+    else:
+        ax2.text(0.5, 0.5, "full WKB instanton not obtained", ha="center", va="center", transform=ax2.transAxes)
+    fig.suptitle(f"escape from retrieval, $g_0 = {float(ds.attrs.get('g0', np.nan)):g}$", fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paths = [path] if path.suffix else [path.with_suffix(".png"), path.with_suffix(".pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths

@@ -213,6 +213,7 @@ from . import quantum, stationary  # noqa: E402,F401  (register their commands)
 from . import fluctuations  # noqa: E402,F401  (the "fluctuations" command)
 from . import memory  # noqa: E402,F401  (the "memory" sub-app)
 from . import lifetime  # noqa: E402,F401  (the "lifetime" command)
+from . import escape  # noqa: E402,F401  (the "escape" command)
 
 
 def main():  # console-script entry point

@@ -98,11 +98,81 @@ def _sparse_times(indptr, indices, data, weight, rho, out, accumulate):  # pragm
         if not accumulate:
             for q in range(n):
                 row[q] = 0.0
-        for e in range(indptr[p], indptr[p + 1]):
+        e = indptr[p]
+        end = indptr[p + 1]
+        # four rows of ρ per pass over the output row: 1.35-1.8x faster than one (d = 231, 325; eight spill registers)
+        while e + 3 < end:
+            c1 = weight * data[e]
+            c2 = weight * data[e + 1]
+            c3 = weight * data[e + 2]
+            c4 = weight * data[e + 3]
+            s1 = rho[indices[e]]
+            s2 = rho[indices[e + 1]]
+            s3 = rho[indices[e + 2]]
+            s4 = rho[indices[e + 3]]
+            for q in range(n):
+                row[q] += c1 * s1[q] + c2 * s2[q] + c3 * s3[q] + c4 * s4[q]
+            e += 4
+        while e < end:
             c = weight * data[e]
             src = rho[indices[e]]
             for q in range(n):
                 row[q] += c * src[q]
+            e += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _monomial_entries(exponents, keep, states, levels, grid, strides):  # pragma: no cover - compiled
+    """Every monomial a†^m a^n (rows of ``exponents``, where ``keep``) on the kept ``states``: the monomial index,
+    the flat index row·d + col and the factor Π_j √(s_j!/(s_j − n_j)!) √((s_j − n_j + m_j)!/(s_j − n_j)!) of each
+    entry (columns ascending within a monomial, monomials in order); ``grid`` maps a state's raveled occupation
+    (``strides``) to its row."""
+    K = exponents.shape[0]
+    d, L = states.shape
+    totals = np.zeros(d, dtype=np.int64)
+    for i in range(d):
+        for j in range(L):
+            totals[i] += states[i, j]
+    count = 0
+    for pass_ in range(2):
+        if pass_ == 1:
+            mono = np.empty(count, dtype=np.int64)
+            flat = np.empty(count, dtype=np.int64)
+            val = np.empty(count)
+            count = 0
+        for k in range(K):
+            if not keep[k]:
+                continue
+            dm = 0
+            for j in range(L):
+                dm += exponents[k, j] - exponents[k, L + j]
+            for col in range(d):
+                if totals[col] + dm > levels:
+                    continue
+                ok = True
+                for j in range(L):
+                    if states[col, j] < exponents[k, L + j]:
+                        ok = False
+                        break
+                if not ok:
+                    continue
+                if pass_ == 1:
+                    v = 1.0
+                    key = 0
+                    for j in range(L):
+                        s_j = states[col, j]
+                        n_j = exponents[k, L + j]
+                        low = s_j - n_j
+                        for q in range(n_j):
+                            v *= math.sqrt(s_j - q)
+                        for q in range(exponents[k, j]):
+                            v *= math.sqrt(low + q + 1)
+                        key += (low + exponents[k, j]) * strides[j]
+                    mono[count] = k
+                    flat[count] = grid[key] * d + col
+                    val[count] = v
+                count += 1
+    return mono, flat, val
 
 
 def sparse_times(K, rho: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -116,11 +186,11 @@ def sparse_times(K, rho: np.ndarray, out: np.ndarray | None = None) -> np.ndarra
 
 
 @nb.njit(cache=True, nogil=True)
-def _moments(mono, flat, val, rho_t, out):  # pragma: no cover - compiled
-    """out[k] = tr(O_k ρ) = Σ_{e ∈ k} val_e ρ[col_e, row_e] (``rho_t`` the flattened transpose of ρ)."""
+def _moments(mono, at, val, rho_flat, out):  # pragma: no cover - compiled
+    """out[k] = tr(O_k ρ) = Σ_{e ∈ k} val_e ρ[col_e, row_e] (``at`` the flat positions col_e·d + row_e in ρ)."""
     out[:] = 0.0
     for e in range(mono.size):
-        out[mono[e]] += val[e] * rho_t[flat[e]]
+        out[mono[e]] += val[e] * rho_flat[at[e]]
 
 
 _TILE = 32  # square tiles for the transposed reads: a plain column walk over d = 325 (5.2 kB row stride) thrashes
@@ -192,15 +262,16 @@ def _packed_size(d: int) -> int:
     return d * d + (d * d) % 2  # even, so that the packed reals can be viewed as complex
 
 
-def pack_hermitian_part(Y: np.ndarray) -> np.ndarray:
+def pack_hermitian_part(Y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Y + Y† for a square complex Y, packed into d² reals (Re on and above the diagonal, Im below it), padded by
     one zero to even length and returned viewed as complex (what the integrator carries: half the memory
-    traffic of the full complex matrix for the same Hermitian information)."""
+    traffic of the full complex matrix for the same Hermitian information). ``out``: a contiguous complex array
+    of that length to write into (the integrator's stage row)."""
     d = Y.shape[0]
-    out = np.empty(_packed_size(d))
-    out[d * d:] = 0.0
-    _pack_hermitian_part(Y, out[: d * d].reshape(d, d))
-    return out.view(complex)
+    packed = np.empty(_packed_size(d)) if out is None else out.view(np.float64)
+    packed[d * d:] = 0.0
+    _pack_hermitian_part(Y, packed[: d * d].reshape(d, d))
+    return packed.view(complex)
 
 
 def pack_hermitian(rho: np.ndarray) -> np.ndarray:
@@ -367,14 +438,23 @@ class KeptMatrices:
     @cached_property
     def _entries(self):
         L = self.algebra.n_modes
-        states = self.basis[: self.dim]
-        d = self.dim
+        states = np.ascontiguousarray(self.basis[: self.dim], dtype=np.int64)
         top = int(states.max(initial=0)) + self.algebra.degree + 1
+        if top**L <= 10**7:  # compiled: ≈ 10× faster than the loop over monomials below (0.2–0.35 s per truncation)
+            grid = np.full(top**L, -1, dtype=np.int64)
+            grid[np.ravel_multi_index(tuple(states.T), (top,) * L)] = np.arange(self.dim)
+            keep = (np.ones(self.algebra.size, dtype=np.bool_) if self.support is None
+                    else np.asarray(self.support, dtype=np.bool_))
+            strides = np.array([top ** (L - 1 - j) for j in range(L)], dtype=np.int64)
+            mono, flat, val = _monomial_entries(np.ascontiguousarray(self.algebra.exponents, dtype=np.int64), keep,
+                                                states, int(self.levels), grid, strides)
+            return mono, flat, val.astype(complex)
+        return self._entries_by_lookup(states)
+
+    def _entries_by_lookup(self, states):
+        L = self.algebra.n_modes
+        d = self.dim
         lookup = {tuple(s): i for i, s in enumerate(states)}
-        use_grid = top**L <= 10**7
-        if use_grid:
-            grid = np.full((top,) * L, -1, dtype=np.int64)
-            grid[tuple(states.T)] = np.arange(d)
         totals = states.sum(axis=1)
         monos, flats, vals = [], [], []
         for k, e in enumerate(self.algebra.exponents):
@@ -393,7 +473,7 @@ class KeptMatrices:
                     val *= np.sqrt(src[:, j] - q)
                 for q in range(int(m[j])):
                     val *= np.sqrt(low[:, j] + q + 1)
-            rows = grid[tuple(dst.T)] if use_grid else np.array([lookup[tuple(s)] for s in dst], dtype=np.int64)
+            rows = np.array([lookup[tuple(s)] for s in dst], dtype=np.int64)
             monos.append(np.full(cols.size, k, dtype=np.int64))
             flats.append(rows * d + cols)
             vals.append(val)
@@ -416,11 +496,21 @@ class KeptMatrices:
         _assemble_at(np.ascontiguousarray(poly, dtype=complex), mono, where, val, out)
         return out
 
+    @cached_property
+    def _moment_entries(self):
+        """The entries sorted by their position in ρ (ρ[col, row] is read): the moments then stream through ρ
+        once instead of gathering one cache line per entry (4.4 ms → ≈ 1 ms per output at 325 states)."""
+        mono, flat, val = self._entries
+        d = self.dim
+        at = (flat % d) * d + flat // d  # ρ[col, row] in ρ's row-major layout
+        order = np.argsort(at, kind="stable")
+        return mono[order], at[order], val[order]
+
     def moments(self, rho: np.ndarray) -> np.ndarray:
         """tr(P O_k P ρ) for every monomial O_k of the algebra: ⟨poly⟩ = poly @ moments(ρ)."""
-        mono, flat, val = self._entries
+        mono, at, val = self._moment_entries
         out = np.zeros(self.algebra.size, dtype=complex)
-        _moments(mono, flat, val, np.ascontiguousarray(rho.T).reshape(-1), out)
+        _moments(mono, at, val, np.ascontiguousarray(rho).reshape(-1), out)
         return out
 
     def dense(self, poly: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
