@@ -163,8 +163,10 @@ def main():
     series = {}
     for g0, (basis, table) in MEASURED.items():  # earlier sessions' values, completed by this DATA's records
         merged = dict(table)
-        merged.update({x["N"]: x["lifetime"] for x in read(data / f"lifetime_g0_{g0}.jsonl")})
-        series[f"$g_0 = {g0:g}$, {basis} basis"] = (sorted(merged), [merged[k] for k in sorted(merged)])
+        recs = read(data / f"lifetime_g0_{g0}.jsonl")
+        merged.update({x["N"]: x["lifetime"] for x in recs})
+        bases = {basis} | {x.get("basis", "polaron") for x in recs}
+        series[f"$g_0 = {g0:g}$, {' + '.join(sorted(bases))} basis"] = (sorted(merged), [merged[k] for k in sorted(merged)])
     for other in sorted(data.glob("lifetime_g0_*.jsonl")):
         g0 = float(other.stem.split("_")[2])
         if other.name == "lifetime_g0_1.0.jsonl" or g0 in MEASURED:
