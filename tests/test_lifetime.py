@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import qutip
+import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 from scipy.optimize import linear_sum_assignment
 
@@ -436,3 +437,132 @@ def test_polaron_operators_two_modes_two_blocks():
     assert np.abs(U.conj().T @ (H @ U) - pol.hamiltonian.toarray()).max() < 1e-8
     for a_plain, a_pol in zip(plain.collapse_operators, pol.collapse_operators):
         assert np.abs(U.conj().T @ (a_plain @ U) - a_pol.toarray()).max() < 1e-8
+
+
+# ----------------------------------------------------------------------------- matrix-free polaron sectors
+def _model_m2_unequal():
+    """M = 2, blocks of 2 and 1 spins, unequal cutoffs and loss rates (every coefficient of K distinct)."""
+    from opendicke.model import parse_patterns
+
+    return DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=[1.0, 0.7], g0=1.2,
+                      patterns=parse_patterns("+++,++-"))
+
+
+def _mismatch(op, L, v):
+    """Largest relative deviation of L, Lᵀ and L† applied to v, operator against assembled matrix."""
+    pairs = ((op @ v, L @ v), (op.T @ v, L.T @ v), (op.H @ v, L.conj().T @ v))
+    return max(np.abs(a - b).max() / np.abs(b).max() for a, b in pairs)
+
+
+@pytest.mark.parametrize("case", ["m1", "m2"])
+def test_matrix_free_sector_operator_matches_the_assembled_one(case):
+    """L, its transpose and adjoint applied matrix-free (products of d × d matrices with the displacement of each
+    mode as its own factor) against the assembled sparse sector Liouvillian, both parity sectors, to 1e-12."""
+    from opendicke.quantum.matrix_free import sector_operator
+    from opendicke.quantum.polaron import polaron
+
+    problem = (polaron(build(model_m1(3, g0=1.2), 1, fock=5)) if case == "m1"
+               else polaron(build(_model_m2_unequal(), 1, fock=(3, 4))))
+    basis = parity_basis(problem)
+    rng = np.random.default_rng(7)
+    for sector in ("even", "odd"):
+        L = sector_liouvillian(basis, sector)
+        op = sector_operator(basis, sector)
+        assert op.shape == L.shape
+        v = rng.standard_normal(L.shape[0]) + 1j * rng.standard_normal(L.shape[0])
+        assert _mismatch(op, L, v) < 1e-12
+
+
+def test_matrix_free_operator_catches_a_wrong_displacement_sign_and_a_dropped_coherent_loss():
+    """The comparison above can fail: a spin flip displaced the wrong way, and the coherent part of the displaced
+    loss (−½κ(β* b + β b†) in K) left out, each give O(1) deviations from the assembled Liouvillian."""
+    from opendicke.quantum import matrix_free
+    from opendicke.quantum.matrix_free import PolaronGenerator, _Structured, sector_operator
+    from opendicke.quantum.polaron import displacement_matrix, polaron
+
+    problem = polaron(build(_model_m2_unequal(), 1, fock=(3, 4)))
+    basis = parity_basis(problem)
+    L = sector_liouvillian(basis, "odd")
+    v = np.random.default_rng(3).standard_normal(L.shape[0]) + 0j
+    assert _mismatch(sector_operator(basis, "odd"), L, v) < 1e-12
+    # 1. wrong sign of the displacement in every spin flip
+    original = matrix_free.displacement_matrix
+    try:
+        matrix_free.displacement_matrix = lambda levels, gamma: displacement_matrix(levels, -gamma)
+        wrong = PolaronGenerator(problem)
+    finally:
+        matrix_free.displacement_matrix = original
+    assert _mismatch(sector_operator(basis, "odd", wrong), L, v) > 1e-3
+    # 2. the coherent part of the displaced loss dropped from K (and K†)
+    gen = PolaronGenerator(problem)
+    K = gen.K
+    kappa = np.asarray(problem.model.kappa)
+    beta = problem.displacements
+    lower = [u + 0.5 * kappa[mu] * np.conj(beta[mu]) for mu, u in enumerate(K.lower)]
+    upper = [v_ + 0.5 * kappa[mu] * beta[mu] for mu, v_ in enumerate(K.upper)]
+    gen.K = _Structured(K.spin_dim, K.fock, K.c0, lower, upper, K.number, K.flips)
+    gen.Kh = gen.K.adjoint()
+    assert _mismatch(sector_operator(basis, "odd", gen), L, v) > 1e-3
+
+
+def test_matrix_free_m2_spectrum_matches_qutip_displaced_liouvillian():
+    """M = 2 (blocks of 2 + 1 spins), polaron basis at (3, 4) fluctuation levels: the gap and every eigenvalue
+    that ``lifetime`` reports with the matrix-free Arnoldi against QuTiP's ``liouvillian`` of the plain operators
+    conjugated into a polaron basis built here (|m⟩ ⊗ qutip.displace(β_μ(m))|n_μ⟩ in 24 levels per mode, β from
+    the stationary cavity equation written out), dense eigenvalues, to 1e-8."""
+    model = _model_m2_unequal()
+    levels, big = (2, 3), 24
+    plain = build(model, 1, fock=big)
+    f, sizes, N = plain.block_f, [int(n) for n in plain.block_sizes], model.n_spins
+    c = [-1j * (model.g0 / np.sqrt(N)) / (1j * w + 0.5 * k) for w, k in zip(model.omega_modes, model.kappa)]
+    cols = []
+    for i1 in range(sizes[0] + 1):
+        for i2 in range(sizes[1] + 1):
+            s = np.array([sizes[0] - 2 * i1, sizes[1] - 2 * i2], dtype=float)
+            spin = np.kron(np.eye(sizes[0] + 1)[i1], np.eye(sizes[1] + 1)[i2])
+            D = [qutip.displace(big, c[mu] * (f[mu] @ s)).full() for mu in range(2)]
+            for n1 in range(levels[0]):
+                for n2 in range(levels[1]):
+                    cols.append(np.kron(spin, np.kron(D[0][:, n1], D[1][:, n2])))
+    U = np.array(cols).T
+    H = qutip.Qobj(sp.csr_matrix(U.conj().T @ (plain.hamiltonian @ U)))
+    cops = [qutip.Qobj(sp.csr_matrix(U.conj().T @ (a @ U))) for a in plain.collapse_operators]
+    Lq = sp.csc_matrix(qutip.liouvillian(H, cops).data.as_scipy())
+    ref = np.linalg.eigvals(Lq.toarray())  # 1 296 × 1 296, dense
+    ref = ref[np.argsort(-ref.real)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        ds = lifetime(model, fock=levels, eigenvalues=4, basis="polaron", metastable=False)
+    assert ds.attrs["operator"] == "matrix-free" and ds.attrs["method"] == "arnoldi"
+    assert float(ds.gap) == pytest.approx(-ref[1].real, abs=1e-8)
+    got = ds.eigenvalue_real.values + 1j * ds.eigenvalue_imag.values
+    # the 8 reported eigenvalues (4 per sector) are eigenvalues of the full Liouvillian
+    assert max(np.min(np.abs(ref - z)) for z in got) < 1e-8
+    assert float(np.max(ds.eigenvalue_residual)) < 1e-9
+
+
+def test_matrix_free_memory_estimate_and_choice():
+    """M = 2 polaron problems take the matrix-free operator; its estimate is the Krylov basis plus a few d × d
+    arrays (not the ≈ 8 n_c² nonzeros per row of the assembled sector), and too small a budget is refused."""
+    from opendicke.quantum.liouville import liouville_memory_estimate
+    from opendicke.quantum.metastability import _check_memory
+    from opendicke.quantum.polaron import polaron
+
+    m2 = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.2, n_spins=8, seed=0)
+    problem = polaron(build(m2, 1, fock=10))  # groups 2 + 6: 2 100 states, sector 2.2·10⁶ complex entries
+    mem = _check_memory(problem, "auto", 4, 8 * 2**30)
+    assert mem["operator"] == "matrix-free" and mem["method"] == "arnoldi"
+    sector = (problem.dim**2) // 2 + problem.dim
+    assert mem["bytes"] < 16 * sector * (mem["krylov_vectors"] + 20) + 16 * 11 * problem.dim**2
+    assert liouville_memory_estimate(problem)["liouvillian_bytes"] > 4 * mem["bytes"]  # the assembled one
+    with pytest.raises(MemoryError, match="GiB"):  # the assembled sector (≈ 36 GB) does not fit
+        _check_memory(problem, "auto", 4, 8 * 2**30, operator="sparse")
+    assert mem["krylov_vectors"] == 200  # 2.2·10⁶ × 216 × 16 B ≈ 7.1 GiB
+    assert _check_memory(problem, "auto", 4, 4 * 2**30)["krylov_vectors"] < 200  # fewer vectors to fit
+    with pytest.raises(MemoryError, match=r"matrix-free.*complex entries"):
+        _check_memory(problem, "auto", 4, 0.5 * 2**30)
+    # M = 1 keeps the assembled sector; an explicit shift-invert keeps it too
+    assert _check_memory(polaron(build(model_m1(8), 1, fock=10)), "auto", 4, 2**30)["operator"] == "sparse"
+    assert _check_memory(polaron(build(m2, 1, fock=2)), "shift-invert", 4, 2**30)["operator"] == "sparse"
+    with pytest.raises(ValueError, match="operator"):
+        _check_memory(problem, "auto", 4, 2**30, operator="dense")

@@ -114,6 +114,8 @@ class ParityBasis:
     def is_real(self) -> bool:
         """True when H and every jump are real here (plain basis): the sectors use the real representation
         X = Re ρ + Im ρ; otherwise (polaron basis) the complex one, the sector vector being ρ itself."""
+        if getattr(self.problem, "basis_name", "plain") == "polaron":  # complex by construction (κ > 0): skip H
+            return False
         return not (np.iscomplexobj(self.hamiltonian.data) or any(np.iscomplexobj(c.data) for c in self.jumps))
 
     def density(self, vector: np.ndarray, sector: str) -> np.ndarray:

@@ -83,6 +83,10 @@ METHODS = ("auto", "shift-invert", "arnoldi", "propagator")
 #: ncv = 60 took 13 107 products and 154 s).
 ARNOLDI_SHIFT = 1.0
 ARNOLDI_NCV = 60
+#: Krylov vectors of the matrix-free Arnoldi (M ≥ 2 polaron; lowered to fit ``max_memory``, never below
+#: ARNOLDI_NCV). Measured, M = 2, N_sp = 4, odd sector, 4 eigenvalues: n_c = 4: 5 023 / 2 066 / 1 739 products
+#: with 60 / 120 / 200 vectors; n_c = 6: 16 446 / 5 814 / 2 320 products (230 / 96 / 46 s CPU, assembled).
+ARNOLDI_NCV_MATRIX_FREE = 200
 #: ``method="auto"`` factorises sectors up to this many entries (measured: SuperLU takes 5.6 s and 190 MB for
 #: the odd sector of N_sp = 8, n_c = 16, 10 368 entries, fill 165×; the complex full Liouvillian of the same
 #: problem, 20 736 entries, took 99 s).
@@ -92,6 +96,8 @@ AUTO_DIRECT_SIZE = 12_000
 #: 21 s at N_sp = 12, 10.5 s against 51 s at N_sp = 16 (0.25 GB against 3.0 GB); the LU is kept for small sectors.
 AUTO_DIRECT_SIZE_POLARON = 4_000
 BASES = ("plain", "polaron", "auto")
+#: how sector Liouvillians are applied (see :func:`_use_matrix_free`)
+OPERATORS = ("auto", "sparse", "matrix-free")
 #: ``basis="auto"`` takes the polaron basis from this many spins on (its cutoff stays 10–12 where the plain one
 #: grows ∝ N_sp: 12 polaron levels against 22 plain ones at N_sp = 8), the plain basis below.
 AUTO_POLARON_SPINS = 8
@@ -176,7 +182,10 @@ def _rayleigh(L, vecs: np.ndarray):
 
 
 def _bilinear(L, left: np.ndarray, right: np.ndarray) -> complex:
-    """ℓᵀ L v summed in extended precision (np.clongdouble), in chunks of the nonzeros."""
+    """ℓᵀ L v summed in extended precision (np.clongdouble), in chunks of the nonzeros (a matrix-free operator:
+    L v in double precision, the sum ℓᵀ(Lv) in extended precision)."""
+    if not sp.issparse(L):
+        return L.bilinear(left, right)
     coo = L.tocoo()
     ext = np.clongdouble
     total = ext(0)
@@ -221,20 +230,29 @@ def _resolve_method(method: str, size: int, basis: str = "plain") -> str:
 
 def sector_eigenpairs(L: sp.csr_matrix, k: int, *, sector: str = "", method: str = "auto", sigma: float = 1e-2,
                       tau: float | None = None, tol: float = 1e-12, transpose: bool = False,
-                      v0: np.ndarray | None = None, lu=None) -> SectorEigenpairs:
+                      v0: np.ndarray | None = None, lu=None, ncv: int | None = None) -> SectorEigenpairs:
     """The ``k`` eigenpairs of a sector Liouvillian with the largest real parts (arnoldi, propagator) or nearest
     ``sigma`` (shift-invert), as :class:`SectorEigenpairs`. ``transpose``: of Lᵀ (left eigenvectors of L).
     ``tau`` (propagator): the time step of e^{Lτ} (default 8, about 3/(fastest non-slow decay) in the Fig. 3
     models measured). ``lu``: the factorisation kept by an earlier shift-invert call on the same L and
-    ``sigma`` (``SectorEigenpairs.lu``), reused here for Lᵀ (``transpose=True``) instead of a second LU."""
+    ``sigma`` (``SectorEigenpairs.lu``), reused here for Lᵀ (``transpose=True``) instead of a second LU.
+    ``ncv``: Arnoldi's Krylov vectors (default :data:`ARNOLDI_NCV`; a matrix-free operator brings its own)."""
     n = L.shape[0]
-    A = (L.T if transpose else L).tocsr()
-    method = _resolve_method(method, n)
+    ncv_arg = ncv
+    matrix_free = not sp.issparse(L)
+    A = L.T if transpose else L
+    if matrix_free:  # a LinearOperator (matrix_free.SectorOperator): products only, so Arnoldi
+        if method not in ("auto", "arnoldi"):
+            raise ValueError(f"a matrix-free sector operator supports method 'arnoldi' (or 'auto') only, got {method!r}")
+        method = "arnoldi"
+    else:
+        A = A.tocsr()
+        method = _resolve_method(method, n)
     k = int(min(k, n - 2))
     ncv = min(n, max(2 * k + 1, k + 12))
     if v0 is not None:  # ARPACK wants the operator's dtype: a real sector takes the larger of Re v0, Im v0
         v0 = np.asarray(v0)
-        if not np.iscomplexobj(A.data) and np.iscomplexobj(v0):
+        if not np.issubdtype(A.dtype, np.complexfloating) and np.iscomplexobj(v0):
             v0 = v0.real if np.linalg.norm(v0.real) >= np.linalg.norm(v0.imag) else v0.imag
         v0 = v0.astype(A.dtype)
     start = _time.perf_counter()
@@ -257,7 +275,10 @@ def sector_eigenpairs(L: sp.csr_matrix, k: int, *, sector: str = "", method: str
             return A @ v + ARNOLDI_SHIFT * v
 
         op = sla.LinearOperator((n, n), matvec=shifted, dtype=A.dtype)
-        mu, vecs = sla.eigs(op, k=k, which="LR", ncv=min(n, max(ncv, ARNOLDI_NCV)), tol=tol, v0=v0,
+        wanted = ncv_arg or ARNOLDI_NCV
+        if ncv_arg is None and getattr(L, "krylov_vectors", None):  # matrix-free: more vectors on large sectors
+            wanted = min(L.krylov_vectors, max(ARNOLDI_NCV, n // 50))  # (n = 648: 200 vectors took 1–4× more)
+        mu, vecs = sla.eigs(op, k=k, which="LR", ncv=min(n, max(ncv, wanted)), tol=tol, v0=v0,
                             maxiter=max(1000, n))
         matvecs = count[0]
     else:
@@ -342,7 +363,38 @@ class _Observables:
 
 
 # --------------------------------------------------------------------------------------------- one cutoff
-def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: float) -> dict:
+def _use_matrix_free(problem, operator: str, method: str = "auto") -> bool:
+    """Whether the sector Liouvillians are applied matrix-free (:mod:`.matrix_free`): ``operator="auto"`` takes
+    it for the polaron basis with M ≥ 2 (dense displacement blocks of both modes in every spin flip; at M = 1 the
+    assembled sparse sector is ≈ 5× faster per product, measured in docs/lifetime.md) and Arnoldi (or ``auto``)."""
+    if operator not in OPERATORS:
+        raise ValueError(f"operator must be one of {OPERATORS}, got {operator!r}")
+    polaron_basis = getattr(problem, "basis_name", "plain") == "polaron"
+    if operator == "matrix-free":
+        if not polaron_basis:
+            raise ValueError("operator='matrix-free' needs basis='polaron'")
+        if method not in ("auto", "arnoldi"):
+            raise ValueError(f"operator='matrix-free' supports method 'arnoldi' (or 'auto') only, got {method!r}")
+        return True
+    return operator == "auto" and polaron_basis and problem.n_modes >= 2 and method in ("auto", "arnoldi")
+
+
+def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: float, operator: str = "auto") -> dict:
+    if _use_matrix_free(problem, operator, method):
+        from .matrix_free import matrix_free_memory
+
+        ncv = max(2 * k + 1, ARNOLDI_NCV_MATRIX_FREE)
+        est = matrix_free_memory(problem, ncv)
+        while est["bytes"] > max_memory and ncv > max(2 * k + 1, ARNOLDI_NCV):
+            ncv = max(2 * k + 1, ARNOLDI_NCV, ncv - 20)
+            est = matrix_free_memory(problem, ncv)
+        if est["bytes"] > max_memory:
+            raise MemoryError(
+                f"the problem needs about {est['bytes'] / 2**30:.1f} GiB (arnoldi, matrix-free: dimension "
+                f"{est['dimension']}, parity sector of {est['sector_size']} complex entries, {ncv} Krylov vectors), "
+                f"more than the allowed {max_memory / 2**30:.1f} GiB (max_memory); use a smaller Fock cutoff or N_sp, "
+                "or raise max_memory")
+        return {"method": "arnoldi", "operator": "matrix-free", "krylov_vectors": ncv, **est}
     est = liouville_memory_estimate(problem)
     size = est["sector_size"]
     m = _resolve_method(method, size, getattr(problem, "basis_name", "plain"))
@@ -363,7 +415,7 @@ def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: floa
             f"{size} {'complex' if vector == 16 else 'real'} entries), more than the allowed {max_memory / 2**30:.1f} GiB (max_memory); use a smaller "
             "Fock cutoff or N_sp, or raise max_memory"
         )
-    return {"method": m, "bytes": need, **est}
+    return {"method": m, "operator": "sparse", "bytes": need, **est}
 
 
 def _steady_from_even(basis: ParityBasis, pairs: SectorEigenpairs, L_even) -> tuple[np.ndarray, float]:
@@ -383,11 +435,19 @@ def _steady_from_even(basis: ParityBasis, pairs: SectorEigenpairs, L_even) -> tu
 
 
 def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: bool, max_memory: float,
-               observables: _Observables | None = None, previous: dict | None = None) -> dict:
+               observables: _Observables | None = None, previous: dict | None = None, operator: str = "auto") -> dict:
     start = _time.perf_counter()
-    mem = _check_memory(problem, method, k, max_memory)
+    mem = _check_memory(problem, method, k, max_memory, operator)
     basis = parity_basis(problem)
-    L = {s: sector_liouvillian(basis, s) for s in ("even", "odd")}
+    if mem["operator"] == "matrix-free":
+        from .matrix_free import PolaronGenerator, sector_operator
+
+        generator = PolaronGenerator(problem)
+        L = {s: sector_operator(basis, s, generator) for s in ("even", "odd")}
+        for op in L.values():
+            op.krylov_vectors = mem["krylov_vectors"]
+    else:
+        L = {s: sector_liouvillian(basis, s) for s in ("even", "odd")}
     # one factorisation alive at a time: the even sector's is dropped (the slow modes of M = 1 are odd; an even
     # slow mode gets a new LU in metastable_states), the odd one kept for the left eigenvectors
     pairs = {}
@@ -396,6 +456,8 @@ def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: 
         if previous is not None and mem["method"] == "arnoldi":  # start from the previous cutoff's slowest mode
             v0 = _prolong(previous, s, basis)
         pairs[s] = sector_eigenpairs(L[s], k, sector=s, method=mem["method"], tau=tau, v0=v0)
+        _log.debug("fock %s, %s sector (%s, %d entries): %d products, %.1f s wall", list(problem.fock), s,
+                   mem["operator"], L[s].shape[0], pairs[s].matvecs, pairs[s].seconds)
         if s == "even":
             pairs[s] = replace(pairs[s], lu=None)
     X_ss, residual = _steady_from_even(basis, pairs["even"], L["even"])
@@ -403,7 +465,7 @@ def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: 
     if not basis.is_real:
         obs["trace"] = float(np.real(np.trace(X_ss)))
     out = {"problem": problem, "basis": basis, "L": L, "pairs": pairs, "X_ss": X_ss, "residual": residual,
-           "observables": obs, "method": mem["method"], "memory": mem}
+           "observables": obs, "method": mem["method"], "memory": mem, "operator": mem["operator"]}
     out["elapsed"] = _time.perf_counter() - start
     return out
 
@@ -471,13 +533,15 @@ def _steady_change(a: dict, b: dict) -> float:
 
 
 def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, method: str, tau, max_memory: float,
-            max_fock: int, with_gap: bool, basis: str = "plain", fock_start: int | None = None):
+            max_fock: int, with_gap: bool, basis: str = "plain", fock_start: int | None = None,
+            operator: str = "auto"):
     """Run at the given cutoff, or enlarge it until the steady-state observables change by ≤ tol (and, with
     ``with_gap``, the gap by ≤ gap_rtol relative). Returns (final run, previous run or None, change, gap change,
     converged flag, note)."""
     problem = _problem(model, basis)
     if fock != "auto":
-        run = _solve_one(problem.with_fock(fock), k=k, method=method, tau=tau, need_left=with_gap, max_memory=max_memory)
+        run = _solve_one(problem.with_fock(fock), k=k, method=method, tau=tau, need_left=with_gap, max_memory=max_memory,
+                         operator=operator)
         top = float(np.max(run["observables"]["top_population"]))
         converged = top <= tol
         note = "" if converged else (f"the given Fock cutoff {list(run['problem'].fock)} leaves {top:.1e} of the "
@@ -485,7 +549,7 @@ def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, met
         return run, None, top, math.nan, converged, note
     c = first_cutoff(model, basis) if fock_start is None else int(fock_start)
     prev = _strip(_solve_one(problem.with_fock(c), k=k, method=method, tau=tau, need_left=with_gap,
-                             max_memory=max_memory))
+                             max_memory=max_memory, operator=operator))
     _progress(prev)
     while True:
         c_next = _next_cutoff(c, basis)
@@ -493,7 +557,7 @@ def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, met
             return prev, None, math.nan, math.nan, False, f"the cutoff search reached max_fock = {max_fock}"
         try:
             run = _solve_one(problem.with_fock(c_next), k=k, method=method, tau=tau, need_left=with_gap,
-                             max_memory=max_memory, previous=prev)
+                             max_memory=max_memory, previous=prev, operator=operator)
             _progress(run)
         except MemoryError as exc:
             return prev, None, math.nan, math.nan, False, f"the cutoff search stopped: {exc}"
@@ -704,7 +768,7 @@ def _check_model(model: DickeModel, fock, tol: float):
 
 def steady_state(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, method: str = "auto", tau=None,
                  max_memory: float = DEFAULT_MAX_MEMORY, max_fock: int = 200, basis: str = "plain",
-                 fock_start: int | None = None) -> xr.Dataset:
+                 fock_start: int | None = None, operator: str = "auto") -> xr.Dataset:
     """The exact stationary state of the finite model in the reduced basis (kind ``"quantum_steady_state"``).
 
     ``fock="auto"`` enlarges the cutoff (from :func:`first_cutoff`) until occupations, ⟨ξ_μ²⟩, ⟨S_z²⟩/n_k²,
@@ -716,13 +780,15 @@ def steady_state(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, me
     modes displaced by their stationary field β(m)); ``fock`` then counts the fluctuation levels around it, which
     do not grow with N_sp (6–10 where the plain basis needs N_sp n_ν + 6√(N_sp n_ν)). ``fock_start``: first
     cutoff of the search (default :func:`first_cutoff`), e.g. the converged one of a neighbouring N_sp.
+    ``operator``: how the sector Liouvillians are applied, ``"sparse"`` (assembled CSR), ``"matrix-free"``
+    (:mod:`.matrix_free`, polaron basis, Arnoldi only) or ``"auto"`` (matrix-free for the polaron basis with M ≥ 2).
     """
     _check_model(model, fock, tol)
     basis = _resolve_basis(model, basis)
     start = _time.perf_counter()
     run, prev, change, _, converged, note = _search(model, fock=fock, tol=tol, gap_rtol=math.inf, k=2, method=method,
                                                      tau=tau, max_memory=max_memory, max_fock=max_fock, with_gap=False,
-                                                     basis=basis, fock_start=fock_start)
+                                                     basis=basis, fock_start=fock_start, operator=operator)
     if not converged:
         warnings.warn(note, FockCutoffWarning, stacklevel=2)
     problem, obs = run["problem"], run["observables"]
@@ -738,7 +804,7 @@ def steady_state(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, me
 def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rtol: float = 1e-3,
              eigenvalues: int = 4, method: str = "auto", tau=None, max_memory: float = DEFAULT_MAX_MEMORY,
              max_fock: int = 200, metastable: bool = True, basis: str = "plain",
-             fock_start: int | None = None) -> xr.Dataset:
+             fock_start: int | None = None, operator: str = "auto") -> xr.Dataset:
     """Low Liouvillian spectrum, gap, lifetime and metastable states of the finite model (kind ``"lifetime"``).
 
     ``eigenvalues`` per parity sector are computed (with residuals) and listed together sorted by decreasing
@@ -751,7 +817,7 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
     ``"auto"`` (polaron from :data:`AUTO_POLARON_SPINS` spins on; the result's ``basis`` attribute says which).
     The gap is the two-sided Rayleigh quotient of λ₁ (:func:`two_sided_eigenvalue`); ``gap_error`` is its estimated
     error from the eigen-solver (the cutoff's share is ``gap_change``), ``gap_condition`` the condition number of λ₁.
-    ``fock_start``: first cutoff of the search (see :func:`steady_state`).
+    ``fock_start``: first cutoff of the search, ``operator``: sparse or matrix-free (see :func:`steady_state`).
     """
     _check_model(model, fock, tol)
     if eigenvalues < 2:
@@ -760,7 +826,7 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
     start = _time.perf_counter()
     run, prev, change, gap_change, converged, note = _search(
         model, fock=fock, tol=tol, gap_rtol=gap_rtol, k=eigenvalues, method=method, tau=tau, max_memory=max_memory,
-        max_fock=max_fock, with_gap=True, basis=basis, fock_start=fock_start)
+        max_fock=max_fock, with_gap=True, basis=basis, fock_start=fock_start, operator=operator)
     if not converged:
         warnings.warn(note or "the Fock cutoff was not shown to converge the gap", FockCutoffWarning, stacklevel=2)
     refined = _refine_gap(run, method=method, tau=tau)
@@ -801,6 +867,7 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
             coords["metastable"] = ("metastable", np.arange(1, n_states + 1))
     ds = _base_dataset(problem, data, coords, "lifetime")
     ds.attrs.update({"method": run["method"], "tol": tol, "gap_rtol": gap_rtol, "fock_note": note, "basis": basis,
+                     "operator": run["operator"],
                      "elapsed_seconds": _time.perf_counter() - start,
                      "matvecs": int(sum(p.matvecs for p in run["pairs"].values()))})
     return ds
