@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .plotting import save_figure
+
 
 def fit_exponential(n_spins, lifetimes, n_min: int = 8) -> tuple[float, float]:
     """(A, r) of τ ≈ A e^{r N_sp}: least squares on ln τ over N_sp ≥ ``n_min``."""
@@ -45,11 +47,7 @@ def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "", fit: tup
     ax.set_ylabel(r"lifetime $1/|\mathrm{Re}\,\lambda_1|$ ($1/\kappa$)")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper left")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    paths = [path] if path.suffix else [path.with_suffix(".png"), path.with_suffix(".pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=150)
+    paths = save_figure(fig, path)
     plt.close(fig)
     return paths
 
@@ -84,10 +82,6 @@ def plot_escape(ds, path) -> list[Path]:
     else:
         ax2.text(0.5, 0.5, "full WKB instanton not obtained", ha="center", va="center", transform=ax2.transAxes)
     fig.suptitle(f"escape from retrieval, $g_0 = {float(ds.attrs.get('g0', np.nan)):g}$", fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    paths = [path] if path.suffix else [path.with_suffix(".png"), path.with_suffix(".pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=150)
+    paths = save_figure(fig, path)
     plt.close(fig)
     return paths
