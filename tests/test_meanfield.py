@@ -147,6 +147,7 @@ def test_error_control_is_per_point():
 
 
 # ---------------------------------------------------------------------------------------------- |m_k|
+@pytest.mark.slow  # 10 s (issue 10: default run ≤ 5 min); `make test-all` runs it
 def test_bloch_length_drift_over_t1000_at_default_tolerances():
     """|m_k| is conserved by Eq. (7); the integrated state may drift by ≤ 1e-8 over t ∈ [0, 1000] (issue 2).
     Measured worst: 2e-9 (random start, g0 = 2)."""

@@ -550,6 +550,7 @@ def _assert_same_map(ds, ref, exact):
             np.testing.assert_allclose(b.values, a.values, rtol=0, atol=1e-11, equal_nan=True, err_msg=name)
 
 
+@pytest.mark.slow  # 18 s; the map through run_sweep stays in the default run via the CLI map test (chunks, resume)
 def test_recognition_map_through_run_sweep_equals_the_direct_call():
     model = paper_model(n_spins=40, seed=3)
     kw = {"samples": 2}
