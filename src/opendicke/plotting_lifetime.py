@@ -46,6 +46,8 @@ def plot_lifetime(n_spins, lifetimes, converged, path, title: str = "", fit: tup
     ax.set_xlabel("$N_{sp}$")
     ax.set_ylabel(r"lifetime $1/|\mathrm{Re}\,\lambda_1|$ ($1/\kappa$)")
     ax.set_title(title)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * (hi / lo) ** 0.6)  # headroom above the data for the legend
     ax.legend(fontsize=7, loc="upper left")
     paths = save_figure(fig, path)
     plt.close(fig)
