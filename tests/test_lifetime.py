@@ -259,6 +259,15 @@ def test_metastable_states_match_dense_construction():
     assert got[1] > 0.8  # a retrieved state, not the symmetric mixture
     # their occupations are the stationary one (the slow mode is odd, the occupation even)
     np.testing.assert_allclose(ds.metastable_occupation.values[:, 0], float(ds.occupation[0]), atol=1e-10)
+    # their smallest eigenvalues, from the dense stationary state ρ_ss + c± R (positive only up to corrections of
+    # the order of the gap ratio |λ₁/λ₂| for the Macieszczak states)
+    i0 = np.argmin(np.abs(w))
+    rho_ss = V[:, i0].reshape(d, d, order="F")
+    rho_ss = rho_ss / np.trace(rho_ss)
+    rho_ss = 0.5 * (rho_ss + rho_ss.conj().T)
+    low = sorted(np.linalg.eigvalsh(rho_ss + x * R)[0] for x in (c[0], c[-1]))
+    np.testing.assert_allclose(sorted(ds.metastable_min_eigenvalue.values), low, atol=1e-8)
+    assert min(low) > -0.1
 
 
 @pytest.mark.slow
