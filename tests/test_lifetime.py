@@ -416,6 +416,23 @@ def test_polaron_metastable_states_match_plain_basis():
                                sorted(plain.metastable_overlap.values.ravel()), atol=1e-7)
 
 
+def _polaron_unitary_m2(model, plain, levels, big):
+    """Columns |m⟩ ⊗ qutip.displace(β_1(m))|n_1⟩ ⊗ qutip.displace(β_2(m))|n_2⟩ for two blocks and two modes, in
+    ``big`` plain levels per mode, with β_μ(m) = c_μ x_μ(m) from the stationary cavity equation written out here."""
+    f, sizes, N = plain.block_f, [int(n) for n in plain.block_sizes], model.n_spins  # f: (M, R) gauged couplings
+    c = [-1j * (model.g0 / np.sqrt(N)) / (1j * w + 0.5 * k) for w, k in zip(model.omega_modes, model.kappa)]
+    cols = []
+    for i1 in range(sizes[0] + 1):
+        for i2 in range(sizes[1] + 1):
+            s = np.array([sizes[0] - 2 * i1, sizes[1] - 2 * i2], dtype=float)
+            spin = np.kron(np.eye(sizes[0] + 1)[i1], np.eye(sizes[1] + 1)[i2])
+            D = [qutip.displace(big, c[mu] * (f[mu] @ s)).full() for mu in range(2)]
+            for n1 in range(levels[0]):
+                for n2 in range(levels[1]):
+                    cols.append(np.kron(spin, np.kron(D[0][:, n1], D[1][:, n2])))
+    return np.array(cols).T
+
+
 def test_polaron_operators_two_modes_two_blocks():
     """M = 2, blocks of 2 and 1 spins: every β_μ(m) = c_μ x_μ(m) written out here, the basis built with
     qutip.displace per mode in 20 levels each, H and the losses conjugated into it."""
@@ -426,21 +443,8 @@ def test_polaron_operators_two_modes_two_blocks():
     base = build(model, 1, fock=levels)
     pol = polaron(base)
     plain = build(model, 1, fock=big)
-    f = plain.block_f  # (M, R): gauged couplings of the blocks
-    sizes = [int(n) for n in plain.block_sizes]
-    assert sizes == [2, 1]
-    N = model.n_spins
-    c = [-1j * (model.g0 / np.sqrt(N)) / (1j * w + 0.5 * k) for w, k in zip(model.omega_modes, model.kappa)]
-    cols = []
-    for i1 in range(sizes[0] + 1):
-        for i2 in range(sizes[1] + 1):
-            s = np.array([sizes[0] - 2 * i1, sizes[1] - 2 * i2], dtype=float)
-            spin = np.kron(np.eye(sizes[0] + 1)[i1], np.eye(sizes[1] + 1)[i2])
-            D = [qutip.displace(big, c[mu] * (f[mu] @ s)).full() for mu in range(2)]
-            for n1 in range(levels):
-                for n2 in range(levels):
-                    cols.append(np.kron(spin, np.kron(D[0][:, n1], D[1][:, n2])))
-    U = np.array(cols).T
+    assert [int(n) for n in plain.block_sizes] == [2, 1]
+    U = _polaron_unitary_m2(model, plain, (levels, levels), big)
     assert np.abs(U.conj().T @ U - np.eye(U.shape[1])).max() < 1e-10
     H = plain.hamiltonian
     assert np.abs(U.conj().T @ (H @ U) - pol.hamiltonian.toarray()).max() < 1e-8
@@ -522,18 +526,7 @@ def test_matrix_free_m2_spectrum_matches_qutip_displaced_liouvillian():
     model = _model_m2_unequal()
     levels, big = (2, 3), 24
     plain = build(model, 1, fock=big)
-    f, sizes, N = plain.block_f, [int(n) for n in plain.block_sizes], model.n_spins
-    c = [-1j * (model.g0 / np.sqrt(N)) / (1j * w + 0.5 * k) for w, k in zip(model.omega_modes, model.kappa)]
-    cols = []
-    for i1 in range(sizes[0] + 1):
-        for i2 in range(sizes[1] + 1):
-            s = np.array([sizes[0] - 2 * i1, sizes[1] - 2 * i2], dtype=float)
-            spin = np.kron(np.eye(sizes[0] + 1)[i1], np.eye(sizes[1] + 1)[i2])
-            D = [qutip.displace(big, c[mu] * (f[mu] @ s)).full() for mu in range(2)]
-            for n1 in range(levels[0]):
-                for n2 in range(levels[1]):
-                    cols.append(np.kron(spin, np.kron(D[0][:, n1], D[1][:, n2])))
-    U = np.array(cols).T
+    U = _polaron_unitary_m2(model, plain, levels, big)
     H = qutip.Qobj(sp.csr_matrix(U.conj().T @ (plain.hamiltonian @ U)))
     cops = [qutip.Qobj(sp.csr_matrix(U.conj().T @ (a @ U))) for a in plain.collapse_operators]
     Lq = sp.csc_matrix(qutip.liouvillian(H, cops).data.as_scipy())
