@@ -51,7 +51,7 @@ _log = logging.getLogger("opendicke.quantum.metastability")
 #: search space (lowered to fit ``max_memory``) and residual tolerance ‖Lu − θu‖ (u of unit norm)
 DAVIDSON_TARGET = 0.05
 COARSE_QUANTA = 2
-DAVIDSON_BASIS = 120
+DAVIDSON_BASIS = 60
 DAVIDSON_TOL = 1e-10
 
 #: columns of ρ treated at once by an operator with spin flips: at least COLUMN_CHUNK, else CHUNK_ENTRIES / d
@@ -575,9 +575,9 @@ def gmres_right(matvec, precondition, b: np.ndarray, *, rtol: float, restart: in
         while j < restart and iterations < max_iterations:
             w = matvec(precondition(V[j]))
             iterations += 1
-            h = V[:j + 1].conj() @ w
+            h = (V[:j + 1] @ w.conj()).conj()
             w -= h @ V[:j + 1]
-            h2 = V[:j + 1].conj() @ w
+            h2 = (V[:j + 1] @ w.conj()).conj()
             w -= h2 @ V[:j + 1]
             h += h2
             hn = float(np.linalg.norm(w))
@@ -618,8 +618,8 @@ def _orthonormalize_against(V: np.ndarray, count: int, t: np.ndarray) -> np.ndar
     if norm0 == 0:
         return None
     for _ in range(2):
-        if count:
-            t = t - (V[:count].conj() @ t) @ V[:count]
+        if count:  # V^H t as conj(V conj(t)): no conjugated copy of the basis
+            t = t - (V[:count] @ t.conj()).conj() @ V[:count]
     norm = float(np.linalg.norm(t))
     if norm <= 1e-10 * norm0:
         return None
@@ -655,7 +655,7 @@ def davidson_eigenpairs(matvec, precondition, n: int, k: int, *, target: float, 
         V[count] = t
         W[count] = matvec(t)
         products += 1
-        H[:count + 1, count] = V[:count + 1].conj() @ W[count]
+        H[:count + 1, count] = (V[:count + 1] @ W[count].conj()).conj()
         H[count, :count] = W[:count] @ t.conj()  # v_new^H A v_i
         count += 1
 

@@ -88,7 +88,7 @@ ARNOLDI_NCV = 60
 #: with 60 / 120 / 200 vectors; n_c = 6: 16 446 / 5 814 / 2 320 products (230 / 96 / 46 s CPU, assembled).
 ARNOLDI_NCV_MATRIX_FREE = 200
 #: Davidson's search space is never cut below this many vectors to fit ``max_memory`` (restarts cost products)
-DAVIDSON_MIN_BASIS = 40
+DAVIDSON_MIN_BASIS = 30
 #: ``method="auto"`` factorises sectors up to this many entries (measured: SuperLU takes 5.6 s and 190 MB for
 #: the odd sector of N_sp = 8, n_c = 16, 10 368 entries, fill 165×; the complex full Liouvillian of the same
 #: problem, 20 736 entries, took 99 s).
@@ -562,10 +562,16 @@ def _problem(model: DickeModel, basis: str):
     return problem
 
 
+_STEADY_KEYS = ("occupation", "overlap_second_moment", "sz2", "mx", "overlap_distribution")
+
+
+def _steady_changes(a: dict, b: dict) -> dict:
+    """Largest change of every stationary observable the cutoff search watches."""
+    return {key: float(np.max(np.abs(a[key] - b[key]))) for key in _STEADY_KEYS}
+
+
 def _steady_change(a: dict, b: dict) -> float:
-    keys = ("occupation", "overlap_second_moment", "sz2", "mx")
-    change = max(float(np.max(np.abs(a[key] - b[key]))) for key in keys)
-    return max(change, float(np.max(np.abs(a["overlap_distribution"] - b["overlap_distribution"]))))
+    return max(_steady_changes(a, b).values())
 
 
 def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, method: str, tau, max_memory: float,
@@ -597,11 +603,17 @@ def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, met
             _progress(run)
         except MemoryError as exc:
             return prev, None, math.nan, math.nan, False, f"the cutoff search stopped: {exc}"
-        change = _steady_change(run["observables"], prev["observables"])
+        changes = _steady_changes(run["observables"], prev["observables"])
+        change = max(changes.values())
         gap_change = math.nan
         if with_gap:
             g1, g0 = _gap(run)[0], _gap(prev)[0]
             gap_change = abs(g1 - g0) / max(abs(g1), 1e-300)
+        if _log.isEnabledFor(logging.DEBUG):
+            missed = [f"{key} {value:.1e}" for key, value in changes.items() if value > tol]
+            _log.debug("fock %s → %s: gap change %.1e (gap_rtol %g), stationary changes above tol = %g: %s",
+                       list(prev["problem"].fock), list(run["problem"].fock), gap_change, gap_rtol, tol,
+                       ", ".join(missed) or "none")
         if change <= tol and (not with_gap or gap_change <= gap_rtol):
             return run, prev, change, gap_change, True, ""
         prev, c = _strip(run), c_next
