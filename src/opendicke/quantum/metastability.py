@@ -42,6 +42,10 @@ Eigen-solvers (``method``), both per sector, both returning residuals ‖Lv − 
     Krylov space is that of L). Measured (docs/lifetime.md): 10 s CPU and 0.19 GB for the odd sector at N_sp = 16,
     n_c = 12 (polaron, 20 808 entries; the LU took minutes and GBs), 154 s and 0.37 GB at N_sp = 40, n_c = 10
     (84 050 entries, lifetime 1.4·10⁷).
+``"davidson"``
+    (matrix-free M ≥ 2 polaron sectors only, their ``auto`` choice) preconditioned Davidson on L
+    (:func:`.matrix_free.sector_davidson`): the eigenvalues nearest a real target σ > 0, with the exact inverse of
+    the spin-diagonal part of L − σ (plus the spin flips of the lowest quanta) as the preconditioner.
 ``"auto"``
     shift-invert up to :data:`AUTO_DIRECT_SIZE` sector entries (polaron: :data:`AUTO_DIRECT_SIZE_POLARON`),
     Arnoldi above, and Arnoldi whenever the estimated LU would not fit ``max_memory``.
