@@ -729,9 +729,9 @@ def sector_davidson(L: SectorOperator, k: int, *, target: float = DAVIDSON_TARGE
         now = _time.perf_counter()
         if now - clock["last"] >= log_every and _log.isEnabledFor(logging.DEBUG):
             clock["last"] = now
-            _log.debug("%s sector%s (davidson, %d entries): step %d, %d products, space %d, residuals %s, "
+            _log.debug("%s sector%s (davidson, %d entries): step %d, %d products, space %d, residuals [%s], locked %d, "
                        "%.0f s wall, %.0f s CPU", L.sector, " (left)" if transpose else "", n, info["step"],
-                       info["products"], info["basis"], np.array2string(info["residuals"], precision=1),
+                       info["products"], info["basis"], " ".join(f"{r:.1e}" for r in info["residuals"]), info["locked"],
                        now - clock["start"], _time.process_time())
 
     return davidson_eigenpairs(lambda v: A @ v, precondition, n, k, target=target, v0=v0, tol=tol,
