@@ -690,7 +690,7 @@ def test_matrix_free_memory_estimate_and_choice():
     assert dav["operator"] == "matrix-free" and dav["method"] == "davidson" and dav["krylov_vectors"] == 60
     assert dav["bytes"] < mem["bytes"]
     spin = problem.dim // 100
-    assert dav["coarse_bytes"] == 16 * (spin * spin * 15) ** 2 // 4  # S² spin pairs × 15 Fock pairs with T ≤ 2
+    assert dav["coarse_bytes"] == 16 * (spin * spin * 15) ** 2 // 2  # S² spin pairs × 15 Fock pairs with T ≤ 2
     assert _check_memory(problem, "auto", 4, 4 * 2**30)["krylov_vectors"] < 60  # a smaller space to fit
     with pytest.raises(MemoryError, match=r"davidson, matrix-free.*search-space"):
         _check_memory(problem, "auto", 4, 2 * 2**30)

@@ -743,7 +743,7 @@ def davidson_memory(problem, basis_vectors: int, coarse_quanta: int | None = COA
     complex sector vectors) plus 16 more (start vectors, Ritz vectors, residuals), the d × d work arrays of one
     product (≈ 10, as :func:`matrix_free_memory`) and of one preconditioner solve (≈ 4: the inverse diagonal, the
     packed copy, a level's gather), and the sparse LU of the coarse block (S² spin pairs × the Fock pairs of at
-    most ``coarse_quanta`` quanta; bounded here by a quarter of its dense size)."""
+    most ``coarse_quanta`` quanta: half its dense size, measured 0.51, 0.36, 0.30 of it at N_sp = 4, 6, 8)."""
     d = int(problem.dim)
     size = (d * d) // 2 + d
     search = 16 * size * (2 * basis_vectors + 16)
@@ -754,6 +754,6 @@ def davidson_memory(problem, basis_vectors: int, coarse_quanta: int | None = COA
         spin = d // int(np.prod(problem.fock))
         fock_pairs = math.comb(int(coarse_quanta) + 2 * M, 2 * M)
         c = spin * spin * fock_pairs
-        coarse = 16 * c * c // 4
+        coarse = 16 * c * c // 2
     return {"dimension": d, "sector_size": size, "krylov_bytes": search, "work_bytes": work, "coarse_bytes": coarse,
             "bytes": search + work + coarse}
