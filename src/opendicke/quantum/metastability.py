@@ -674,7 +674,8 @@ def _refine_gap(run: dict, *, method: str, tau) -> dict:
     j = int(np.argmin(np.abs(pairs.values - lam)))
     others = np.delete(pairs.values, j)
     separation = float(np.min(np.abs(others - lam))) if others.size else 1.0
-    k = len(pairs.values)
+    # Davidson returns the eigenvalues nearest its real target σ > 0, so λ₁ is the first or (after 0) the second
+    k = 2 if pairs.method == "davidson" else len(pairs.values)
     for attempt in range(2):
         left = _left_pairs(run, s, method=method, tau=tau, v0=np.conj(pairs.vectors[:, j]), k=k)
         i = int(np.argmin(np.abs(left.values - lam)))
