@@ -73,7 +73,7 @@ def test_extra_symmetries_need_equal_groups_and_commute():
     # groups of sizes 2 and 2: flipping mode 2 and swapping the groups is a symmetry
     problem = build(model_m2(("++++", "++--")), 1, fock=3)
     found = extra_symmetries(problem)
-    assert found == [{"signs": [1, -1], "perm": [1, 0]}]
+    assert found == [{"name": "U2", "signs": [1, -1], "perm": [1, 0], "modes": [0, 1], "flips": [1, 1]}]
     assert list(problem.block_sizes) == [2, 2]
     d1, d2 = problem.block_sizes + 1
     c1, c2 = problem.fock

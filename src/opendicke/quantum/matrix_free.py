@@ -296,12 +296,13 @@ def sector_operator(basis: ParityBasis, sector: str, generator: PolaronGenerator
     return SectorOperator(basis, sector, generator)
 
 
-def matrix_free_memory(problem, krylov_vectors: int) -> dict:
+def matrix_free_memory(problem, krylov_vectors: int, sector_size: int | None = None) -> dict:
     """Bytes the matrix-free Arnoldi needs for ``problem``: ARPACK's Krylov basis and workspace (``krylov_vectors``
     + 16 complex sector vectors: its 3 work vectors, the Ritz vectors, the previous cutoff's start vector) and the
-    d × d work arrays of one product (≈ 10 complex d × d: X, Q X Qᵀ, ρ†, Kρ, the column chunks, Qᵀ Y Q)."""
+    d × d work arrays of one product (≈ 10 complex d × d: X, Q X Qᵀ, ρ†, Kρ, the column chunks, Qᵀ Y Q).
+    ``sector_size``: the largest sector (default: a parity sector, d²/2 + d)."""
     d = int(problem.dim)
-    size = (d * d) // 2 + d
+    size = (d * d) // 2 + d if sector_size is None else int(sector_size)
     krylov = 16 * size * (krylov_vectors + 16)
     work = 16 * 10 * d * d
     return {"dimension": d, "sector_size": size, "krylov_bytes": krylov, "work_bytes": work,
