@@ -913,7 +913,9 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
     ds = _base_dataset(problem, data, coords, "lifetime")
     ds.attrs.update({"method": run["method"], "tol": tol, "gap_rtol": gap_rtol, "fock_note": note, "basis": basis,
                      "operator": run["operator"], "symmetries": _symmetry_attr(sb),
-                     "sector_sizes": [int(sb.sector_size(s)) for s in sb.sectors],
+                     "sectors": list(sb.sectors), "sector_sizes": [int(sb.sector_size(s)) for s in sb.sectors],
+                     "sector_matvecs": [int(run["pairs"][s].matvecs) for s in sb.sectors],
+                     "sector_seconds": [float(run["pairs"][s].seconds) for s in sb.sectors],
                      "elapsed_seconds": _time.perf_counter() - start,
                      "matvecs": int(sum(p.matvecs for p in run["pairs"].values()))})
     return ds
