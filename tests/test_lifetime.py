@@ -303,7 +303,8 @@ def test_cli_lifetime_json_and_bad_input():
     result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--g0", "1", "--n-spins", "4", "--fock", "12", "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(record) == {"eigenvalues", "gap", "lifetime", "fock", "residuals", "metastable_overlaps"}
+    assert set(record) == {"eigenvalues", "gap", "lifetime", "fock", "residuals", "metastable_overlaps", "sectors"}
+    assert record["sectors"][:2] == ["even", "odd"] and len(record["sectors"]) == len(record["eigenvalues"])
     eig = np.array(record["eigenvalues"])
     assert abs(eig[0, 0]) < 1e-10 and np.all(np.diff(eig[:, 0]) <= 1e-12)
     assert record["gap"] == pytest.approx(-eig[1, 0]) and record["lifetime"] == pytest.approx(1 / record["gap"])

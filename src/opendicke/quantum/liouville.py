@@ -29,10 +29,14 @@ eigenvector of the real matrix, reshaped, is an observable in the same represent
 Vectorisation is row-major per parity block: the vector of a sector is vec(X_st) of its two blocks
 (s, t) ∈ {(+,+), (−,−)} (even) or {(+,−), (−,+)} (odd), concatenated.
 
-Further symmetries (M ≥ 2). A sign flip a_μ → −a_μ of a mode μ ≥ 2, combined with a permutation of the blocks
-that maps f[μ, ·] → −f[μ, ·], leaves everything else unchanged and maps every block onto one of the same
-size, is a symmetry too; :func:`extra_symmetries` lists the ones a problem has (they need equal group sizes,
-which random patterns at finite N_sp rarely give).
+Further symmetries (M ≥ 2). Permutations and flips of equal-size blocks combined with sign flips and exchanges of
+modes with equal (Ω_μ, κ_μ, cutoff) that map the couplings f onto themselves (:func:`extra_symmetries`; for M = 2:
+"U2" = swap of the two blocks with a_2 → −a_2 when they have equal sizes, "X21" = a_1 ↔ a_2 with the block
+ξ¹ξ² = −1 flipped when the modes are equal). Each is a real signed permutation of the basis states, in the plain
+and the polaron basis alike (:func:`signed_permutation`). :func:`symmetry_basis` splits ρ by P and a maximal set of
+them that commute (:class:`SymmetryBasis`: 2^(K+1) sectors labelled by row label XOR column label); without any it
+is :func:`parity_basis` exactly. docs/lifetime.md derives them and says why the rest (non-commuting pairs) is not
+used.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ The adjoint (Heisenberg) map L†(O) = K†O + OK + Σ a'† O a' gives the tran
 basis is real: ``L.T`` = conj ∘ L† ∘ conj, what :class:`scipy.sparse.linalg.LinearOperator` does with ``rmatvec``),
 used for the left eigenvectors.
 
-Sector coordinates are those of :class:`.liouville.ParityBasis` (complex representation, row-major vec of the two
-parity blocks): x ↦ X (d × d, zero outside the sector) ↦ ρ = Q X Qᵀ ↦ L(ρ) ↦ Qᵀ L(ρ) Q ↦ sector part. L commutes
+Sector coordinates are those of :class:`.liouville.ParityBasis` (any :class:`.liouville.SymmetryBasis`: complex
+representation, row-major vec of the sector's label blocks): x ↦ X (d × d, zero outside the sector) ↦ ρ = Q X Qᵀ ↦ L(ρ) ↦ Qᵀ L(ρ) Q ↦ sector part. L commutes
 with the parity superoperator, so the image lies in the same sector and ARPACK sees the sector alone.
 """
 

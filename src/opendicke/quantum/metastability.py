@@ -12,6 +12,9 @@ reduction group in its maximal-spin sector, M truncated modes):
 
 Both work on the parity sectors of :mod:`.liouville` (real representation, half of ρ each): the even sector
 holds the stationary state, the odd sector holds the tunnelling between ±ξ, whose leading eigenvalue is the gap.
+With further symmetries (M ≥ 2 with equal blocks or equal modes, ``symmetries="auto"``) every sector of
+:func:`.liouville.symmetry_basis` is solved: the stationary state in the fully symmetric one, the gap the slowest
+nonzero eigenvalue over all of them.
 
 Which blocks. A stationary state does not depend on the initial state, but the reduced space does: we use the
 reduction's groups (``build(model, 1)``: every group is one block in its maximal-spin sector, the sector a
