@@ -275,3 +275,26 @@ def test_lifetime_with_the_swap_equals_parity_only_and_builds_metastable_states_
         got = sorted(map(tuple, np.abs(np.round([o[key] for o in ms_b["observables"]], 8))))
         want = sorted(map(tuple, np.abs(np.round([o[key] for o in ms_a["observables"]], 8))))
         np.testing.assert_allclose(got, want, atol=1e-7)
+
+
+def test_matrix_free_symmetry_reduced_product_matches_the_assembled_sectors():
+    """The matrix-free operator of every sector (P × U2, blocks 2 + 2; P × X21, equal modes), with L, Lᵀ and L†,
+    against the assembled sector Liouvillian (1e-12). P × U2 computes L(ρ) on 4 of the 9 spin configurations and
+    copies the rest with the sector's characters; the exchange X21 moves Fock levels, so it uses the full product.
+    Mutation: copies with the wrong character (χ = +1 everywhere) fail in the sectors where χ ≠ 1."""
+    from opendicke.quantum.matrix_free import sector_operator
+
+    rng = np.random.default_rng(5)
+    for patterns, modes, rows in ((EQUAL_BLOCKS, (1.5, 2.0), 4), (UNEQUAL_BLOCKS, (1.5, 1.5), None)):
+        problem = polaron(build(m2(patterns, modes, g0=1.2), 1, fock=3))
+        b = symmetry_basis(problem)
+        for sector in b.sectors:
+            L = sector_liouvillian(b, sector)
+            op = sector_operator(b, sector)
+            assert (None if op.rows is None else len(op.rows)) == rows
+            v = rng.standard_normal(L.shape[0]) + 1j * rng.standard_normal(L.shape[0])
+            for got, want in ((op @ v, L @ v), (op.T @ v, L.T @ v), (op.H @ v, L.conj().T @ v)):
+                assert np.abs(got - want).max() < 1e-12 * np.abs(want).max()
+            if rows is not None and sector != b.sectors[0]:
+                op._copies = [(1, perm, sign) for _, perm, sign in op._copies]
+                assert np.abs(op @ v - L @ v).max() > 1e-3 * np.abs(L @ v).max()

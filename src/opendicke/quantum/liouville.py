@@ -106,10 +106,28 @@ class SymmetryBasis:
     Q: sp.csr_matrix
     labels: np.ndarray
     symmetries: tuple[str, ...] = ()
+    #: the generators (P first) as signed permutations (perm, sign) of the problem's basis states, U|i⟩ = sign[i]|perm[i]⟩
+    generators: tuple = ()
 
     @property
     def dim(self) -> int:
         return self.problem.dim
+
+    @cached_property
+    def group(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Every group element as (bits, perm, sign): the product of the generators whose bits are set."""
+        d = self.dim
+        out = [(0, np.arange(d), np.ones(d, dtype=np.int64))]
+        for j, g in enumerate(self.generators):
+            out = out + [(bits | (1 << j), *_compose(g, (perm, sign))) for bits, perm, sign in out]
+        return out
+
+    @cached_property
+    def spin_only(self) -> bool:
+        """True when every generator maps each Fock level to itself (no mode exchange): the group then acts on the
+        rows of ρ through the spin configurations alone (up to signs)."""
+        F = int(np.prod(self.problem.fock, dtype=np.int64))
+        return all(np.array_equal(perm % F, np.arange(self.dim) % F) for perm, _ in self.generators)
 
     @cached_property
     def parity(self) -> np.ndarray:
@@ -268,7 +286,8 @@ def parity_basis(problem: QuantumProblem) -> SymmetryBasis:
     order = np.argsort(-parity, kind="stable")
     Q = Q[:, order].tocsr()
     parity = parity[order]
-    return SymmetryBasis(problem=problem, Q=Q, labels=(parity < 0).astype(np.int64))
+    return SymmetryBasis(problem=problem, Q=Q, labels=(parity < 0).astype(np.int64),
+                         generators=(_parity_permutation(problem),))
 
 
 def parity_operator(problem: QuantumProblem) -> sp.csr_matrix:
@@ -574,4 +593,5 @@ def symmetry_basis(problem: QuantumProblem, symmetries: str = "auto") -> Symmetr
         labels.append(np.full(len(keep), b, dtype=np.int64))
     Q = sp.hstack(columns, format="csr")
     assert Q.shape == (d, d)
-    return SymmetryBasis(problem=problem, Q=Q, labels=np.concatenate(labels), symmetries=tuple(names))
+    return SymmetryBasis(problem=problem, Q=Q, labels=np.concatenate(labels), symmetries=tuple(names),
+                         generators=tuple(generators))
