@@ -25,7 +25,7 @@ from opendicke.model import parse_patterns
 from opendicke.quantum import build
 from opendicke.quantum import liouville
 from opendicke.quantum.liouville import extra_symmetries, parity_basis, sector_liouvillian, signed_permutation, symmetry_basis
-from opendicke.quantum.metastability import FockCutoffWarning, _solve_one, lifetime, metastable_states
+from opendicke.quantum.metastability import FockCutoffWarning, _solve_one, lifetime, metastable_states, steady_state
 from opendicke.quantum.polaron import polaron
 
 
@@ -237,6 +237,29 @@ def test_lifetime_dataset_reports_symmetry_sectors_plain_basis():
     assert list(b.eigenvalue_sector.values) == parity and str(b.eigenvalue_symmetry_sector.values[0]) == "even,U2+"
     assert str(b.gap_sector.values) == str(a.gap_sector.values) == str(b.gap_symmetry_sector.values).split(",")[0]
     assert abs(float(b.occupation[1]) - float(a.occupation[1])) < 1e-10 and float(b.residual) < 1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        st = steady_state(model, fock=2)
+    assert st.attrs["symmetries"] == "P,U2" and abs(float(st.mx[0]) - float(a.mx[0])) < 1e-10
+
+
+def test_prolonged_start_vector_of_a_symmetry_sector():
+    """The cutoff search's start vector in a non-trivial sector ("odd,U2-"): the smaller cutoff's eigenmatrix, zero on
+    the new levels, exactly (1e-14), in the new basis's sector."""
+    from opendicke.quantum.metastability import _prolong
+
+    model = m2(EQUAL_BLOCKS, g0=1.2)
+    small = _solve_one(build(model, 1, fock=2), k=2, method="shift-invert", tau=None, need_left=False, max_memory=2**30)
+    big = symmetry_basis(build(model, 1, fock=3))
+    sector = "odd,U2-"
+    v = _prolong(small, sector, big)
+    assert v.shape == (big.sector_size(sector),)
+    old = small["basis"]
+    rho_small = old.to_problem_basis(old.full_matrix(small["pairs"][sector].vectors[:, 0], sector)).reshape(3, 3, 2, 2, 9, 4)
+    rho_big = big.to_problem_basis(big.full_matrix(v, sector)).reshape(3, 3, 3, 3, 3, 3, 3, 3)
+    np.testing.assert_allclose(rho_big[:, :, :2, :2][..., :2, :2].reshape(36, 36), rho_small.reshape(36, 36), atol=1e-14)
+    assert abs(np.linalg.norm(rho_big) - np.linalg.norm(rho_small)) < 1e-14  # nothing on the new levels
+    assert _prolong(small, "no such sector", big) is None
 
 
 @pytest.mark.slow  # ≈ 10 s CPU (matrix-free Arnoldi on four sectors twice, left eigenvectors)
