@@ -68,20 +68,10 @@ def numpy_symmetry(sizes, levels, *, swap_blocks=False, flip_block=None, swap_mo
 
 
 def polaron_unitary(model, plain, levels, big):
-    """Columns |m⟩ ⊗ qutip.displace(β_1(m))|n_1⟩ ⊗ qutip.displace(β_2(m))|n_2⟩ in ``big`` plain levels per mode,
-    β_μ(m) = c_μ x_μ(m), c_μ = −i(g0/√N)/(iΩ_μ + κ_μ/2) from the stationary cavity equation."""
-    f, sizes, N = plain.block_f, [int(n) for n in plain.block_sizes], model.n_spins
-    c = [-1j * (model.g0 / np.sqrt(N)) / (1j * w + 0.5 * k) for w, k in zip(model.omega_modes, model.kappa)]
-    cols = []
-    for i1 in range(sizes[0] + 1):
-        for i2 in range(sizes[1] + 1):
-            s = np.array([sizes[0] - 2 * i1, sizes[1] - 2 * i2], dtype=float)
-            spin = np.kron(np.eye(sizes[0] + 1)[i1], np.eye(sizes[1] + 1)[i2])
-            D = [qutip.displace(big, c[mu] * (f[mu] @ s)).full() for mu in range(2)]
-            for n1 in range(levels):
-                for n2 in range(levels):
-                    cols.append(np.kron(spin, np.kron(D[0][:, n1], D[1][:, n2])))
-    return np.array(cols).T
+    """The displaced basis of tests/test_lifetime.py (qutip.displace per mode, β_μ(m) = c_μ x_μ(m) written out)."""
+    from test_lifetime import _polaron_unitary_m2
+
+    return _polaron_unitary_m2(model, plain, (levels, levels), big)
 
 
 def as_matrix(perm, sign):

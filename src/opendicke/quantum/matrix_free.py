@@ -143,40 +143,25 @@ class _Structured:
         return cache[key]
 
     def _apply(self, X: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        if rows is not None:
-            return self._apply_rows(X, rows)
+        """A @ X for one column chunk; with ``rows`` only the rows of those spin configurations."""
         ncol = X.shape[1]
         S, fock = self.spin_dim, self.fock
         T = X.reshape((S, *fock, ncol))
-        out = np.zeros_like(T) if self._diag_zero else self._diag * T
+        if rows is None:
+            Tr, diag, gathers = T, self._diag, self._gathers
+        else:
+            Tr, diag, gathers = T[rows], self._diag[rows], self._row_gathers(rows)
+        out = np.zeros_like(Tr) if self._diag_zero else diag * Tr
         for dst, src, coef in self._shifts:
-            out[dst] += coef * T[src]
-        for rows, cols, vals, Ds in self._gathers:
+            out[dst] += (coef if rows is None else coef[rows]) * Tr[src]
+        for dest, cols, vals, Ds in gathers:
             Z = vals * T[cols]
-            k = len(rows)
+            k = len(dest)
             for mu, D in enumerate(Ds):
                 before = k * _kron_dims(fock[:mu])
                 after = _kron_dims(fock[mu + 1:]) * ncol
                 Z = np.matmul(D, Z.reshape(before, fock[mu], after))
-            out[rows] += Z.reshape((k, *fock, ncol))
-        return out.reshape(-1, ncol)
-
-    def _apply_rows(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        ncol = X.shape[1]
-        S, fock = self.spin_dim, self.fock
-        T = X.reshape((S, *fock, ncol))
-        Tr = T[rows]
-        out = np.zeros_like(Tr) if self._diag_zero else self._diag[rows] * Tr
-        for dst, src, coef in self._shifts:
-            out[dst] += coef[rows] * Tr[src]
-        for pos, cols, vals, Ds in self._row_gathers(rows):
-            Z = vals * T[cols]
-            k = len(pos)
-            for mu, D in enumerate(Ds):
-                before = k * _kron_dims(fock[:mu])
-                after = _kron_dims(fock[mu + 1:]) * ncol
-                Z = np.matmul(D, Z.reshape(before, fock[mu], after))
-            out[pos] += Z.reshape((k, *fock, ncol))
+            out[dest] += Z.reshape((k, *fock, ncol))
         return out.reshape(-1, ncol)
 
 
