@@ -397,7 +397,7 @@ def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: floa
         if est["bytes"] > max_memory:
             raise MemoryError(
                 f"the problem needs about {est['bytes'] / 2**30:.1f} GiB (arnoldi, matrix-free: dimension "
-                f"{est['dimension']}, parity sector of {est['sector_size']} complex entries, {ncv} Krylov vectors), "
+                f"{est['dimension']}, largest sector {est['sector_size']} complex entries, {ncv} Krylov vectors), "
                 f"more than the allowed {max_memory / 2**30:.1f} GiB (max_memory); use a smaller Fock cutoff or N_sp, "
                 "or raise max_memory")
         return {"method": "arnoldi", "operator": "matrix-free", "krylov_vectors": ncv, **est}
@@ -417,7 +417,7 @@ def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: floa
         need += krylov
     if need > max_memory:
         raise MemoryError(
-            f"the problem needs about {need / 2**30:.1f} GiB ({m}: dimension {est['dimension']}, parity sector of "
+            f"the problem needs about {need / 2**30:.1f} GiB ({m}: dimension {est['dimension']}, largest sector "
             f"{size} {'complex' if vector == 16 else 'real'} entries), more than the allowed {max_memory / 2**30:.1f} GiB (max_memory); use a smaller "
             "Fock cutoff or N_sp, or raise max_memory"
         )
