@@ -73,7 +73,7 @@ def test_extra_symmetries_need_equal_groups_and_commute():
     # groups of sizes 2 and 2: flipping mode 2 and swapping the groups is a symmetry
     problem = build(model_m2(("++++", "++--")), 1, fock=3)
     found = extra_symmetries(problem)
-    assert found == [{"signs": [1, -1], "perm": [1, 0]}]
+    assert found == [{"name": "U2", "signs": [1, -1], "perm": [1, 0], "modes": [0, 1], "flips": [1, 1]}]
     assert list(problem.block_sizes) == [2, 2]
     d1, d2 = problem.block_sizes + 1
     c1, c2 = problem.fock
@@ -303,7 +303,8 @@ def test_cli_lifetime_json_and_bad_input():
     result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--g0", "1", "--n-spins", "4", "--fock", "12", "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(record) == {"eigenvalues", "gap", "lifetime", "fock", "residuals", "metastable_overlaps"}
+    assert set(record) == {"eigenvalues", "gap", "lifetime", "fock", "residuals", "metastable_overlaps", "sectors"}
+    assert record["sectors"][:2] == ["even", "odd"] and len(record["sectors"]) == len(record["eigenvalues"])
     eig = np.array(record["eigenvalues"])
     assert abs(eig[0, 0]) < 1e-10 and np.all(np.diff(eig[:, 0]) <= 1e-12)
     assert record["gap"] == pytest.approx(-eig[1, 0]) and record["lifetime"] == pytest.approx(1 / record["gap"])
