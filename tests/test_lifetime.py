@@ -569,3 +569,19 @@ def test_matrix_free_memory_estimate_and_choice():
     assert _check_memory(polaron(build(m2, 1, fock=2)), "shift-invert", 4, 2**30)["operator"] == "sparse"
     with pytest.raises(ValueError, match="operator"):
         _check_memory(problem, "auto", 4, 2**30, operator="dense")
+
+
+def test_forced_metastable_states_refuse_an_oscillating_slow_mode():
+    """Below threshold (g0 = 0.3, N_sp = 2) the slowest odd mode is a damped oscillation (Im λ ≈ −0.91): forcing
+    it into the Macieszczak construction would divide by tr(O R) of a complex pair (an M = 2 run at g0 = 0.8 gave
+    overlaps of 10¹¹ that way); it must be refused, and the automatic rule must find no slow modes."""
+    from opendicke.quantum import metastability as ms
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=0.3, n_spins=2, seed=0)
+    run, *_ = ms._search(model, fock=6, tol=1e-5, gap_rtol=1e-3, k=3, method="auto", tau=None,
+                         max_memory=ms.DEFAULT_MAX_MEMORY, max_fock=20, with_gap=True)
+    slowest = max((v for p in run["pairs"].values() for v in p.values if abs(v) > 1e-9), key=lambda v: v.real)
+    assert abs(slowest.imag) > 0.5  # the premise: an oscillating slowest mode
+    with pytest.raises(ValueError, match="complex eigenvalues"):
+        ms.metastable_states(run, n_slow=1)
+    assert ms.metastable_states(run)["n_slow"] == 0

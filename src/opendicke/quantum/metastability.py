@@ -699,6 +699,11 @@ def metastable_states(run: dict, n_slow: int | None = None, *, method: str = "au
                 n_slow = i + 1
                 break
     slow = rest[:n_slow]
+    oscillating = [c[0] for c in slow if abs(c[0].imag) > 1e-8 * max(1.0, abs(c[0].real)) + 1e-12]
+    if oscillating:
+        raise ValueError(f"the {n_slow} slowest modes include complex eigenvalues {oscillating}: an oscillating pair "
+                         "is not a metastable manifold (Macieszczak et al. need real slow eigenvalues); choose n_slow "
+                         "so that only real eigenvalues are slow")
     out = {"n_slow": n_slow, "slow": np.array([c[0] for c in slow]), "coefficients": np.zeros((0, n_slow)),
            "observables": [], "left_residuals": np.zeros(n_slow)}
     if n_slow == 0:
