@@ -73,7 +73,7 @@ def test_extra_symmetries_need_equal_groups_and_commute():
     # groups of sizes 2 and 2: flipping mode 2 and swapping the groups is a symmetry
     problem = build(model_m2(("++++", "++--")), 1, fock=3)
     found = extra_symmetries(problem)
-    assert found == [{"signs": [1, -1], "perm": [1, 0]}]
+    assert found == [{"name": "U2", "signs": [1, -1], "perm": [1, 0], "modes": [0, 1], "flips": [1, 1]}]
     assert list(problem.block_sizes) == [2, 2]
     d1, d2 = problem.block_sizes + 1
     c1, c2 = problem.fock
@@ -303,7 +303,8 @@ def test_cli_lifetime_json_and_bad_input():
     result = runner.invoke(app, ["lifetime", "--omega-modes", "1.5", "--g0", "1", "--n-spins", "4", "--fock", "12", "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(record) == {"eigenvalues", "gap", "lifetime", "fock", "residuals", "metastable_overlaps"}
+    assert set(record) == {"eigenvalues", "gap", "lifetime", "fock", "residuals", "metastable_overlaps", "sectors"}
+    assert record["sectors"][:2] == ["even", "odd"] and len(record["sectors"]) == len(record["eigenvalues"])
     eig = np.array(record["eigenvalues"])
     assert abs(eig[0, 0]) < 1e-10 and np.all(np.diff(eig[:, 0]) <= 1e-12)
     assert record["gap"] == pytest.approx(-eig[1, 0]) and record["lifetime"] == pytest.approx(1 / record["gap"])
@@ -715,3 +716,19 @@ def test_gmres_right_solves_a_preconditioned_system():
     x, iterations, res = gmres_right(lambda v: A @ v, lambda v: v / diag, b, rtol=1e-12, restart=10)
     assert res <= 1e-12 and iterations > 10
     assert np.abs(x - np.linalg.solve(A, b)).max() < 1e-10 * np.abs(x).max()
+
+
+def test_forced_metastable_states_refuse_an_oscillating_slow_mode():
+    """Below threshold (g0 = 0.3, N_sp = 2) the slowest odd mode is a damped oscillation (Im λ ≈ −0.91): forcing
+    it into the Macieszczak construction would divide by tr(O R) of a complex pair (an M = 2 run at g0 = 0.8 gave
+    overlaps of 10¹¹ that way); it must be refused, and the automatic rule must find no slow modes."""
+    from opendicke.quantum import metastability as ms
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5], kappa=1.0, g0=0.3, n_spins=2, seed=0)
+    run, *_ = ms._search(model, fock=6, tol=1e-5, gap_rtol=1e-3, k=3, method="auto", tau=None,
+                         max_memory=ms.DEFAULT_MAX_MEMORY, max_fock=20, with_gap=True)
+    slowest = max((v for p in run["pairs"].values() for v in p.values if abs(v) > 1e-9), key=lambda v: v.real)
+    assert abs(slowest.imag) > 0.5  # the premise: an oscillating slowest mode
+    with pytest.raises(ValueError, match="complex eigenvalues"):
+        ms.metastable_states(run, n_slow=1)
+    assert ms.metastable_states(run)["n_slow"] == 0

@@ -34,6 +34,7 @@ def _record(ds) -> dict:
         "fock": plain(ds["fock"].values),
         "residuals": plain(ds["eigenvalue_residual"].values),
         "metastable_overlaps": plain(ds["metastable_overlap"].values) if "metastable_overlap" in ds else [],
+        "sectors": [str(x) for x in ds["eigenvalue_symmetry_sector"].values] if "eigenvalue_symmetry_sector" in ds else [],
     }
 
 
@@ -42,7 +43,7 @@ def _record(ds) -> dict:
 def lifetime(
     model,
     fock: Annotated[Optional[int], typer.Option("--fock", help="Fock levels per mode; default: enlarged until the steady state changes by ≤ --tol and the gap by ≤ --gap-rtol.")] = None,
-    eigenvalues: Annotated[int, typer.Option("--eigenvalues", help="Eigenvalues per parity sector (≥ 2).")] = 3,
+    eigenvalues: Annotated[int, typer.Option("--eigenvalues", help="Eigenvalues per symmetry sector (≥ 2).")] = 3,
     tol: Annotated[float, typer.Option("--tol", help="Target accuracy of the stationary occupations, second moments and overlap distribution.")] = 1e-6,
     gap_rtol: Annotated[float, typer.Option("--gap-rtol", help="Target relative accuracy of the gap in the Fock cutoff.")] = 1e-3,
     method: Annotated[str, typer.Option("--method", help="auto (sparse LU for small sectors, Arnoldi on L above or when the LU would not fit; preconditioned Davidson for the matrix-free M ≥ 2 polaron sectors) | shift-invert | arnoldi | propagator | davidson")] = "auto",
@@ -116,10 +117,10 @@ def lifetime(
             table.add_column(name, justify="right")
         for i in range(ds.sizes["eigenvalue"]):
             table.add_row(str(i), f"{float(ds.eigenvalue_real[i]):+.6e}", f"{float(ds.eigenvalue_imag[i]):+.6e}",
-                          str(ds.eigenvalue_sector.values[i]), f"{float(ds.eigenvalue_residual[i]):.1e}")
+                          str(ds.eigenvalue_symmetry_sector.values[i]), f"{float(ds.eigenvalue_residual[i]):.1e}")
         console.print(table)
         ms = ds["metastable_overlap"].values.tolist() if "metastable_overlap" in ds else []
-        console.print(f"gap {float(ds.gap):.10e} ({ds.gap_sector.values}, estimated error {float(ds.gap_error):.0e}), "
+        console.print(f"gap {float(ds.gap):.10e} ({ds.gap_symmetry_sector.values}, estimated error {float(ds.gap_error):.0e}), "
                       f"lifetime {float(ds.lifetime):.8g}, {ds.attrs['basis']} basis, {ds.attrs['method']}, Fock levels "
                       f"{ds.fock.values.tolist()}, stationary residual {float(ds.residual):.1e}, metastable overlaps {ms}")
         return

@@ -28,8 +28,8 @@ quanta, back-substitution), optionally with the spin flips of the lowest levels 
 uses it as the preconditioner of a Davidson method on L itself (5–7× fewer products than Arnoldi, measured in
 docs/lifetime.md, where shift-invert Arnoldi with GMRES inner solves on the same preconditioner needed 2× more).
 
-Sector coordinates are those of :class:`.liouville.ParityBasis` (complex representation, row-major vec of the two
-parity blocks): x ↦ X (d × d, zero outside the sector) ↦ ρ = Q X Qᵀ ↦ L(ρ) ↦ Qᵀ L(ρ) Q ↦ sector part. L commutes
+Sector coordinates are those of :class:`.liouville.ParityBasis` (any :class:`.liouville.SymmetryBasis`: complex
+representation, row-major vec of the sector's label blocks): x ↦ X (d × d, zero outside the sector) ↦ ρ = Q X Qᵀ ↦ L(ρ) ↦ Qᵀ L(ρ) Q ↦ sector part. L commutes
 with the parity superoperator, so the image lies in the same sector and ARPACK sees the sector alone.
 """
 
@@ -136,21 +136,50 @@ class _Structured:
             out[:, j:j + chunk] = self._apply(np.ascontiguousarray(X[:, j:j + chunk]))
         return out
 
-    def _apply(self, X: np.ndarray) -> np.ndarray:
+    def apply_rows(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(A @ X) on the spin configurations ``rows`` only (sorted spin indices, every Fock level of each): shape
+        (len(rows) · Π fock, ncol). Every part of A keeps or gathers spin rows, so this costs ≈ len(rows)/S of
+        :meth:`apply`."""
+        d, ncol = X.shape
+        chunk = max(COLUMN_CHUNK, CHUNK_ENTRIES // d) if self._gathers else ncol
+        F = _kron_dims(self.fock)
+        out = np.empty((len(rows) * F, ncol), dtype=complex)
+        for j in range(0, ncol, chunk):
+            out[:, j:j + chunk] = self._apply(np.ascontiguousarray(X[:, j:j + chunk]), rows)
+        return out
+
+    def _row_gathers(self, rows: np.ndarray):
+        key = rows.tobytes()
+        cache = self.__dict__.setdefault("_row_cache", {})
+        if key not in cache:
+            cache.clear()
+            out = []
+            for r, c, vals, Ds in self._gathers:
+                keep = np.isin(r, rows)
+                out.append((np.searchsorted(rows, r[keep]), c[keep], vals[keep], Ds))
+            cache[key] = out
+        return cache[key]
+
+    def _apply(self, X: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """A @ X for one column chunk; with ``rows`` only the rows of those spin configurations."""
         ncol = X.shape[1]
         S, fock = self.spin_dim, self.fock
         T = X.reshape((S, *fock, ncol))
-        out = np.zeros_like(T) if self._diag_zero else self._diag * T
+        if rows is None:
+            Tr, diag, gathers = T, self._diag, self._gathers
+        else:
+            Tr, diag, gathers = T[rows], self._diag[rows], self._row_gathers(rows)
+        out = np.zeros_like(Tr) if self._diag_zero else diag * Tr
         for dst, src, coef in self._shifts:
-            out[dst] += coef * T[src]
-        for rows, cols, vals, Ds in self._gathers:
+            out[dst] += (coef if rows is None else coef[rows]) * Tr[src]
+        for dest, cols, vals, Ds in gathers:
             Z = vals * T[cols]
-            k = len(rows)
+            k = len(dest)
             for mu, D in enumerate(Ds):
                 before = k * _kron_dims(fock[:mu])
                 after = _kron_dims(fock[mu + 1:]) * ncol
                 Z = np.matmul(D, Z.reshape(before, fock[mu], after))
-            out[rows] += Z.reshape((k, *fock, ncol))
+            out[dest] += Z.reshape((k, *fock, ncol))
         return out.reshape(-1, ncol)
 
 
@@ -198,21 +227,24 @@ class PolaronGenerator:
         self.beta = beta
         self._beta_beta = sum(kappa[mu] * np.outer(beta[mu], np.conj(beta[mu])) for mu in range(M))
 
-    def _jumps(self, rho: np.ndarray, adjoint: bool) -> np.ndarray:
+    def _jumps(self, rho: np.ndarray, adjoint: bool, rows: np.ndarray | None = None) -> np.ndarray:
         """Σ_μ κ_μ a_μ ρ a_μ† (``adjoint``: Σ_μ κ_μ a_μ† ρ a_μ) for a d × d ρ, with a_μ = b_μ + β_μ(m): the β β* part
-        as one (S × S) weight, the b parts as shifts along a row and/or a column Fock axis."""
+        as one (S × S) weight, the b parts as shifts along a row and/or a column Fock axis. ``rows``: ρ holds (and
+        the result is) only the rows of these spin configurations (a_μ is diagonal in m)."""
         S, fock, M = self.spin_dim, self.fock, len(self.fock)
-        R = rho.reshape((S, *fock, S, *fock))
+        rows = np.arange(S) if rows is None else rows
+        Sr = len(rows)
+        R = rho.reshape((Sr, *fock, S, *fock))
         nd = 2 * M + 2
-        w = np.conj(self._beta_beta) if adjoint else self._beta_beta
-        out = w.reshape((S,) + (1,) * M + (S,) + (1,) * M) * R
+        w = (np.conj(self._beta_beta) if adjoint else self._beta_beta)[rows]
+        out = w.reshape((Sr,) + (1,) * M + (S,) + (1,) * M) * R
         for mu in range(M):
             k, c = self.kappa[mu], fock[mu]
             if k == 0 or c < 2:
                 continue
             row_ax, col_ax = 1 + mu, 2 + M + mu
             sq = np.sqrt(np.arange(1, c, dtype=float))
-            left = (np.conj(self.beta[mu]) if adjoint else self.beta[mu]).reshape((S,) + (1,) * (nd - 1))
+            left = (np.conj(self.beta[mu]) if adjoint else self.beta[mu])[rows].reshape((Sr,) + (1,) * (nd - 1))
             right = (self.beta[mu] if adjoint else np.conj(self.beta[mu])).reshape((1,) * (M + 1) + (S,) + (1,) * M)
 
             def along(ax):
@@ -246,6 +278,17 @@ class PolaronGenerator:
         out += self._jumps(np.ascontiguousarray(rho), adjoint=False)
         return out
 
+    def apply_rows(self, rho: np.ndarray, rows: np.ndarray, adjoint: bool = False) -> np.ndarray:
+        """L(ρ) (``adjoint``: L†(ρ)) on the rows of the spin configurations ``rows`` only: K[R] ρ + (K ρ[R]†)† + jumps."""
+        K = self.Kh if adjoint else self.K
+        F = _kron_dims(self.fock)
+        full = (rows[:, None] * F + np.arange(F)[None, :]).ravel()
+        part = np.ascontiguousarray(rho[full])
+        out = K.apply_rows(rho, rows)
+        out += K.apply(np.ascontiguousarray(part.conj().T)).conj().T
+        out += self._jumps(part, adjoint=adjoint, rows=rows)
+        return out
+
     def apply_adjoint(self, obs: np.ndarray) -> np.ndarray:
         """L†(O) = K†O + (K†O†)† + Σ_μ κ_μ a_μ† O a_μ."""
         out = self.Kh.apply(obs)
@@ -271,8 +314,43 @@ class SectorOperator(sla.LinearOperator):
         self.Qt = basis.Q.T.tocsr()
         self.products = 0
         self.krylov_vectors: int | None = None  # set by the solver from its memory budget
+        self._setup_rows()
         self.log_every = float(log_every)
         self._started = self._last_log = None  # the clock starts at the first product
+
+    def _setup_rows(self):
+        """The symmetry-reduced product: ρ of the sector obeys g ρ gᵀ = χ(g) ρ for every element g of the basis's
+        group (χ the sector's character), and so does L(ρ). With no mode exchange the group moves rows through the
+        spin configurations, so L(ρ) is computed on one spin configuration per orbit (``rows``, ≈ 1/|G| of them:
+        K, the adjoint half and the jumps all cost ∝ rows) and the other rows are copied with their signs."""
+        basis = self.basis
+        self.rows = None
+        if not getattr(basis, "generators", ()) or not basis.spin_only:
+            return
+        F = _kron_dims(self.generator.fock)
+        S = self.generator.spin_dim
+        images = np.stack([perm[np.arange(S) * F] // F for _, perm, _ in basis.group])
+        rows = np.flatnonzero(images.min(axis=0) == np.arange(S))
+        if len(rows) == S:
+            return
+        self.rows = rows
+        self._full_rows = (rows[:, None] * F + np.arange(F)[None, :]).ravel()
+        s = basis.sector_label(self.sector)
+        self._copies = [((-1) ** bin(bits & s).count("1"), perm, sign) for bits, perm, sign in basis.group]
+
+    def _unfold(self, part: np.ndarray) -> np.ndarray:
+        """The d × d matrix Y from its rows ``_full_rows``: Y[perm_i, perm_j] = χ(g) sign_i sign_j Y[i, j]."""
+        d = self.basis.dim
+        Y = np.empty((d, d), dtype=complex)
+        R = self._full_rows
+        for chi, perm, sign in self._copies:
+            Y[np.ix_(perm[R], perm)] = (chi * sign[R])[:, None] * part * sign[None, :]
+        return Y
+
+    def _apply(self, rho: np.ndarray, adjoint: bool) -> np.ndarray:
+        if self.rows is None:
+            return self.generator.apply_adjoint(rho) if adjoint else self.generator.apply(rho)
+        return self._unfold(self.generator.apply_rows(rho, self.rows, adjoint=adjoint))
 
     def _to_rho(self, v: np.ndarray) -> np.ndarray:
         X = self.basis.full_matrix(np.asarray(v, dtype=complex).ravel(), self.sector)
@@ -294,11 +372,11 @@ class SectorOperator(sla.LinearOperator):
 
     def _matvec(self, v):
         self._tick()
-        return self._from_rho(self.generator.apply(self._to_rho(v)))
+        return self._from_rho(self._apply(self._to_rho(v), adjoint=False))
 
     def _rmatvec(self, v):
         self._tick()
-        return self._from_rho(self.generator.apply_adjoint(self._to_rho(v)))
+        return self._from_rho(self._apply(self._to_rho(v), adjoint=True))
 
     def preconditioner(self, sigma: float, transpose: bool = False, coarse_quanta: int | None = COARSE_QUANTA):
         """v ↦ (M − σ)⁻¹ v on the sector vector (``transpose``: (Mᵀ − σ)⁻¹ = conj ∘ (M† − σ)⁻¹ ∘ conj), M the
@@ -328,12 +406,13 @@ def sector_operator(basis: ParityBasis, sector: str, generator: PolaronGenerator
     return SectorOperator(basis, sector, generator)
 
 
-def matrix_free_memory(problem, krylov_vectors: int) -> dict:
+def matrix_free_memory(problem, krylov_vectors: int, sector_size: int | None = None) -> dict:
     """Bytes the matrix-free Arnoldi needs for ``problem``: ARPACK's Krylov basis and workspace (``krylov_vectors``
     + 16 complex sector vectors: its 3 work vectors, the Ritz vectors, the previous cutoff's start vector) and the
-    d × d work arrays of one product (≈ 10 complex d × d: X, Q X Qᵀ, ρ†, Kρ, the column chunks, Qᵀ Y Q)."""
+    d × d work arrays of one product (≈ 10 complex d × d: X, Q X Qᵀ, ρ†, Kρ, the column chunks, Qᵀ Y Q).
+    ``sector_size``: the largest sector (default: a parity sector, d²/2 + d)."""
     d = int(problem.dim)
-    size = (d * d) // 2 + d
+    size = (d * d) // 2 + d if sector_size is None else int(sector_size)
     krylov = 16 * size * (krylov_vectors + 16)
     work = 16 * 10 * d * d
     return {"dimension": d, "sector_size": size, "krylov_bytes": krylov, "work_bytes": work,
@@ -738,14 +817,16 @@ def sector_davidson(L: SectorOperator, k: int, *, target: float = DAVIDSON_TARGE
                                max_basis=min(max_basis, n - 1), progress=progress)
 
 
-def davidson_memory(problem, basis_vectors: int, coarse_quanta: int | None = COARSE_QUANTA) -> dict:
+def davidson_memory(problem, basis_vectors: int, sector_size: int | None = None,
+                    coarse_quanta: int | None = COARSE_QUANTA) -> dict:
     """Bytes the matrix-free Davidson needs for ``problem``: the search space V and W = L V (2 × ``basis_vectors``
     complex sector vectors) plus 16 more (start vectors, Ritz vectors, residuals), the d × d work arrays of one
     product (≈ 10, as :func:`matrix_free_memory`) and of one preconditioner solve (≈ 4: the inverse diagonal, the
     packed copy, a level's gather), and the sparse LU of the coarse block (S² spin pairs × the Fock pairs of at
-    most ``coarse_quanta`` quanta: half its dense size, measured 0.51, 0.36, 0.30 of it at N_sp = 4, 6, 8)."""
+    most ``coarse_quanta`` quanta: half its dense size, measured 0.51, 0.36, 0.30 of it at N_sp = 4, 6, 8).
+    ``sector_size``: the largest sector (default: a parity sector, d²/2 + d)."""
     d = int(problem.dim)
-    size = (d * d) // 2 + d
+    size = (d * d) // 2 + d if sector_size is None else int(sector_size)
     search = 16 * size * (2 * basis_vectors + 16)
     work = 16 * 14 * d * d
     coarse = 0

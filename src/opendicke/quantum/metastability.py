@@ -12,6 +12,9 @@ reduction group in its maximal-spin sector, M truncated modes):
 
 Both work on the parity sectors of :mod:`.liouville` (real representation, half of ρ each): the even sector
 holds the stationary state, the odd sector holds the tunnelling between ±ξ, whose leading eigenvalue is the gap.
+With further symmetries (M ≥ 2 with equal blocks or equal modes, ``symmetries="auto"``) every sector of
+:func:`.liouville.symmetry_basis` is solved: the stationary state in the fully symmetric one, the gap the slowest
+nonzero eigenvalue over all of them.
 
 Which blocks. A stationary state does not depend on the initial state, but the reduced space does: we use the
 reduction's groups (``build(model, 1)``: every group is one block in its maximal-spin sector, the sector a
@@ -71,7 +74,7 @@ import scipy.sparse.linalg as sla
 import xarray as xr
 
 from ..model import DickeModel
-from .liouville import ParityBasis, liouville_memory_estimate, parity_basis, sector_liouvillian
+from .liouville import SYMMETRIES, ParityBasis, liouville_memory_estimate, parity_basis, sector_liouvillian, symmetry_basis
 from .problem import QuantumProblem, build
 
 __all__ = [
@@ -413,7 +416,10 @@ def _use_matrix_free(problem, operator: str, method: str = "auto") -> bool:
     return operator == "auto" and polaron_basis and problem.n_modes >= 2 and method in MATRIX_FREE_METHODS
 
 
-def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: float, operator: str = "auto") -> dict:
+def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: float, operator: str = "auto",
+                  sector_size: int | None = None) -> dict:
+    """The method, operator and memory of one cutoff; ``sector_size``: the largest sector of the symmetry basis
+    used (default: a parity sector, d²/2 + d)."""
     if _use_matrix_free(problem, operator, method):
         from .matrix_free import DAVIDSON_BASIS, davidson_memory, matrix_free_memory
 
@@ -422,18 +428,18 @@ def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: floa
             ncv, floor, memory = max(2 * k + 1, ARNOLDI_NCV_MATRIX_FREE), max(2 * k + 1, ARNOLDI_NCV), matrix_free_memory
         else:  # the search space V and W = LV: two vectors per basis vector
             ncv, floor, memory = max(2 * k + 2, DAVIDSON_BASIS), max(2 * k + 2, DAVIDSON_MIN_BASIS), davidson_memory
-        est = memory(problem, ncv)
+        est = memory(problem, ncv, sector_size)
         while est["bytes"] > max_memory and ncv > floor:
             ncv = max(floor, ncv - 10)
-            est = memory(problem, ncv)
+            est = memory(problem, ncv, sector_size)
         if est["bytes"] > max_memory:
             raise MemoryError(
                 f"the problem needs about {est['bytes'] / 2**30:.1f} GiB ({m}, matrix-free: dimension "
-                f"{est['dimension']}, parity sector of {est['sector_size']} complex entries, {ncv} "
+                f"{est['dimension']}, largest sector {est['sector_size']} complex entries, {ncv} "
                 f"{'Krylov' if m == 'arnoldi' else 'search-space'} vectors), more than the allowed "
                 f"{max_memory / 2**30:.1f} GiB (max_memory); use a smaller Fock cutoff or N_sp, or raise max_memory")
         return {"method": m, "operator": "matrix-free", "krylov_vectors": ncv, **est}
-    est = liouville_memory_estimate(problem)
+    est = liouville_memory_estimate(problem, sector_size=sector_size)
     size = est["sector_size"]
     m = _resolve_method(method, size, getattr(problem, "basis_name", "plain"))
     vector = 16 if getattr(problem, "basis_name", "plain") == "polaron" else 8
@@ -449,7 +455,7 @@ def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: floa
         need += krylov
     if need > max_memory:
         raise MemoryError(
-            f"the problem needs about {need / 2**30:.1f} GiB ({m}: dimension {est['dimension']}, parity sector of "
+            f"the problem needs about {need / 2**30:.1f} GiB ({m}: dimension {est['dimension']}, largest sector "
             f"{size} {'complex' if vector == 16 else 'real'} entries), more than the allowed {max_memory / 2**30:.1f} GiB (max_memory); use a smaller "
             "Fock cutoff or N_sp, or raise max_memory"
         )
@@ -457,39 +463,42 @@ def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: floa
 
 
 def _steady_from_even(basis: ParityBasis, pairs: SectorEigenpairs, L_even) -> tuple[np.ndarray, float]:
-    """The stationary state (parity basis, d × d, trace 1) from the even-sector eigenpair nearest 0: its real
-    representation X (plain basis) or ρ itself, Hermitian (polaron basis)."""
+    """The stationary state (symmetry basis, d × d, trace 1) from the eigenpair nearest 0 of the fully symmetric
+    sector (the even one of the parity basis): its real representation X (plain basis) or ρ itself, Hermitian
+    (polaron basis)."""
+    sector = basis.symmetric_sector
     i = int(np.argmin(np.abs(pairs.values)))
     v = pairs.vectors[:, i]
     if basis.is_real:
         v = np.real(v * np.exp(-1j * np.angle(v[np.argmax(np.abs(v))])))
-    X = basis.full_matrix(v, "even")
+    X = basis.full_matrix(v, sector)
     X = X / np.trace(X)
     if not basis.is_real:
         X = 0.5 * (X + X.conj().T)
-    x = basis.sector_vector(X, "even")
+    x = basis.sector_vector(X, sector)
     residual = float(np.linalg.norm(L_even @ x) / np.linalg.norm(x))
     return X, residual
 
 
 def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: bool, max_memory: float,
-               observables: _Observables | None = None, previous: dict | None = None, operator: str = "auto") -> dict:
+               observables: _Observables | None = None, previous: dict | None = None, operator: str = "auto",
+               symmetries: str = "auto") -> dict:
     start = _time.perf_counter()
-    mem = _check_memory(problem, method, k, max_memory, operator)
-    basis = parity_basis(problem)
+    basis = symmetry_basis(problem, symmetries)
+    mem = _check_memory(problem, method, k, max_memory, operator, sector_size=basis.max_sector_size)
     if mem["operator"] == "matrix-free":
         from .matrix_free import PolaronGenerator, sector_operator
 
         generator = PolaronGenerator(problem)
-        L = {s: sector_operator(basis, s, generator) for s in ("even", "odd")}
+        L = {s: sector_operator(basis, s, generator) for s in basis.sectors}
         for op in L.values():
             op.krylov_vectors = mem["krylov_vectors"]
     else:
-        L = {s: sector_liouvillian(basis, s) for s in ("even", "odd")}
-    # one factorisation alive at a time: the even sector's is dropped (the slow modes of M = 1 are odd; an even
-    # slow mode gets a new LU in metastable_states), the odd one kept for the left eigenvectors
+        L = {s: sector_liouvillian(basis, s) for s in basis.sectors}
+    # the symmetric sector's factorisation is dropped at once (the slow modes of M = 1 are odd; an even slow mode
+    # gets a new LU in metastable_states); of the others only the gap's sector keeps its LU (left eigenvectors)
     pairs = {}
-    for s in ("even", "odd"):
+    for s in basis.sectors:
         v0, v0s = None, None
         if previous is not None and mem["method"] == "arnoldi":  # start from the previous cutoff's slowest mode
             v0 = _prolong(previous, s, basis)
@@ -498,14 +507,17 @@ def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: 
         pairs[s] = sector_eigenpairs(L[s], k, sector=s, method=mem["method"], tau=tau, v0=v0, v0s=v0s)
         _log.debug("fock %s, %s sector (%s, %d entries): %d products, %.1f s wall", list(problem.fock), s,
                    mem["operator"], L[s].shape[0], pairs[s].matvecs, pairs[s].seconds)
-        if s == "even":
+        if s == basis.symmetric_sector:
             pairs[s] = replace(pairs[s], lu=None)
-    X_ss, residual = _steady_from_even(basis, pairs["even"], L["even"])
+    X_ss, residual = _steady_from_even(basis, pairs[basis.symmetric_sector], L[basis.symmetric_sector])
     obs = (observables or _Observables(problem)).evaluate(basis.to_problem_basis(X_ss))
     if not basis.is_real:
         obs["trace"] = float(np.real(np.trace(X_ss)))
     out = {"problem": problem, "basis": basis, "L": L, "pairs": pairs, "X_ss": X_ss, "residual": residual,
            "observables": obs, "method": mem["method"], "memory": mem, "operator": mem["operator"]}
+    if len(basis.sectors) > 2:
+        keep = _gap(out)[2]
+        out["pairs"] = {s: (p if s == keep else replace(p, lu=None)) for s, p in pairs.items()}
     out["elapsed"] = _time.perf_counter() - start
     return out
 
@@ -513,7 +525,10 @@ def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: 
 def _prolong(run: dict, sector: str, basis: ParityBasis, index: int = 0) -> np.ndarray:
     """The slowest eigenvector of ``sector`` of a run at smaller cutoffs (index 0: the pairs are sorted by
     decreasing real part, so the stationary state or λ₁), zero on the new Fock levels, as a sector vector of
-    ``basis`` (same blocks, larger cutoffs). Exact for the part the smaller space holds; used as Arnoldi's start."""
+    ``basis`` (same blocks, larger cutoffs). Exact for the part the smaller space holds; used as Arnoldi's start.
+    None when the smaller run has no such sector (another symmetry group)."""
+    if sector not in run["pairs"]:
+        return None
     old_basis: ParityBasis = run["basis"]
     old, new = old_basis.problem, basis.problem
     M = old_basis.to_problem_basis(old_basis.full_matrix(run["pairs"][sector].vectors[:, index], sector))
@@ -545,6 +560,16 @@ def _next_cutoff(c: int, basis: str = "plain") -> int:
     if basis == "polaron":
         return int(c + 2)
     return int(c + max(4, math.ceil(0.25 * c)))
+
+
+def _check_symmetries(symmetries: str) -> None:
+    if symmetries not in SYMMETRIES:
+        raise ValueError(f"symmetries must be one of {SYMMETRIES}, got {symmetries!r}")
+
+
+def _symmetry_attr(basis: ParityBasis) -> str:
+    """The symmetries the sectors use, for a result attribute: "P" or e.g. "P,U2"."""
+    return ",".join(("P",) + tuple(basis.symmetries))
 
 
 def _resolve_basis(model: DickeModel, basis: str) -> str:
@@ -580,14 +605,14 @@ def _steady_change(a: dict, b: dict) -> float:
 
 def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, method: str, tau, max_memory: float,
             max_fock: int, with_gap: bool, basis: str = "plain", fock_start: int | None = None,
-            operator: str = "auto"):
+            operator: str = "auto", symmetries: str = "auto"):
     """Run at the given cutoff, or enlarge it until the steady-state observables change by ≤ tol (and, with
     ``with_gap``, the gap by ≤ gap_rtol relative). Returns (final run, previous run or None, change, gap change,
     converged flag, note)."""
     problem = _problem(model, basis)
     if fock != "auto":
         run = _solve_one(problem.with_fock(fock), k=k, method=method, tau=tau, need_left=with_gap, max_memory=max_memory,
-                         operator=operator)
+                         operator=operator, symmetries=symmetries)
         top = float(np.max(run["observables"]["top_population"]))
         converged = top <= tol
         note = "" if converged else (f"the given Fock cutoff {list(run['problem'].fock)} leaves {top:.1e} of the "
@@ -595,7 +620,7 @@ def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, met
         return run, None, top, math.nan, converged, note
     c = first_cutoff(model, basis) if fock_start is None else int(fock_start)
     prev = _strip(_solve_one(problem.with_fock(c), k=k, method=method, tau=tau, need_left=with_gap,
-                             max_memory=max_memory, operator=operator))
+                             max_memory=max_memory, operator=operator, symmetries=symmetries))
     _progress(prev)
     while True:
         c_next = _next_cutoff(c, basis)
@@ -603,7 +628,7 @@ def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, met
             return prev, None, math.nan, math.nan, False, f"the cutoff search reached max_fock = {max_fock}"
         try:
             run = _solve_one(problem.with_fock(c_next), k=k, method=method, tau=tau, need_left=with_gap,
-                             max_memory=max_memory, previous=prev, operator=operator)
+                             max_memory=max_memory, previous=prev, operator=operator, symmetries=symmetries)
             _progress(run)
         except MemoryError as exc:
             return prev, None, math.nan, math.nan, False, f"the cutoff search stopped: {exc}"
@@ -639,13 +664,14 @@ def _strip(run: dict) -> dict:
 
 
 def _gap(run: dict) -> tuple[float, complex, str]:
-    """Re λ₁ (the largest real part below the stationary 0, over both sectors), λ₁, its sector."""
+    """Re λ₁ (the largest real part below the stationary 0, over all sectors), λ₁, its sector."""
+    sym = run["basis"].symmetric_sector
     cands = []
     for s, pairs in run["pairs"].items():
         for j, lam in enumerate(pairs.values):
             cands.append((lam, s, j))
-    i0 = int(np.argmin([abs(c[0]) for c in cands if c[1] == "even"]))
-    stationary = [c for c in cands if c[1] == "even"][i0]
+    i0 = int(np.argmin([abs(c[0]) for c in cands if c[1] == sym]))
+    stationary = [c for c in cands if c[1] == sym][i0]
     rest = [c for c in cands if c is not stationary]
     lam, s, _ = max(rest, key=lambda c: c[0].real)
     return float(lam.real), complex(lam), s
@@ -715,7 +741,8 @@ def metastable_states(run: dict, n_slow: int | None = None, *, method: str = "au
         for j, lam in enumerate(pairs.values):
             cands.append((complex(lam), s, j))
     cands.sort(key=lambda c: -c[0].real)
-    rest = [c for c in cands if abs(c[0]) > 0 and not (c[1] == "even" and abs(c[0]) == min(abs(x[0]) for x in cands if x[1] == "even"))]
+    sym = basis.symmetric_sector
+    rest = [c for c in cands if abs(c[0]) > 0 and not (c[1] == sym and abs(c[0]) == min(abs(x[0]) for x in cands if x[1] == sym))]
     rest.sort(key=lambda c: -c[0].real)
     if n_slow is None:
         rates = np.array([abs(c[0].real) for c in rest])
@@ -725,6 +752,11 @@ def metastable_states(run: dict, n_slow: int | None = None, *, method: str = "au
                 n_slow = i + 1
                 break
     slow = rest[:n_slow]
+    oscillating = [c[0] for c in slow if abs(c[0].imag) > 1e-8 * max(1.0, abs(c[0].real)) + 1e-12]
+    if oscillating:
+        raise ValueError(f"the {n_slow} slowest modes include complex eigenvalues {oscillating}: an oscillating pair "
+                         "is not a metastable manifold (Macieszczak et al. need real slow eigenvalues); choose n_slow "
+                         "so that only real eigenvalues are slow")
     out = {"n_slow": n_slow, "slow": np.array([c[0] for c in slow]), "coefficients": np.zeros((0, n_slow)),
            "observables": [], "left_residuals": np.zeros(n_slow)}
     if n_slow == 0:
@@ -826,7 +858,7 @@ def _check_model(model: DickeModel, fock, tol: float):
 
 def steady_state(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, method: str = "auto", tau=None,
                  max_memory: float = DEFAULT_MAX_MEMORY, max_fock: int = 200, basis: str = "plain",
-                 fock_start: int | None = None, operator: str = "auto") -> xr.Dataset:
+                 fock_start: int | None = None, operator: str = "auto", symmetries: str = "auto") -> xr.Dataset:
     """The exact stationary state of the finite model in the reduced basis (kind ``"quantum_steady_state"``).
 
     ``fock="auto"`` enlarges the cutoff (from :func:`first_cutoff`) until occupations, ⟨ξ_μ²⟩, ⟨S_z²⟩/n_k²,
@@ -840,13 +872,18 @@ def steady_state(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, me
     cutoff of the search (default :func:`first_cutoff`), e.g. the converged one of a neighbouring N_sp.
     ``operator``: how the sector Liouvillians are applied, ``"sparse"`` (assembled CSR), ``"matrix-free"``
     (:mod:`.matrix_free`, polaron basis, Arnoldi only) or ``"auto"`` (matrix-free for the polaron basis with M ≥ 2).
+    ``symmetries``: ``"auto"`` splits ρ by P and every commuting extra symmetry of the reduced model
+    (:func:`.liouville.symmetry_basis`: M ≥ 2 with equal blocks or equal modes), ``"parity"`` by P alone; the
+    attribute ``symmetries`` lists those used.
     """
     _check_model(model, fock, tol)
+    _check_symmetries(symmetries)
     basis = _resolve_basis(model, basis)
     start = _time.perf_counter()
     run, prev, change, _, converged, note = _search(model, fock=fock, tol=tol, gap_rtol=math.inf, k=2, method=method,
                                                      tau=tau, max_memory=max_memory, max_fock=max_fock, with_gap=False,
-                                                     basis=basis, fock_start=fock_start, operator=operator)
+                                                     basis=basis, fock_start=fock_start, operator=operator,
+                                                     symmetries=symmetries)
     if not converged:
         warnings.warn(note, FockCutoffWarning, stacklevel=2)
     problem, obs = run["problem"], run["observables"]
@@ -855,14 +892,14 @@ def steady_state(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, me
                  "fock_change": change, "fock_converged": bool(converged)})
     ds = _base_dataset(problem, data, {"overlap_value": ("overlap_value", obs["overlap_values"])}, "quantum_steady_state")
     ds.attrs.update({"method": run["method"], "tol": tol, "elapsed_seconds": _time.perf_counter() - start,
-                     "fock_note": note, "basis": basis})
+                     "fock_note": note, "basis": basis, "symmetries": _symmetry_attr(run["basis"])})
     return ds
 
 
 def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rtol: float = 1e-3,
              eigenvalues: int = 4, method: str = "auto", tau=None, max_memory: float = DEFAULT_MAX_MEMORY,
              max_fock: int = 200, metastable: bool = True, basis: str = "plain",
-             fock_start: int | None = None, operator: str = "auto") -> xr.Dataset:
+             fock_start: int | None = None, operator: str = "auto", symmetries: str = "auto") -> xr.Dataset:
     """Low Liouvillian spectrum, gap, lifetime and metastable states of the finite model (kind ``"lifetime"``).
 
     ``eigenvalues`` per parity sector are computed (with residuals) and listed together sorted by decreasing
@@ -876,15 +913,21 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
     The gap is the two-sided Rayleigh quotient of λ₁ (:func:`two_sided_eigenvalue`); ``gap_error`` is its estimated
     error from the eigen-solver (the cutoff's share is ``gap_change``), ``gap_condition`` the condition number of λ₁.
     ``fock_start``: first cutoff of the search, ``operator``: sparse or matrix-free (see :func:`steady_state`).
+    ``symmetries``: ``"auto"`` (P and every commuting extra symmetry found, :func:`.liouville.symmetry_basis`) or
+    ``"parity"``; ``eigenvalues`` are then computed per symmetry sector. ``eigenvalue_sector`` and ``gap_sector``
+    keep the parity ("even"/"odd"); ``eigenvalue_symmetry_sector`` and ``gap_symmetry_sector`` name the full sector
+    (e.g. "odd,U2-"), the attribute ``symmetries`` the extra symmetries used.
     """
     _check_model(model, fock, tol)
+    _check_symmetries(symmetries)
     if eigenvalues < 2:
         raise ValueError(f"eigenvalues must be ≥ 2 (per parity sector), got {eigenvalues}")
     basis = _resolve_basis(model, basis)
     start = _time.perf_counter()
     run, prev, change, gap_change, converged, note = _search(
         model, fock=fock, tol=tol, gap_rtol=gap_rtol, k=eigenvalues, method=method, tau=tau, max_memory=max_memory,
-        max_fock=max_fock, with_gap=True, basis=basis, fock_start=fock_start, operator=operator)
+        max_fock=max_fock, with_gap=True, basis=basis, fock_start=fock_start, operator=operator,
+        symmetries=symmetries)
     if not converged:
         warnings.warn(note or "the Fock cutoff was not shown to converge the gap", FockCutoffWarning, stacklevel=2)
     refined = _refine_gap(run, method=method, tau=tau)
@@ -896,16 +939,20 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
         res += list(pairs.residuals)
     vals = np.array(vals)
     order = np.lexsort((np.abs(vals.imag), -np.round(vals.real, 12)))
-    i0 = int(np.argmin(np.where(np.array(secs) == "even", np.abs(vals), np.inf)))
+    sb = run["basis"]
+    i0 = int(np.argmin(np.where(np.array(secs) == sb.symmetric_sector, np.abs(vals), np.inf)))
     order = [i0] + [i for i in order if i != i0]
     vals, secs, res = vals[order], np.array(secs)[order], np.array(res)[order]
+    parities = np.array([sb.sector_parity(s) for s in secs])
     gap_re, lam1, sector1 = _gap(run)
     gap = -gap_re
     data = _steady_vars(obs)
     data.update({
         "eigenvalue_real": ("eigenvalue", vals.real), "eigenvalue_imag": ("eigenvalue", vals.imag),
-        "eigenvalue_sector": ("eigenvalue", secs.astype(str)), "eigenvalue_residual": ("eigenvalue", res),
-        "gap": gap, "lifetime": (1.0 / gap) if gap > 0 else math.inf, "gap_sector": sector1,
+        "eigenvalue_sector": ("eigenvalue", parities.astype(str)), "eigenvalue_residual": ("eigenvalue", res),
+        "eigenvalue_symmetry_sector": ("eigenvalue", secs.astype(str)),
+        "gap": gap, "lifetime": (1.0 / gap) if gap > 0 else math.inf, "gap_sector": sb.sector_parity(sector1),
+        "gap_symmetry_sector": sector1,
         "gap_change": gap_change, "gap_converged": bool(converged),
         "gap_error": refined["error"], "gap_condition": refined["condition"],
         "gap_left_residual": refined["left_residual"],
@@ -926,7 +973,10 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
             coords["metastable"] = ("metastable", np.arange(1, n_states + 1))
     ds = _base_dataset(problem, data, coords, "lifetime")
     ds.attrs.update({"method": run["method"], "tol": tol, "gap_rtol": gap_rtol, "fock_note": note, "basis": basis,
-                     "operator": run["operator"],
+                     "operator": run["operator"], "symmetries": _symmetry_attr(sb),
+                     "sectors": list(sb.sectors), "sector_sizes": [int(sb.sector_size(s)) for s in sb.sectors],
+                     "sector_matvecs": [int(run["pairs"][s].matvecs) for s in sb.sectors],
+                     "sector_seconds": [float(run["pairs"][s].seconds) for s in sb.sectors],
                      "elapsed_seconds": _time.perf_counter() - start,
                      "matvecs": int(sum(p.matvecs for p in run["pairs"].values()))})
     return ds
