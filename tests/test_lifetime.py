@@ -519,29 +519,151 @@ def test_matrix_free_operator_catches_a_wrong_displacement_sign_and_a_dropped_co
     assert _mismatch(sector_operator(basis, "odd", gen), L, v) > 1e-3
 
 
-def test_matrix_free_m2_spectrum_matches_qutip_displaced_liouvillian():
-    """M = 2 (blocks of 2 + 1 spins), polaron basis at (3, 4) fluctuation levels: the gap and every eigenvalue
-    that ``lifetime`` reports with the matrix-free Arnoldi against QuTiP's ``liouvillian`` of the plain operators
-    conjugated into a polaron basis built here (|m⟩ ⊗ qutip.displace(β_μ(m))|n_μ⟩ in 24 levels per mode, β from
-    the stationary cavity equation written out), dense eigenvalues, to 1e-8."""
+@functools.lru_cache(maxsize=1)
+def _qutip_displaced_m2(levels=(2, 3), big=24):
+    """QuTiP's ``liouvillian`` and ``steadystate`` of the plain M = 2 operators (blocks 2 + 1) conjugated into a
+    polaron basis built here (|m⟩ ⊗ qutip.displace(β_μ(m))|n_μ⟩ in ``big`` levels per mode): dense eigenvalues
+    sorted by decreasing real part, the stationary ρ (polaron basis) and the occupations tr(a_μ†a_μ ρ)/N_sp."""
     model = _model_m2_unequal()
-    levels, big = (2, 3), 24
     plain = build(model, 1, fock=big)
     U = _polaron_unitary_m2(model, plain, levels, big)
     H = qutip.Qobj(sp.csr_matrix(U.conj().T @ (plain.hamiltonian @ U)))
-    cops = [qutip.Qobj(sp.csr_matrix(U.conj().T @ (a @ U))) for a in plain.collapse_operators]
+    a = [U.conj().T @ (op @ U) for op in plain.collapse_operators]  # √κ_μ a_μ
+    cops = [qutip.Qobj(sp.csr_matrix(x)) for x in a]
     Lq = sp.csc_matrix(qutip.liouvillian(H, cops).data.as_scipy())
     ref = np.linalg.eigvals(Lq.toarray())  # 1 296 × 1 296, dense
-    ref = ref[np.argsort(-ref.real)]
+    rho = qutip.steadystate(H, cops).full()
+    occ = [np.real(np.trace(x.conj().T @ x @ rho)) / k / model.n_spins for x, k in zip(a, model.kappa)]
+    return ref[np.argsort(-ref.real)], rho, np.array(occ)
+
+
+@pytest.mark.parametrize("method", ["davidson", "arnoldi"])
+def test_matrix_free_m2_spectrum_matches_qutip_displaced_liouvillian(method):
+    """M = 2 (blocks of 2 + 1 spins), polaron basis at (2, 3) fluctuation levels: the gap and every eigenvalue
+    that ``lifetime`` reports with the matrix-free operator (preconditioned Davidson, the default, and ARPACK's
+    Arnoldi) against QuTiP's ``liouvillian`` of the plain operators conjugated into a displaced basis built in the
+    test, dense eigenvalues, to 1e-8; the stationary occupations against ``qutip.steadystate`` of the same."""
+    ref, _, occ = _qutip_displaced_m2()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FockCutoffWarning)
-        ds = lifetime(model, fock=levels, eigenvalues=4, basis="polaron", metastable=False)
-    assert ds.attrs["operator"] == "matrix-free" and ds.attrs["method"] == "arnoldi"
+        ds = lifetime(_model_m2_unequal(), fock=(2, 3), eigenvalues=4, basis="polaron", metastable=False,
+                      method="auto" if method == "davidson" else method)
+    assert ds.attrs["operator"] == "matrix-free" and ds.attrs["method"] == method
     assert float(ds.gap) == pytest.approx(-ref[1].real, abs=1e-8)
     got = ds.eigenvalue_real.values + 1j * ds.eigenvalue_imag.values
     # the 8 reported eigenvalues (4 per sector) are eigenvalues of the full Liouvillian
     assert max(np.min(np.abs(ref - z)) for z in got) < 1e-8
+    # Davidson returns the 4 per sector nearest its real target σ > 0: together the 6 rightmost real ones here
     assert float(np.max(ds.eigenvalue_residual)) < 1e-9
+    np.testing.assert_allclose(ds.occupation.values, occ, atol=1e-8)
+    assert float(ds.residual) < 1e-9
+
+
+def test_davidson_steady_state_m2_matches_qutip_and_has_a_small_residual():
+    """steady_state with the matrix-free Davidson (M = 2, polaron): occupations against qutip.steadystate of the
+    displaced operators built in the test (1e-8), trace 1, residual ‖Lx‖/‖x‖ < 1e-9."""
+    _, _, occ = _qutip_displaced_m2()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        ds = steady_state(_model_m2_unequal(), fock=(2, 3), basis="polaron")
+    assert ds.attrs["method"] == "davidson"
+    np.testing.assert_allclose(ds.occupation.values, occ, atol=1e-8)
+    assert float(ds.residual) < 1e-9 and abs(float(ds.trace) - 1) < 1e-12
+
+
+def _assembled_liouvillian(problem):
+    """The full complex Liouvillian on vec(ρ) (row-major) of a problem's H and jumps, written out with kron."""
+    d = problem.dim
+    eye = sp.identity(d, format="csr")
+    H = problem.hamiltonian
+    L = -1j * (sp.kron(H, eye) - sp.kron(eye, H.T))
+    for c in problem.collapse_operators:
+        n = c.getH() @ c
+        L = L + sp.kron(c, c.conj()) - 0.5 * (sp.kron(n, eye) + sp.kron(eye, n.T))
+    return L.tocoo()
+
+
+def _split_spin_diagonal(problem, coarse_quanta=None):
+    """From the assembled Liouvillian: D = the entries that keep both spin configurations of ρ's block (m, m')
+    (mask on the assembled matrix), plus, with ``coarse_quanta``, the other entries (spin flips) whose row and
+    column both have at most that many total quanta Σ_μ (n_μ + n'_μ)."""
+    L = _assembled_liouvillian(problem)
+    d = problem.dim
+    F = int(np.prod(problem.fock))
+    quanta = np.indices(problem.fock).reshape(len(problem.fock), -1).sum(axis=0)
+
+    def spins(idx):
+        return idx // d // F, idx % d // F
+
+    def total(idx):
+        return quanta[idx // d % F] + quanta[idx % d % F]
+
+    (r1, r2), (c1, c2) = spins(L.row), spins(L.col)
+    keep = (r1 == c1) & (r2 == c2)
+    if coarse_quanta is not None:
+        keep |= (total(L.row) <= coarse_quanta) & (total(L.col) <= coarse_quanta)
+    return sp.csr_matrix((L.data[keep], (L.row[keep], L.col[keep])), shape=L.shape), L
+
+
+@pytest.mark.parametrize("coarse", [None, 0, 2])
+def test_spin_diagonal_solve_is_exact_against_a_sparse_direct_solve(coarse):
+    """(D − σ)⁻¹ by back-substitution over the total quanta (and (D† − σ)⁻¹ by forward substitution), with the
+    spin flips of the levels T ≤ ``coarse`` included, against scipy's spsolve of the same operator masked out of
+    the assembled Liouvillian (M = 2, blocks 2 + 1, cutoffs (3, 4), κ = (1, 0.7)), 1e-12; and as the sector
+    preconditioner (parity sectors map to themselves)."""
+    from opendicke.quantum.matrix_free import PolaronGenerator, SpinDiagonalSolver, sector_operator
+    from opendicke.quantum.polaron import polaron
+
+    problem = polaron(build(_model_m2_unequal(), 1, fock=(3, 4)))
+    d = problem.dim
+    Dm, _ = _split_spin_diagonal(problem, coarse)
+    gen = PolaronGenerator(problem)
+    solver = SpinDiagonalSolver(gen, coarse)
+    rng = np.random.default_rng(5)
+    R = rng.standard_normal((d, d)) + 1j * rng.standard_normal((d, d))
+    sigma = 0.05
+    eye = sp.identity(d * d, format="csc")
+    for adjoint in (False, True):
+        A = (Dm.conj().T if adjoint else Dm) - sigma * eye
+        ref = sla.spsolve(A.tocsc(), R.ravel())
+        got = solver.solve(R, sigma, adjoint=adjoint).ravel()
+        assert np.abs(got - ref).max() < 1e-12 * np.abs(ref).max()
+    if coarse is None:
+        assert np.abs(solver.apply(R).ravel() - Dm @ R.ravel()).max() < 1e-12 * np.abs(Dm @ R.ravel()).max()
+    # the sector preconditioner: (D − σ) applied to its output gives back the input sector vector
+    basis = parity_basis(problem)
+    for sector in ("even", "odd"):
+        op = sector_operator(basis, sector, gen)
+        v = rng.standard_normal(op.shape[0]) + 1j * rng.standard_normal(op.shape[0])
+        y = op.preconditioner(sigma, coarse_quanta=coarse)(v)
+        back = ((Dm - sigma * eye) @ op._to_rho(y).ravel()).reshape(d, d)
+        assert np.abs(op._from_rho(back) - v).max() < 1e-11 * np.abs(v).max()
+        assert np.abs(back - op._to_rho(op._from_rho(back))).max() < 1e-11 * np.abs(v).max()  # stays in the sector
+        yt = op.preconditioner(sigma, transpose=True, coarse_quanta=coarse)(v)
+        back = ((Dm.T - sigma * eye) @ op._to_rho(yt).ravel()).reshape(d, d)
+        assert np.abs(op._from_rho(back) - v).max() < 1e-11 * np.abs(v).max()
+
+
+def test_spin_diagonal_solve_catches_a_wrong_diagonal_and_a_nonzero_upper_shift():
+    """The comparison above can fail: a diagonal without the jump term κ β(m) β(m')* gives O(1) errors, and a
+    generator whose K keeps a b† term (not triangular in the total quanta) is refused."""
+    from opendicke.quantum.matrix_free import PolaronGenerator, SpinDiagonalSolver, _Structured
+    from opendicke.quantum.polaron import polaron
+
+    problem = polaron(build(_model_m2_unequal(), 1, fock=(3, 4)))
+    d = problem.dim
+    Dm, _ = _split_spin_diagonal(problem)
+    gen = PolaronGenerator(problem)
+    R = np.random.default_rng(1).standard_normal((d, d)) + 0j
+    sigma = 0.05
+    ref = sla.spsolve((Dm - sigma * sp.identity(d * d)).tocsc(), R.ravel())
+    wrong = SpinDiagonalSolver(gen)
+    wrong._cspin = (gen.K.c0[:, None] + np.conj(gen.K.c0)[None, :]).ravel()  # κ β β'* dropped
+    assert np.abs(wrong.solve(R, sigma).ravel() - ref).max() > 1e-3 * np.abs(ref).max()
+    K = gen.K
+    gen.K = _Structured(K.spin_dim, K.fock, K.c0, K.lower, [u + 0.1 for u in K.upper], K.number, K.flips)
+    with pytest.raises(ValueError, match="triangular"):
+        SpinDiagonalSolver(gen)
 
 
 def test_matrix_free_memory_estimate_and_choice():
@@ -553,7 +675,7 @@ def test_matrix_free_memory_estimate_and_choice():
 
     m2 = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.2, n_spins=8, seed=0)
     problem = polaron(build(m2, 1, fock=10))  # groups 2 + 6: 2 100 states, sector 2.2·10⁶ complex entries
-    mem = _check_memory(problem, "auto", 4, 8 * 2**30)
+    mem = _check_memory(problem, "arnoldi", 4, 8 * 2**30)
     assert mem["operator"] == "matrix-free" and mem["method"] == "arnoldi"
     sector = (problem.dim**2) // 2 + problem.dim
     assert mem["bytes"] < 16 * sector * (mem["krylov_vectors"] + 20) + 16 * 11 * problem.dim**2
@@ -561,14 +683,39 @@ def test_matrix_free_memory_estimate_and_choice():
     with pytest.raises(MemoryError, match="GiB"):  # the assembled sector (≈ 36 GB) does not fit
         _check_memory(problem, "auto", 4, 8 * 2**30, operator="sparse")
     assert mem["krylov_vectors"] == 200  # 2.2·10⁶ × 216 × 16 B ≈ 7.1 GiB
-    assert _check_memory(problem, "auto", 4, 4 * 2**30)["krylov_vectors"] < 200  # fewer vectors to fit
-    with pytest.raises(MemoryError, match=r"matrix-free.*complex entries"):
-        _check_memory(problem, "auto", 4, 0.5 * 2**30)
+    assert _check_memory(problem, "arnoldi", 4, 4 * 2**30)["krylov_vectors"] < 200  # fewer vectors to fit
+    with pytest.raises(MemoryError, match=r"arnoldi, matrix-free.*complex entries"):
+        _check_memory(problem, "arnoldi", 4, 0.5 * 2**30)
+    # the default, preconditioned Davidson: V and W = LV (2 × 60 vectors) plus the coarse block's LU
+    dav = _check_memory(problem, "auto", 4, 8 * 2**30)
+    assert dav["operator"] == "matrix-free" and dav["method"] == "davidson" and dav["krylov_vectors"] == 60
+    assert dav["bytes"] < mem["bytes"]
+    spin = problem.dim // 100
+    assert dav["coarse_bytes"] == 16 * (spin * spin * 15) ** 2 // 2  # S² spin pairs × 15 Fock pairs with T ≤ 2
+    assert _check_memory(problem, "auto", 4, 4 * 2**30)["krylov_vectors"] < 60  # a smaller space to fit
+    with pytest.raises(MemoryError, match=r"davidson, matrix-free.*search-space"):
+        _check_memory(problem, "auto", 4, 2 * 2**30)
     # M = 1 keeps the assembled sector; an explicit shift-invert keeps it too
     assert _check_memory(polaron(build(model_m1(8), 1, fock=10)), "auto", 4, 2**30)["operator"] == "sparse"
     assert _check_memory(polaron(build(m2, 1, fock=2)), "shift-invert", 4, 2**30)["operator"] == "sparse"
     with pytest.raises(ValueError, match="operator"):
         _check_memory(problem, "auto", 4, 2**30, operator="dense")
+
+
+def test_gmres_right_solves_a_preconditioned_system():
+    """The right-preconditioned GMRES used for the shift-invert measurement: a random non-normal complex system
+    with a Jacobi preconditioner, against numpy's dense solve, with restarts (restart 10 < iterations)."""
+    from opendicke.quantum.matrix_free import gmres_right
+
+    rng = np.random.default_rng(2)
+    n = 80
+    A = np.diag(rng.uniform(1, 50, n) + 1j * rng.uniform(-20, 20, n)) + 0.5 * (rng.standard_normal((n, n))
+                                                                              + 1j * rng.standard_normal((n, n)))
+    b = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    diag = np.diag(A)
+    x, iterations, res = gmres_right(lambda v: A @ v, lambda v: v / diag, b, rtol=1e-12, restart=10)
+    assert res <= 1e-12 and iterations > 10
+    assert np.abs(x - np.linalg.solve(A, b)).max() < 1e-10 * np.abs(x).max()
 
 
 def test_forced_metastable_states_refuse_an_oscillating_slow_mode():

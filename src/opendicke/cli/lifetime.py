@@ -46,7 +46,7 @@ def lifetime(
     eigenvalues: Annotated[int, typer.Option("--eigenvalues", help="Eigenvalues per symmetry sector (≥ 2).")] = 3,
     tol: Annotated[float, typer.Option("--tol", help="Target accuracy of the stationary occupations, second moments and overlap distribution.")] = 1e-6,
     gap_rtol: Annotated[float, typer.Option("--gap-rtol", help="Target relative accuracy of the gap in the Fock cutoff.")] = 1e-3,
-    method: Annotated[str, typer.Option("--method", help="auto (sparse LU for small sectors, Arnoldi on L above or when the LU would not fit) | shift-invert | arnoldi | propagator")] = "auto",
+    method: Annotated[str, typer.Option("--method", help="auto (sparse LU for small sectors, Arnoldi on L above or when the LU would not fit; preconditioned Davidson for the matrix-free M ≥ 2 polaron sectors) | shift-invert | arnoldi | propagator | davidson")] = "auto",
     basis: Annotated[str, typer.Option("--basis", help="auto (polaron from N_sp = 8 on, plain below) | plain (Dicke ⊗ Fock) | polaron (modes displaced by the stationary field of each spin configuration: the cutoff counts fluctuations, 10–12 at any N_sp).")] = "auto",
     vary: Annotated[Optional[str], typer.Option("--vary", help="n_spins=START:STOP:COUNT or n_spins=8,16,24: the lifetime-vs-N table.")] = None,
     max_memory: Annotated[float, typer.Option("--max-memory", help="Memory budget in GiB; larger problems fail before allocating.")] = 6.0,

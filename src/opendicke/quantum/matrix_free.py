@@ -21,6 +21,13 @@ The adjoint (Heisenberg) map L†(O) = K†O + OK + Σ a'† O a' gives the tran
 basis is real: ``L.T`` = conj ∘ L† ∘ conj, what :class:`scipy.sparse.linalg.LinearOperator` does with ``rmatvec``),
 used for the left eigenvectors.
 
+Eigen-solver. ARPACK's Arnoldi on L needs thousands of products per sector at M = 2 (the wanted eigenvalues, ≈ 0.03,
+are tiny next to the spectrum's imaginary extent ∝ Ω_μ n_c). :class:`SpinDiagonalSolver` solves exactly with
+D − σ, D the part of L diagonal in the spin configurations (m, m′) of ρ's blocks (upper triangular in the total
+quanta, back-substitution), optionally with the spin flips of the lowest levels included; :func:`sector_davidson`
+uses it as the preconditioner of a Davidson method on L itself (5–7× fewer products than Arnoldi, measured in
+docs/lifetime.md, where shift-invert Arnoldi with GMRES inner solves on the same preconditioner needed 2× more).
+
 Sector coordinates are those of :class:`.liouville.ParityBasis` (any :class:`.liouville.SymmetryBasis`: complex
 representation, row-major vec of the sector's label blocks): x ↦ X (d × d, zero outside the sector) ↦ ρ = Q X Qᵀ ↦ L(ρ) ↦ Qᵀ L(ρ) Q ↦ sector part. L commutes
 with the parity superoperator, so the image lies in the same sector and ARPACK sees the sector alone.
@@ -29,19 +36,30 @@ with the parity superoperator, so the image lies in the same sector and ARPACK s
 from __future__ import annotations
 
 import logging
+import math
 import time as _time
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.linalg
 import scipy.sparse.linalg as sla
 
 from .liouville import ParityBasis
 from .polaron import PolaronProblem, displacement_matrix
 from .problem import _large_spin
 
-__all__ = ["PolaronGenerator", "SectorOperator", "sector_operator", "matrix_free_memory"]
+__all__ = ["PolaronGenerator", "SectorOperator", "sector_operator", "matrix_free_memory", "SpinDiagonalSolver",
+           "davidson_eigenpairs", "sector_davidson", "gmres_right"]
 
 _log = logging.getLogger("opendicke.quantum.metastability")
+
+#: Davidson (``method="davidson"``): target σ (real, > 0: the eigenvalues nearest it are the rightmost ones, and
+#: D − σ is regular), levels of total quanta on which the preconditioner keeps the spin flips exactly, largest
+#: search space (lowered to fit ``max_memory``) and residual tolerance ‖Lu − θu‖ (u of unit norm)
+DAVIDSON_TARGET = 0.05
+COARSE_QUANTA = 2
+DAVIDSON_BASIS = 60
+DAVIDSON_TOL = 1e-10
 
 #: columns of ρ treated at once by an operator with spin flips: at least COLUMN_CHUNK, else CHUNK_ENTRIES / d
 #: (bounds the work arrays to ≈ 2²² complex numbers, 64 MB)
@@ -360,6 +378,20 @@ class SectorOperator(sla.LinearOperator):
         self._tick()
         return self._from_rho(self._apply(self._to_rho(v), adjoint=True))
 
+    def preconditioner(self, sigma: float, transpose: bool = False, coarse_quanta: int | None = COARSE_QUANTA):
+        """v ↦ (M − σ)⁻¹ v on the sector vector (``transpose``: (Mᵀ − σ)⁻¹ = conj ∘ (M† − σ)⁻¹ ∘ conj), M the
+        spin-diagonal part of L plus the spin flips among the levels T ≤ ``coarse_quanta``
+        (:class:`SpinDiagonalSolver`, built once per generator and shared by the two sectors). M commutes with the
+        parity, so the image of a sector vector lies in the sector."""
+        cache = self.generator.__dict__.setdefault("_spin_solvers", {})
+        if coarse_quanta not in cache:
+            cache[coarse_quanta] = SpinDiagonalSolver(self.generator, coarse_quanta)
+        solver = cache[coarse_quanta]
+        sigma = float(sigma)
+        if transpose:
+            return lambda v: np.conj(self._from_rho(solver.solve(self._to_rho(np.conj(v)), sigma, adjoint=True)))
+        return lambda v: self._from_rho(solver.solve(self._to_rho(v), sigma))
+
     def bilinear(self, left: np.ndarray, right: np.ndarray):
         """ℓᵀ L v with L v in double precision and the sum in extended precision (np.clongdouble)."""
         Lv = self @ right
@@ -385,3 +417,424 @@ def matrix_free_memory(problem, krylov_vectors: int, sector_size: int | None = N
     work = 16 * 10 * d * d
     return {"dimension": d, "sector_size": size, "krylov_bytes": krylov, "work_bytes": work,
             "bytes": krylov + work}
+
+
+# --------------------------------------------------------------------------------------------- shift-invert
+class SpinDiagonalSolver:
+    """Exact solves with D − σ, D the part of L that is diagonal in the spin configurations of ρ's blocks.
+
+    Split L = D + F in the polaron basis, F the spin flips (Ω S_x,r with their displacement matrices) and D
+    everything else. On one block X = ρ_{m m'} (a Fock ⊗ Fock matrix), with ν_μ = −iΩ_μ − κ_μ/2 (K's number term)
+    and l_μ(m) K's coefficient of b_μ (K's coefficient of b_μ† vanishes identically because β_μ(m) is the *damped*
+    stationary field: checked at construction),
+
+        D(X) = c(m, m') X + Σ_μ [ν_μ N_μ X + ν_μ* X N_μ]
+               + Σ_μ [(l_μ(m) + κ_μ β_μ(m')*) b_μ X + (l_μ(m')* + κ_μ β_μ(m)) X b_μ† + κ_μ b_μ X b_μ†],
+        c(m, m') = c0(m) + c0(m')* + Σ_μ κ_μ β_μ(m) β_μ(m')*.
+
+    b X, X b† and b X b† read entries of higher total quanta T = Σ_μ (n_μ + n'_μ), so D is upper triangular in
+    T with the explicit diagonal c(m, m') + Σ_μ (ν_μ n_μ + ν_μ* n'_μ): (D − σ) Y = R is solved exactly by
+    back-substitution from the top level of T down, all (m, m') blocks at once, O(d² M) per solve. The adjoint
+    D†(O) = c* O + Σ[ν* N O + ν O N] + Σ[(l(m)* + κβ(m')) b† O + (l(m') + κβ(m)*) O b + κ b† O b] reads lower T
+    and is solved from the bottom up. Re of the diagonal at n = n' = 0 is −Σκ|β(m) − β(m')|²/2, exactly 0 for
+    m = m' (every displaced vacuum is stationary under D): hence a shift σ ≠ 0.
+
+    Arrays are ρ in the problem's (polaron) basis, d × d. Internally ρ is held as (F², S²): Fock pair (n, n')
+    first, spin pair (m, m') last, so one level of T is a set of rows."""
+
+    def __init__(self, generator: PolaronGenerator, coarse_quanta: int | None = None):
+        K = generator.K
+        S, fock = generator.spin_dim, generator.fock
+        M = len(fock)
+        scale = max(1.0, max(float(np.abs(u).max()) for u in K.lower))
+        for mu, v in enumerate(K.upper):
+            if np.abs(v).max() > 1e-10 * scale:
+                raise ValueError(f"K's coefficient of b_{mu + 1}† does not vanish ({np.abs(v).max():.1e}): the "
+                                 "spin-diagonal part is not triangular in the total quanta")
+        self.spin_dim, self.fock, self.n_modes = S, fock, M
+        F = _kron_dims(fock)
+        self.F = F
+        kappa, beta = generator.kappa, generator.beta
+        c0 = K.c0
+        cspin = c0[:, None] + np.conj(c0)[None, :] + generator._beta_beta
+        # spin-pair weights of the shift terms, forward (D) and adjoint (D†), each (S²,)
+        self._weights = {False: [], True: []}
+        for mu in range(M):
+            lo = K.lower[mu]
+            k = kappa[mu]
+            self._weights[False] += [(lo[:, None] + k * np.conj(beta[mu])[None, :]).ravel(),
+                                     (np.conj(lo)[None, :] + k * beta[mu][:, None]).ravel(),
+                                     np.full(S * S, k, dtype=complex)]
+            self._weights[True] += [(np.conj(lo)[:, None] + k * beta[mu][None, :]).ravel(),
+                                    (lo[None, :] + k * np.conj(beta[mu])[:, None]).ravel(),
+                                    np.full(S * S, k, dtype=complex)]
+        self._cspin = cspin.ravel()
+        # Fock pair multi-index (n_1 … n_M, n'_1 … n'_M), row-major, F² rows
+        grids = np.indices(tuple(fock) + tuple(fock)).reshape(2 * M, -1)
+        n, n2 = grids[:M], grids[M:]
+        nu = np.array([K.number[mu] for mu in range(M)])
+        self._fock_diag = (nu @ n + np.conj(nu) @ n2).astype(complex)  # (F²,)
+        total = grids.sum(axis=0)
+        strides = np.array([_kron_dims(tuple(fock)[i + 1:] + tuple(fock)) for i in range(M)]
+                           + [_kron_dims(tuple(fock)[i + 1:]) for i in range(M)], dtype=np.int64)
+        self._levels = {False: [], True: []}
+        top = int(total.max())
+        for adjoint in (False, True):
+            order = range(top, -1, -1) if not adjoint else range(top + 1)
+            for t in order:
+                rows = np.flatnonzero(total == t)
+                terms = []
+                for mu in range(M):
+                    for j, (dn, dn2) in enumerate(((1, 0), (0, 1), (1, 1))):
+                        a, b = n[mu, rows], n2[mu, rows]
+                        if adjoint:  # b† O, O b, b† O b: read n − 1 / n' − 1, factors √n, √n'
+                            ok = ((a >= 1) | (dn == 0)) & ((b >= 1) | (dn2 == 0))
+                            src = rows - dn * strides[mu] - dn2 * strides[M + mu]
+                            fac = np.sqrt(np.where(dn, a, 1.0) * np.where(dn2, b, 1.0))
+                        else:  # b X, X b†, b X b†: read n + 1 / n' + 1, factors √(n+1), √(n'+1)
+                            ok = ((a + 1 < fock[mu]) | (dn == 0)) & ((b + 1 < fock[mu]) | (dn2 == 0))
+                            src = rows + dn * strides[mu] + dn2 * strides[M + mu]
+                            fac = np.sqrt(np.where(dn, a + 1.0, 1.0) * np.where(dn2, b + 1.0, 1.0))
+                        if np.any(ok):
+                            pos = np.flatnonzero(ok)
+                            terms.append((3 * mu + j, pos, src[pos], fac[pos][:, None]))
+                self._levels[adjoint].append((rows, terms))
+        self._inverse = {}
+        self._total = total
+        self.coarse_quanta = None if coarse_quanta is None else int(coarse_quanta)
+        self._coarse_lu = {}
+        if self.coarse_quanta is not None:
+            self._setup_coarse(generator)
+
+    def _setup_coarse(self, generator: PolaronGenerator) -> None:
+        """L restricted to the coarse levels T ≤ coarse_quanta (all spin pairs), assembled sparse: the
+        preconditioner is then M = [[L_cc, D_cf], [0, D_ff]] (c: T ≤ T_c, f: T > T_c), block upper triangular,
+        so a solve is the back-substitution of the fine levels followed by one sparse LU solve on the coarse
+        ones. M − L = F_cf + F_fc + F_ff: every spin flip that touches a level above T_c."""
+        S, fock, M, F = self.spin_dim, self.fock, self.n_modes, self.F
+        Tc = self.coarse_quanta
+        occ = np.indices(fock).reshape(M, -1)
+        small_fock = np.flatnonzero(occ.sum(axis=0) <= Tc)  # Fock states with Σn ≤ T_c
+        nf = len(small_fock)
+        small = (np.arange(S)[:, None] * F + small_fock[None, :]).ravel()  # (m, n) in the problem basis
+        ns = len(small)
+        E = np.zeros((S * F, ns), dtype=complex)
+        E[small, np.arange(ns)] = 1.0
+        K_s = sp.csr_matrix(generator.K.apply(E)[small])
+        where = {int(f): i for i, f in enumerate(small_fock)}
+        a_s = []
+        for mu in range(M):
+            rows, cols, vals = [], [], []
+            step = _kron_dims(fock[mu + 1:])
+            for i, f in enumerate(small_fock):
+                p = occ[mu, f]
+                if p >= 1:
+                    rows.append(where[int(f - step)])
+                    cols.append(i)
+                    vals.append(np.sqrt(p))
+            b = sp.csr_matrix((vals, (rows, cols)), shape=(nf, nf), dtype=complex)
+            a_s.append(sp.kron(sp.identity(S), b, format="csr")
+                       + sp.kron(sp.diags(generator.beta[mu]), sp.identity(nf), format="csr"))
+        I = sp.identity(ns, format="csr")
+        L_s = sp.kron(K_s, I, format="csr") + sp.kron(I, K_s.conj(), format="csr")
+        for mu in range(M):
+            L_s = L_s + generator.kappa[mu] * sp.kron(a_s[mu], a_s[mu].conj(), format="csr")
+        # the coarse unknowns in the packed order: coarse Fock-pair rows × S² spin pairs
+        crow = np.flatnonzero(self._total <= Tc)
+        n_idx, n2_idx = crow // F, crow % F
+        m = np.repeat(np.arange(S), S)
+        m2 = np.tile(np.arange(S), S)
+        row_small = (m[None, :] * nf + np.array([where[int(f)] for f in n_idx])[:, None])
+        col_small = (m2[None, :] * nf + np.array([where[int(f)] for f in n2_idx])[:, None])
+        perm = (row_small * ns + col_small).ravel()
+        self._coarse_rows = crow
+        self._coarse_matrix = L_s[perm][:, perm].tocsc()
+
+    def _coarse_solver(self, sigma: complex):
+        key = complex(sigma)
+        if key not in self._coarse_lu:
+            import scipy.sparse.linalg as _sla
+
+            A = (self._coarse_matrix - sigma * sp.identity(self._coarse_matrix.shape[0], format="csc")).tocsc()
+            self._coarse_lu = {key: _sla.splu(A)}
+        return self._coarse_lu[key]
+
+    def _inverse_diagonal(self, sigma: complex, adjoint: bool) -> np.ndarray:
+        key = (complex(sigma), adjoint)
+        if key not in self._inverse:
+            diag = self._fock_diag[:, None] + self._cspin[None, :] - sigma
+            if adjoint:
+                diag = np.conj(self._fock_diag)[:, None] + np.conj(self._cspin)[None, :] - sigma
+            if np.any(diag == 0):
+                raise ZeroDivisionError(f"D − σ is singular at σ = {sigma}")
+            self._inverse = {key: 1.0 / diag}  # one σ kept at a time (F² × S² complex)
+        return self._inverse[key]
+
+    def _pack(self, X: np.ndarray) -> np.ndarray:
+        S, F = self.spin_dim, self.F
+        return np.ascontiguousarray(X.reshape(S, F, S, F).transpose(1, 3, 0, 2)).reshape(F * F, S * S)
+
+    def _unpack(self, Z: np.ndarray) -> np.ndarray:
+        S, F = self.spin_dim, self.F
+        return np.ascontiguousarray(Z.reshape(F, F, S, S).transpose(2, 0, 3, 1)).reshape(S * F, S * F)
+
+    def apply(self, X: np.ndarray, adjoint: bool = False) -> np.ndarray:
+        """D(X) (``adjoint``: D†(X)) for a d × d X: for tests of the solve."""
+        Z = self._pack(np.asarray(X, dtype=complex))
+        diag = self._fock_diag[:, None] + self._cspin[None, :]
+        out = (np.conj(diag) if adjoint else diag) * Z
+        weights = self._weights[adjoint]
+        for rows, terms in self._levels[adjoint]:
+            for w, pos, src, fac in terms:
+                out[rows[pos]] += fac * weights[w][None, :] * Z[src]
+        return self._unpack(out)
+
+    def solve(self, R: np.ndarray, sigma: complex, adjoint: bool = False) -> np.ndarray:
+        """Y with (M − σ) Y = R (``adjoint``: (M† − σ) Y = R), exact, for a d × d R; M = D, or with
+        ``coarse_quanta`` D plus the spin flips among the levels T ≤ coarse_quanta (see :meth:`_setup_coarse`)."""
+        Z = self._pack(np.asarray(R, dtype=complex))
+        inv = self._inverse_diagonal(sigma, adjoint)
+        weights = self._weights[adjoint]
+        Tc = self.coarse_quanta
+        if Tc is None:
+            for rows, terms in self._levels[adjoint]:  # levels already solved come first
+                acc = Z[rows]
+                for w, pos, src, fac in terms:
+                    acc[pos] -= fac * weights[w][None, :] * Z[src]
+                Z[rows] = acc * inv[rows]
+            return self._unpack(Z)
+        lu = self._coarse_solver(sigma)
+        crow = self._coarse_rows
+        levels = self._levels[adjoint]
+        if adjoint:  # M† = [[L_cc†, 0], [D_cf†, D_ff†]]: the coarse block first, then upwards
+            Z[crow] = lu.solve(Z[crow].ravel(), trans="H").reshape(len(crow), -1)
+            for rows, terms in levels[Tc + 1:]:
+                acc = Z[rows]
+                for w, pos, src, fac in terms:
+                    acc[pos] -= fac * weights[w][None, :] * Z[src]
+                Z[rows] = acc * inv[rows]
+            return self._unpack(Z)
+        top = len(levels) - 1
+        for rows, terms in levels[:top - Tc]:  # the fine levels T > T_c, from the top down
+            acc = Z[rows]
+            for w, pos, src, fac in terms:
+                acc[pos] -= fac * weights[w][None, :] * Z[src]
+            Z[rows] = acc * inv[rows]
+        rhs = Z[crow]
+        Z[crow] = 0
+        parts = []
+        for rows, terms in levels[top - Tc:]:  # what the coarse levels read from the fine ones (D_cf Y_f)
+            acc = np.zeros((len(rows), Z.shape[1]), dtype=complex)
+            for w, pos, src, fac in terms:
+                acc[pos] -= fac * weights[w][None, :] * Z[src]
+            parts.append((rows, acc))
+        for rows, acc in parts:
+            Z[rows] = acc
+        Z[crow] = lu.solve((rhs + Z[crow]).ravel()).reshape(len(crow), -1)
+        return self._unpack(Z)
+
+
+def gmres_right(matvec, precondition, b: np.ndarray, *, rtol: float, restart: int = 60,
+                max_iterations: int = 2000) -> tuple[np.ndarray, int, float]:
+    """x with ‖b − A x‖ ≤ rtol ‖b‖ by right-preconditioned restarted GMRES: A M⁻¹ u = b, x = M⁻¹ u, so the
+    residual minimised is the true one of A x = b (checked with one product at the end of every cycle).
+    Classical Gram–Schmidt twice (two matrix–vector BLAS calls per iteration), Givens rotations for the small
+    least-squares problem. Returns (x, iterations, relative residual)."""
+    b = np.asarray(b, dtype=complex)
+    n = b.shape[0]
+    bnorm = float(np.linalg.norm(b))
+    x = np.zeros(n, dtype=complex)
+    if bnorm == 0:
+        return x, 0, 0.0
+    r = b.copy()
+    beta = bnorm
+    iterations = 0
+    V = np.empty((restart + 1, n), dtype=complex)
+    while True:
+        V[0] = r / beta
+        Hs = np.zeros((restart + 1, restart), dtype=complex)
+        cs = np.zeros(restart, dtype=complex)
+        sn = np.zeros(restart, dtype=complex)
+        g = np.zeros(restart + 1, dtype=complex)
+        g[0] = beta
+        j = 0
+        while j < restart and iterations < max_iterations:
+            w = matvec(precondition(V[j]))
+            iterations += 1
+            h = (V[:j + 1] @ w.conj()).conj()
+            w -= h @ V[:j + 1]
+            h2 = (V[:j + 1] @ w.conj()).conj()
+            w -= h2 @ V[:j + 1]
+            h += h2
+            hn = float(np.linalg.norm(w))
+            Hs[:j + 1, j] = h
+            Hs[j + 1, j] = hn
+            for i in range(j):  # earlier rotations
+                t = np.conj(cs[i]) * Hs[i, j] + np.conj(sn[i]) * Hs[i + 1, j]
+                Hs[i + 1, j] = -sn[i] * Hs[i, j] + cs[i] * Hs[i + 1, j]
+                Hs[i, j] = t
+            a, c = Hs[j, j], Hs[j + 1, j]
+            rho = math_hypot(a, c)
+            cs[j], sn[j] = (a / rho, c / rho) if rho else (1.0, 0.0)
+            Hs[j, j] = rho
+            Hs[j + 1, j] = 0
+            g[j + 1] = -sn[j] * g[j]
+            g[j] = np.conj(cs[j]) * g[j]
+            j += 1
+            if hn > 0:
+                V[j] = w / hn
+            if abs(g[j]) <= rtol * bnorm or hn == 0:
+                break
+        y = np.linalg.solve(np.triu(Hs[:j, :j]), g[:j]) if j else np.zeros(0)
+        x += precondition(y @ V[:j])
+        r = b - matvec(x)
+        beta = float(np.linalg.norm(r))
+        if beta <= rtol * bnorm or iterations >= max_iterations:
+            return x, iterations, beta / bnorm
+
+
+def math_hypot(a: complex, b: complex) -> float:
+    return float(np.sqrt(abs(a) ** 2 + abs(b) ** 2))
+
+
+def _orthonormalize_against(V: np.ndarray, count: int, t: np.ndarray) -> np.ndarray | None:
+    """t orthogonalised against the rows V[:count] (classical Gram–Schmidt twice) and normalised; None when it
+    lies in their span (to round-off)."""
+    norm0 = float(np.linalg.norm(t))
+    if norm0 == 0:
+        return None
+    for _ in range(2):
+        if count:  # V^H t as conj(V conj(t)): no conjugated copy of the basis
+            t = t - (V[:count] @ t.conj()).conj() @ V[:count]
+    norm = float(np.linalg.norm(t))
+    if norm <= 1e-10 * norm0:
+        return None
+    return t / norm
+
+
+def davidson_eigenpairs(matvec, precondition, n: int, k: int, *, target: float, v0=None, tol: float = 1e-11,
+                        max_basis: int = 120, max_products: int = 20_000, progress=None):
+    """The ``k`` eigenpairs of a (non-Hermitian) operator A nearest ``target`` by preconditioned (generalised)
+    Davidson with thick restarts.
+
+    The search space (orthonormal rows V) grows by the preconditioned residuals t = P r of the Ritz pairs not yet
+    converged, r = A u − θ u (P ≈ (A − target)⁻¹, a fixed map); Rayleigh–Ritz with A itself (W = A V is kept and
+    H = V^H A V updated by one row and column per vector, so the projection costs no extra product); when V is
+    full it is cut to its best ``max(2k, 8)`` Ritz vectors. Converged when ‖A u − θ u‖ ≤ tol for all k Ritz
+    vectors u of unit norm. Every product is one of A itself, so the residuals are those of A, not of a shifted
+    or inverted map, and an inexact P only slows convergence, it does not bias the result. ``progress(info)`` is
+    called after every step. Returns (values (k,), vectors (n, k), residuals (k,), products, steps)."""
+    max_basis = int(max(max_basis, k + 2))
+    keep = min(max(2 * k, 8), max_basis - k - 1)
+    V = np.empty((max_basis, n), dtype=complex)
+    W = np.empty((max_basis, n), dtype=complex)
+    H = np.zeros((max_basis, max_basis), dtype=complex)
+    count = 0
+    products = 0
+    rng = np.random.default_rng(12345)
+
+    def add(t):
+        nonlocal count, products
+        t = _orthonormalize_against(V, count, t)
+        if t is None:  # the correction lies in the space: a random direction instead
+            t = _orthonormalize_against(V, count, rng.standard_normal(n) + 1j * rng.standard_normal(n))
+        V[count] = t
+        W[count] = matvec(t)
+        products += 1
+        H[:count + 1, count] = (V[:count + 1] @ W[count].conj()).conj()
+        H[count, :count] = W[:count] @ t.conj()  # v_new^H A v_i
+        count += 1
+
+    starts = [] if v0 is None else [np.asarray(v, dtype=complex) for v in (v0 if isinstance(v0, (list, tuple)) else [v0])]
+    if not starts:
+        starts = [rng.standard_normal(n) + 1j * rng.standard_normal(n)]
+    for s in starts[:max_basis - k - 1]:
+        add(s)
+    locked_values, locked_vectors, locked_res = [], [], []  # converged pairs, kept out of the selection
+
+    def is_locked(z):
+        return any(abs(z - w) <= 1e-8 * max(1.0, abs(w)) for w in locked_values)
+
+    steps = 0
+    while True:
+        theta, Y = np.linalg.eig(H[:count, :count])
+        order = np.argsort(np.abs(theta - target), kind="stable")
+        theta, Y = theta[order], Y[:, order]
+        Y = Y / np.linalg.norm(Y, axis=0)
+        free = [j for j in range(len(theta)) if not is_locked(theta[j])]
+        active = free[:k - len(locked_values)]
+        U = Y[:, active].T @ V[:count]  # rows: Ritz vectors (unit norm)
+        R = Y[:, active].T @ W[:count] - theta[active, None] * U
+        res = np.linalg.norm(R, axis=1)
+        steps += 1
+        if progress is not None:
+            progress({"step": steps, "products": products, "basis": count, "locked": len(locked_values),
+                      "values": theta[active], "residuals": res})
+        for i, j in enumerate(active):  # lock what converged (it stays in the space; it is not corrected again)
+            if res[i] <= tol:
+                locked_values.append(theta[j])
+                locked_vectors.append(U[i].copy())
+                locked_res.append(res[i])
+        todo = [i for i in range(len(active)) if res[i] > tol]
+        if not todo or products >= max_products:
+            values = np.array(locked_values + [theta[active[i]] for i in todo])
+            vectors = np.array(locked_vectors + [U[i] for i in todo]).T
+            residuals = np.array(locked_res + [res[i] for i in todo])
+            order = np.argsort(np.abs(values - target), kind="stable")
+            return values[order], vectors[:, order], residuals[order], products, steps
+        if count + len(todo) > max_basis:  # thick restart on the Ritz vectors nearest the target (W, H rotate)
+            Qy, _ = np.linalg.qr(Y[:, :keep])
+            V[:keep] = Qy.T @ V[:count]
+            W[:keep] = Qy.T @ W[:count]
+            H[:keep, :keep] = Qy.conj().T @ H[:count, :count] @ Qy
+            count = keep
+        for i in todo:
+            add(precondition(R[i]))
+
+
+def sector_davidson(L: SectorOperator, k: int, *, target: float = DAVIDSON_TARGET, v0=None, tol: float = DAVIDSON_TOL,
+                    transpose: bool = False, max_basis: int = DAVIDSON_BASIS,
+                    coarse_quanta: int | None = COARSE_QUANTA, log_every: float = 60.0):
+    """The ``k`` eigenpairs of a matrix-free sector Liouvillian (``transpose``: of Lᵀ, the left eigenvectors)
+    nearest the real ``target`` σ by :func:`davidson_eigenpairs` with the preconditioner
+    :meth:`SectorOperator.preconditioner` (σ fixed). Logs one DEBUG line every ``log_every`` seconds (step,
+    products, search-space size, residuals). Returns (values, vectors (n, k), residuals, products, steps)."""
+    n = L.shape[0]
+    A = L.T if transpose else L
+    precondition = L.preconditioner(target, transpose=transpose, coarse_quanta=coarse_quanta)
+    clock = {"start": _time.perf_counter(), "last": _time.perf_counter()}
+
+    def progress(info):
+        now = _time.perf_counter()
+        if now - clock["last"] >= log_every and _log.isEnabledFor(logging.DEBUG):
+            clock["last"] = now
+            _log.debug("%s sector%s (davidson, %d entries): step %d, %d products, space %d, residuals [%s], locked %d, "
+                       "%.0f s wall, %.0f s CPU", L.sector, " (left)" if transpose else "", n, info["step"],
+                       info["products"], info["basis"], " ".join(f"{r:.1e}" for r in info["residuals"]), info["locked"],
+                       now - clock["start"], _time.process_time())
+
+    return davidson_eigenpairs(lambda v: A @ v, precondition, n, k, target=target, v0=v0, tol=tol,
+                               max_basis=min(max_basis, n - 1), progress=progress)
+
+
+def davidson_memory(problem, basis_vectors: int, sector_size: int | None = None,
+                    coarse_quanta: int | None = COARSE_QUANTA) -> dict:
+    """Bytes the matrix-free Davidson needs for ``problem``: the search space V and W = L V (2 × ``basis_vectors``
+    complex sector vectors) plus 16 more (start vectors, Ritz vectors, residuals), the d × d work arrays of one
+    product (≈ 10, as :func:`matrix_free_memory`) and of one preconditioner solve (≈ 4: the inverse diagonal, the
+    packed copy, a level's gather), and the sparse LU of the coarse block (S² spin pairs × the Fock pairs of at
+    most ``coarse_quanta`` quanta: half its dense size, measured 0.51, 0.36, 0.30 of it at N_sp = 4, 6, 8).
+    ``sector_size``: the largest sector (default: a parity sector, d²/2 + d)."""
+    d = int(problem.dim)
+    size = (d * d) // 2 + d if sector_size is None else int(sector_size)
+    search = 16 * size * (2 * basis_vectors + 16)
+    work = 16 * 14 * d * d
+    coarse = 0
+    if coarse_quanta is not None:
+        M = problem.n_modes
+        spin = d // int(np.prod(problem.fock))
+        fock_pairs = math.comb(int(coarse_quanta) + 2 * M, 2 * M)
+        c = spin * spin * fock_pairs
+        coarse = 16 * c * c // 2
+    return {"dimension": d, "sector_size": size, "krylov_bytes": search, "work_bytes": work, "coarse_bytes": coarse,
+            "bytes": search + work + coarse}

@@ -45,6 +45,10 @@ Eigen-solvers (``method``), both per sector, both returning residuals ‖Lv − 
     Krylov space is that of L). Measured (docs/lifetime.md): 10 s CPU and 0.19 GB for the odd sector at N_sp = 16,
     n_c = 12 (polaron, 20 808 entries; the LU took minutes and GBs), 154 s and 0.37 GB at N_sp = 40, n_c = 10
     (84 050 entries, lifetime 1.4·10⁷).
+``"davidson"``
+    (matrix-free M ≥ 2 polaron sectors only, their ``auto`` choice) preconditioned Davidson on L
+    (:func:`.matrix_free.sector_davidson`): the eigenvalues nearest a real target σ > 0, with the exact inverse of
+    the spin-diagonal part of L − σ (plus the spin flips of the lowest quanta) as the preconditioner.
 ``"auto"``
     shift-invert up to :data:`AUTO_DIRECT_SIZE` sector entries (polaron: :data:`AUTO_DIRECT_SIZE_POLARON`),
     Arnoldi above, and Arnoldi whenever the estimated LU would not fit ``max_memory``.
@@ -80,7 +84,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-METHODS = ("auto", "shift-invert", "arnoldi", "propagator")
+METHODS = ("auto", "shift-invert", "arnoldi", "propagator", "davidson")
 #: Arnoldi (``method="arnoldi"``): ARPACK on L + ARNOLDI_SHIFT·1 with ``which="LR"`` and at least ARNOLDI_NCV
 #: Krylov vectors (N_sp = 40, n_c = 10 polaron odd sector measured: ncv = 30 took 33 502 products and 323 s CPU,
 #: ncv = 60 took 13 107 products and 154 s).
@@ -90,6 +94,8 @@ ARNOLDI_NCV = 60
 #: ARNOLDI_NCV). Measured, M = 2, N_sp = 4, odd sector, 4 eigenvalues: n_c = 4: 5 023 / 2 066 / 1 739 products
 #: with 60 / 120 / 200 vectors; n_c = 6: 16 446 / 5 814 / 2 320 products (230 / 96 / 46 s CPU, assembled).
 ARNOLDI_NCV_MATRIX_FREE = 200
+#: Davidson's search space is never cut below this many vectors to fit ``max_memory`` (restarts cost products)
+DAVIDSON_MIN_BASIS = 30
 #: ``method="auto"`` factorises sectors up to this many entries (measured: SuperLU takes 5.6 s and 190 MB for
 #: the odd sector of N_sp = 8, n_c = 16, 10 368 entries, fill 165×; the complex full Liouvillian of the same
 #: problem, 20 736 entries, took 99 s).
@@ -101,6 +107,8 @@ AUTO_DIRECT_SIZE_POLARON = 4_000
 BASES = ("plain", "polaron", "auto")
 #: how sector Liouvillians are applied (see :func:`_use_matrix_free`)
 OPERATORS = ("auto", "sparse", "matrix-free")
+#: methods of a matrix-free sector operator (``auto`` = davidson)
+MATRIX_FREE_METHODS = ("auto", "arnoldi", "davidson")
 #: ``basis="auto"`` takes the polaron basis from this many spins on (its cutoff stays 10–12 where the plain one
 #: grows ∝ N_sp: 12 polaron levels against 22 plain ones at N_sp = 8), the plain basis below.
 AUTO_POLARON_SPINS = 8
@@ -233,22 +241,30 @@ def _resolve_method(method: str, size: int, basis: str = "plain") -> str:
 
 def sector_eigenpairs(L: sp.csr_matrix, k: int, *, sector: str = "", method: str = "auto", sigma: float = 1e-2,
                       tau: float | None = None, tol: float = 1e-12, transpose: bool = False,
-                      v0: np.ndarray | None = None, lu=None, ncv: int | None = None) -> SectorEigenpairs:
+                      v0: np.ndarray | None = None, lu=None, ncv: int | None = None,
+                      v0s: list | None = None, target: float | None = None) -> SectorEigenpairs:
     """The ``k`` eigenpairs of a sector Liouvillian with the largest real parts (arnoldi, propagator) or nearest
     ``sigma`` (shift-invert), as :class:`SectorEigenpairs`. ``transpose``: of Lᵀ (left eigenvectors of L).
     ``tau`` (propagator): the time step of e^{Lτ} (default 8, about 3/(fastest non-slow decay) in the Fig. 3
     models measured). ``lu``: the factorisation kept by an earlier shift-invert call on the same L and
     ``sigma`` (``SectorEigenpairs.lu``), reused here for Lᵀ (``transpose=True``) instead of a second LU.
-    ``ncv``: Arnoldi's Krylov vectors (default :data:`ARNOLDI_NCV`; a matrix-free operator brings its own)."""
+    ``ncv``: Arnoldi's Krylov vectors (default :data:`ARNOLDI_NCV`; a matrix-free operator brings its own), or
+    Davidson's largest search space. ``method="davidson"`` (matrix-free operators only, the ``auto`` choice for
+    them): the k eigenvalues nearest the real ``target`` (default :data:`.matrix_free.DAVIDSON_TARGET`) by
+    preconditioned Davidson (:func:`.matrix_free.sector_davidson`), started from ``v0s`` (several vectors, e.g.
+    all eigenvectors of a smaller cutoff) or ``v0``; like shift-invert it returns the eigenvalues *nearest* the
+    target, which for a real target right of the spectrum include the rightmost real ones."""
     n = L.shape[0]
     ncv_arg = ncv
     matrix_free = not sp.issparse(L)
     A = L.T if transpose else L
-    if matrix_free:  # a LinearOperator (matrix_free.SectorOperator): products only, so Arnoldi
-        if method not in ("auto", "arnoldi"):
-            raise ValueError(f"a matrix-free sector operator supports method 'arnoldi' (or 'auto') only, got {method!r}")
-        method = "arnoldi"
+    if matrix_free:  # a LinearOperator (matrix_free.SectorOperator): products only, so Arnoldi or Davidson
+        if method not in MATRIX_FREE_METHODS:
+            raise ValueError(f"a matrix-free sector operator supports methods {MATRIX_FREE_METHODS}, got {method!r}")
+        method = "davidson" if method == "auto" else method
     else:
+        if method == "davidson":
+            raise ValueError("method 'davidson' needs the matrix-free polaron operator (operator='matrix-free')")
         A = A.tocsr()
         method = _resolve_method(method, n)
     k = int(min(k, n - 2))
@@ -260,6 +276,18 @@ def sector_eigenpairs(L: sp.csr_matrix, k: int, *, sector: str = "", method: str
         v0 = v0.astype(A.dtype)
     start = _time.perf_counter()
     factor_nnz = 0
+    if method == "davidson":
+        from .matrix_free import DAVIDSON_BASIS, DAVIDSON_TARGET, sector_davidson
+
+        basis_size = ncv_arg or getattr(L, "krylov_vectors", None) or DAVIDSON_BASIS
+        starts = v0s if v0s is not None else ([] if v0 is None else [v0])
+        _, vecs, _, matvecs, _ = sector_davidson(L, k, target=DAVIDSON_TARGET if target is None else target,
+                                                 v0=starts or None, transpose=transpose, max_basis=basis_size)
+        values, vecs, residuals = _rayleigh(A, vecs)
+        order = np.argsort(-values.real, kind="stable")
+        return SectorEigenpairs(sector=sector, values=values[order], vectors=vecs[:, order],
+                                residuals=residuals[order], method=method, matvecs=int(matvecs) + len(values),
+                                seconds=_time.perf_counter() - start)
     if method == "shift-invert":
         if lu is not None and transpose:
             op = sla.LinearOperator((n, n), matvec=lambda b: lu.solve(np.asarray(b, dtype=A.dtype), trans="T"),
@@ -373,13 +401,19 @@ def _use_matrix_free(problem, operator: str, method: str = "auto") -> bool:
     if operator not in OPERATORS:
         raise ValueError(f"operator must be one of {OPERATORS}, got {operator!r}")
     polaron_basis = getattr(problem, "basis_name", "plain") == "polaron"
+    if method == "davidson" and not polaron_basis:
+        raise ValueError("method 'davidson' needs basis='polaron' (the matrix-free operator)")
     if operator == "matrix-free":
         if not polaron_basis:
             raise ValueError("operator='matrix-free' needs basis='polaron'")
-        if method not in ("auto", "arnoldi"):
-            raise ValueError(f"operator='matrix-free' supports method 'arnoldi' (or 'auto') only, got {method!r}")
+        if method not in MATRIX_FREE_METHODS:
+            raise ValueError(f"operator='matrix-free' supports methods {MATRIX_FREE_METHODS}, got {method!r}")
         return True
-    return operator == "auto" and polaron_basis and problem.n_modes >= 2 and method in ("auto", "arnoldi")
+    if method == "davidson":
+        if operator == "sparse":
+            raise ValueError("method 'davidson' needs the matrix-free operator, not operator='sparse'")
+        return True
+    return operator == "auto" and polaron_basis and problem.n_modes >= 2 and method in MATRIX_FREE_METHODS
 
 
 def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: float, operator: str = "auto",
@@ -387,20 +421,24 @@ def _check_memory(problem: QuantumProblem, method: str, k: int, max_memory: floa
     """The method, operator and memory of one cutoff; ``sector_size``: the largest sector of the symmetry basis
     used (default: a parity sector, d²/2 + d)."""
     if _use_matrix_free(problem, operator, method):
-        from .matrix_free import matrix_free_memory
+        from .matrix_free import DAVIDSON_BASIS, davidson_memory, matrix_free_memory
 
-        ncv = max(2 * k + 1, ARNOLDI_NCV_MATRIX_FREE)
-        est = matrix_free_memory(problem, ncv, sector_size)
-        while est["bytes"] > max_memory and ncv > max(2 * k + 1, ARNOLDI_NCV):
-            ncv = max(2 * k + 1, ARNOLDI_NCV, ncv - 20)
-            est = matrix_free_memory(problem, ncv, sector_size)
+        m = "arnoldi" if method == "arnoldi" else "davidson"
+        if m == "arnoldi":
+            ncv, floor, memory = max(2 * k + 1, ARNOLDI_NCV_MATRIX_FREE), max(2 * k + 1, ARNOLDI_NCV), matrix_free_memory
+        else:  # the search space V and W = LV: two vectors per basis vector
+            ncv, floor, memory = max(2 * k + 2, DAVIDSON_BASIS), max(2 * k + 2, DAVIDSON_MIN_BASIS), davidson_memory
+        est = memory(problem, ncv, sector_size)
+        while est["bytes"] > max_memory and ncv > floor:
+            ncv = max(floor, ncv - 10)
+            est = memory(problem, ncv, sector_size)
         if est["bytes"] > max_memory:
             raise MemoryError(
-                f"the problem needs about {est['bytes'] / 2**30:.1f} GiB (arnoldi, matrix-free: dimension "
-                f"{est['dimension']}, largest sector {est['sector_size']} complex entries, {ncv} Krylov vectors), "
-                f"more than the allowed {max_memory / 2**30:.1f} GiB (max_memory); use a smaller Fock cutoff or N_sp, "
-                "or raise max_memory")
-        return {"method": "arnoldi", "operator": "matrix-free", "krylov_vectors": ncv, **est}
+                f"the problem needs about {est['bytes'] / 2**30:.1f} GiB ({m}, matrix-free: dimension "
+                f"{est['dimension']}, largest sector {est['sector_size']} complex entries, {ncv} "
+                f"{'Krylov' if m == 'arnoldi' else 'search-space'} vectors), more than the allowed "
+                f"{max_memory / 2**30:.1f} GiB (max_memory); use a smaller Fock cutoff or N_sp, or raise max_memory")
+        return {"method": m, "operator": "matrix-free", "krylov_vectors": ncv, **est}
     est = liouville_memory_estimate(problem, sector_size=sector_size)
     size = est["sector_size"]
     m = _resolve_method(method, size, getattr(problem, "basis_name", "plain"))
@@ -461,10 +499,12 @@ def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: 
     # gets a new LU in metastable_states); of the others only the gap's sector keeps its LU (left eigenvectors)
     pairs = {}
     for s in basis.sectors:
-        v0 = None
+        v0, v0s = None, None
         if previous is not None and mem["method"] == "arnoldi":  # start from the previous cutoff's slowest mode
             v0 = _prolong(previous, s, basis)
-        pairs[s] = sector_eigenpairs(L[s], k, sector=s, method=mem["method"], tau=tau, v0=v0)
+        if previous is not None and mem["method"] == "davidson":  # from all of the previous cutoff's eigenvectors
+            v0s = [_prolong(previous, s, basis, j) for j in range(len(previous["pairs"][s].values))]
+        pairs[s] = sector_eigenpairs(L[s], k, sector=s, method=mem["method"], tau=tau, v0=v0, v0s=v0s)
         _log.debug("fock %s, %s sector (%s, %d entries): %d products, %.1f s wall", list(problem.fock), s,
                    mem["operator"], L[s].shape[0], pairs[s].matvecs, pairs[s].seconds)
         if s == basis.symmetric_sector:
@@ -482,7 +522,7 @@ def _solve_one(problem: QuantumProblem, *, k: int, method: str, tau, need_left: 
     return out
 
 
-def _prolong(run: dict, sector: str, basis: ParityBasis) -> np.ndarray:
+def _prolong(run: dict, sector: str, basis: ParityBasis, index: int = 0) -> np.ndarray:
     """The slowest eigenvector of ``sector`` of a run at smaller cutoffs (index 0: the pairs are sorted by
     decreasing real part, so the stationary state or λ₁), zero on the new Fock levels, as a sector vector of
     ``basis`` (same blocks, larger cutoffs). Exact for the part the smaller space holds; used as Arnoldi's start.
@@ -491,7 +531,7 @@ def _prolong(run: dict, sector: str, basis: ParityBasis) -> np.ndarray:
         return None
     old_basis: ParityBasis = run["basis"]
     old, new = old_basis.problem, basis.problem
-    M = old_basis.to_problem_basis(old_basis.full_matrix(run["pairs"][sector].vectors[:, 0], sector))
+    M = old_basis.to_problem_basis(old_basis.full_matrix(run["pairs"][sector].vectors[:, index], sector))
     dims_old, dims_new = list(old.dims), list(new.dims)
     M = M.reshape(dims_old + dims_old)
     pad = [(0, b - a) for a, b in zip(dims_old, dims_new)]
@@ -551,10 +591,16 @@ def _problem(model: DickeModel, basis: str):
     return problem
 
 
+_STEADY_KEYS = ("occupation", "overlap_second_moment", "sz2", "mx", "overlap_distribution")
+
+
+def _steady_changes(a: dict, b: dict) -> dict:
+    """Largest change of every stationary observable the cutoff search watches."""
+    return {key: float(np.max(np.abs(a[key] - b[key]))) for key in _STEADY_KEYS}
+
+
 def _steady_change(a: dict, b: dict) -> float:
-    keys = ("occupation", "overlap_second_moment", "sz2", "mx")
-    change = max(float(np.max(np.abs(a[key] - b[key]))) for key in keys)
-    return max(change, float(np.max(np.abs(a["overlap_distribution"] - b["overlap_distribution"]))))
+    return max(_steady_changes(a, b).values())
 
 
 def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, method: str, tau, max_memory: float,
@@ -586,11 +632,17 @@ def _search(model: DickeModel, *, fock, tol: float, gap_rtol: float, k: int, met
             _progress(run)
         except MemoryError as exc:
             return prev, None, math.nan, math.nan, False, f"the cutoff search stopped: {exc}"
-        change = _steady_change(run["observables"], prev["observables"])
+        changes = _steady_changes(run["observables"], prev["observables"])
+        change = max(changes.values())
         gap_change = math.nan
         if with_gap:
             g1, g0 = _gap(run)[0], _gap(prev)[0]
             gap_change = abs(g1 - g0) / max(abs(g1), 1e-300)
+        if _log.isEnabledFor(logging.DEBUG):
+            missed = [f"{key} {value:.1e}" for key, value in changes.items() if value > tol]
+            _log.debug("fock %s → %s: gap change %.1e (gap_rtol %g), stationary changes above tol = %g: %s",
+                       list(prev["problem"].fock), list(run["problem"].fock), gap_change, gap_rtol, tol,
+                       ", ".join(missed) or "none")
         if change <= tol and (not with_gap or gap_change <= gap_rtol):
             return run, prev, change, gap_change, True, ""
         prev, c = _strip(run), c_next
@@ -648,7 +700,8 @@ def _refine_gap(run: dict, *, method: str, tau) -> dict:
     j = int(np.argmin(np.abs(pairs.values - lam)))
     others = np.delete(pairs.values, j)
     separation = float(np.min(np.abs(others - lam))) if others.size else 1.0
-    k = len(pairs.values)
+    # Davidson returns the eigenvalues nearest its real target σ > 0, so λ₁ is the first or (after 0) the second
+    k = 2 if pairs.method == "davidson" else len(pairs.values)
     for attempt in range(2):
         left = _left_pairs(run, s, method=method, tau=tau, v0=np.conj(pairs.vectors[:, j]), k=k)
         i = int(np.argmin(np.abs(left.values - lam)))
