@@ -732,3 +732,26 @@ def test_forced_metastable_states_refuse_an_oscillating_slow_mode():
     with pytest.raises(ValueError, match="complex eigenvalues"):
         ms.metastable_states(run, n_slow=1)
     assert ms.metastable_states(run)["n_slow"] == 0
+
+
+def test_davidson_cross_check_catches_a_slow_oscillating_mode():
+    """Davidson lists the eigenvalues nearest a real σ, so below threshold (M = 2, N_sp = 3, g0 = 0.3) it misses
+    the slowest mode, a damped precession λ ≈ −0.0365 ± 0.968i, and reports a gap of ≈ 0.070. The cross-check
+    (Arnoldi, largest real parts, small cutoff) must flag it; with ``method="auto"`` the result must then be
+    Arnoldi's (the complex λ₁), with the explicit ``method="davidson"`` a warning and the attribute."""
+    from opendicke.quantum.metastability import SpectrumWarning
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=0.3, n_spins=3, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        with pytest.warns(SpectrumWarning, match="recomputed with method='arnoldi'"):
+            auto = lifetime(model, fock=[3, 3], basis="polaron", eigenvalues=4, metastable=False)
+        with pytest.warns(SpectrumWarning, match="may be overstated"):
+            dav = lifetime(model, fock=[3, 3], basis="polaron", method="davidson", eigenvalues=4, metastable=False)
+    assert auto.attrs["method"] == "arnoldi" and auto.attrs["slowest_mode_check"].startswith("failed (recomputed")
+    assert dav.attrs["method"] == "davidson" and dav.attrs["slowest_mode_check"] == "failed"
+    lam1 = complex(float(auto.eigenvalue_real[1]), float(auto.eigenvalue_imag[1]))
+    assert abs(lam1.imag) > 0.9 and float(auto.gap) == pytest.approx(-lam1.real, rel=1e-12)
+    check = complex(*dav.attrs["slowest_mode_check_eigenvalue"])
+    assert abs(check - lam1) < 0.01  # the small-cutoff Arnoldi saw the same mode (same cutoff here)
+    assert float(dav.gap) > 1.5 * float(auto.gap)  # what Davidson alone would have reported

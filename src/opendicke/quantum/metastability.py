@@ -79,7 +79,7 @@ from .problem import QuantumProblem, build
 
 __all__ = [
     "steady_state", "lifetime", "sector_eigenpairs", "SectorEigenpairs", "METHODS", "AUTO_DIRECT_SIZE",
-    "FockCutoffWarning", "metastable_states", "DEFAULT_TOL", "first_cutoff", "stationary_density_matrix",
+    "FockCutoffWarning", "SpectrumWarning", "metastable_states", "DEFAULT_TOL", "first_cutoff", "stationary_density_matrix",
 ]
 
 _log = logging.getLogger(__name__)
@@ -119,6 +119,14 @@ DEFAULT_MAX_MEMORY = 6 * 2**30
 
 class FockCutoffWarning(UserWarning):
     """The Fock cutoff could not be shown to meet the tolerance (given too small, or the search stopped)."""
+
+
+class SpectrumWarning(UserWarning):
+    """A slower mode than the reported gap was found by the cross-check of the Davidson eigenvalues."""
+
+
+#: Fock levels per mode of the Arnoldi cross-check of a Davidson result (:func:`_slowest_mode_check`)
+CHECK_FOCK = 4
 
 
 # --------------------------------------------------------------------------------------------- propagator
@@ -677,6 +685,27 @@ def _gap(run: dict) -> tuple[float, complex, str]:
     return float(lam.real), complex(lam), s
 
 
+def _slowest_mode_check(run: dict, k: int, max_memory: float, symmetries: str) -> dict:
+    """Davidson returns the k eigenvalues *nearest* a real σ per sector, so a slow oscillating pair far from σ
+    (large |Im λ|, Re λ above the reported λ₁) would be missed and the gap overstated. Cross-check: ARPACK's
+    Arnoldi with ``which="LR"`` (the largest real parts), assembled, on the same model at the small cutoff
+    :data:`CHECK_FOCK` (cheap; the slow eigenvalues move by a few per cent between it and converged cutoffs). The
+    check fails when the slowest nonzero eigenvalue λ_A found there is slower than the reported λ₁ and no reported
+    eigenvalue lies within 0.25 |λ_A| + 0.02 of it. Returns {"fock", "eigenvalue": λ_A, "passed"}."""
+    problem = run["problem"]
+    small = problem.with_fock([min(CHECK_FOCK, int(c)) for c in problem.fock])
+    check = _solve_one(small, k=k, method="arnoldi", tau=None, need_left=False, max_memory=max_memory,
+                       operator="sparse", symmetries=symmetries)
+    _, lam_a, _ = _gap(check)
+    gap_re, _, _ = _gap(run)
+    found = [complex(v) for p in run["pairs"].values() for v in p.values]
+    matched = any(abs(v - lam_a) <= 0.25 * abs(lam_a) + 0.02 for v in found)
+    passed = bool(matched or lam_a.real <= gap_re)
+    _log.debug("slowest-mode check at fock %s (arnoldi): λ = %s, %s", list(small.fock), lam_a,
+               "passed" if passed else "FAILED")
+    return {"fock": [int(c) for c in small.fock], "eigenvalue": lam_a, "passed": passed}
+
+
 def _left_pairs(run: dict, sector: str, *, method: str, tau, v0: np.ndarray | None = None,
                 k: int | None = None) -> SectorEigenpairs:
     """Left eigenpairs (of Lᵀ) of a sector, computed once per run (kept in ``run["left"]``). ``v0``: start
@@ -930,6 +959,23 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
         symmetries=symmetries)
     if not converged:
         warnings.warn(note or "the Fock cutoff was not shown to converge the gap", FockCutoffWarning, stacklevel=2)
+    check = _slowest_mode_check(run, eigenvalues, max_memory, symmetries) if run["method"] == "davidson" else None
+    if check is not None and not check["passed"]:
+        redo = method == "auto"
+        if redo:
+            method = "arnoldi"  # also for the left eigenvectors and the metastable states below
+        warnings.warn(f"the Arnoldi cross-check at fock {check['fock']} finds a mode slower than the reported gap, "
+                      f"λ = {check['eigenvalue']:.4g}, which Davidson (eigenvalues nearest σ) did not list: "
+                      + ("recomputed with method='arnoldi'" if redo else "the gap may be overstated; run with "
+                         "method='arnoldi'"), SpectrumWarning, stacklevel=2)
+        if redo:  # auto chose Davidson: redo the search with the method that takes the largest real parts
+            run, prev, change, gap_change, converged, note = _search(
+                model, fock=fock, tol=tol, gap_rtol=gap_rtol, k=eigenvalues, method=method, tau=tau,
+                max_memory=max_memory, max_fock=max_fock, with_gap=True, basis=basis, fock_start=fock_start,
+                operator=operator, symmetries=symmetries)
+            if not converged:
+                warnings.warn(note or "the Fock cutoff was not shown to converge the gap", FockCutoffWarning,
+                              stacklevel=2)
     refined = _refine_gap(run, method=method, tau=tau)
     problem, obs = run["problem"], run["observables"]
     vals, secs, res = [], [], []
@@ -979,6 +1025,12 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
                      "sector_seconds": [float(run["pairs"][s].seconds) for s in sb.sectors],
                      "elapsed_seconds": _time.perf_counter() - start,
                      "matvecs": int(sum(p.matvecs for p in run["pairs"].values()))})
+    if check is not None:
+        ds.attrs.update({"slowest_mode_check": ("passed" if check["passed"] else
+                                                "failed (recomputed with arnoldi)" if run["method"] == "arnoldi" else
+                                                "failed"),
+                         "slowest_mode_check_fock": check["fock"],
+                         "slowest_mode_check_eigenvalue": [check["eigenvalue"].real, check["eigenvalue"].imag]})
     return ds
 
 
