@@ -745,13 +745,13 @@ def test_davidson_cross_check_catches_a_slow_oscillating_mode():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FockCutoffWarning)
         with pytest.warns(SpectrumWarning, match="recomputed with method='arnoldi'"):
-            auto = lifetime(model, fock=[3, 3], basis="polaron", eigenvalues=4, metastable=False)
+            auto = lifetime(model, fock=[2, 2], basis="polaron", eigenvalues=4, metastable=False)
         with pytest.warns(SpectrumWarning, match="may be overstated"):
-            dav = lifetime(model, fock=[3, 3], basis="polaron", method="davidson", eigenvalues=4, metastable=False)
+            dav = lifetime(model, fock=[2, 2], basis="polaron", method="davidson", eigenvalues=4, metastable=False)
     assert auto.attrs["method"] == "arnoldi" and auto.attrs["slowest_mode_check"].startswith("failed (recomputed")
     assert dav.attrs["method"] == "davidson" and dav.attrs["slowest_mode_check"] == "failed"
     lam1 = complex(float(auto.eigenvalue_real[1]), float(auto.eigenvalue_imag[1]))
     assert abs(lam1.imag) > 0.9 and float(auto.gap) == pytest.approx(-lam1.real, rel=1e-12)
     check = complex(*dav.attrs["slowest_mode_check_eigenvalue"])
-    assert abs(check - lam1) < 0.01  # the small-cutoff Arnoldi saw the same mode (same cutoff here)
+    assert min(abs(check - lam1), abs(check - lam1.conjugate())) < 0.01  # the same mode (or its conjugate)
     assert float(dav.gap) > 1.5 * float(auto.gap)  # what Davidson alone would have reported
