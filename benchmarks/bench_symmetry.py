@@ -30,14 +30,9 @@ from opendicke.quantum.liouville import parity_basis, symmetry_basis  # noqa: E4
 from opendicke.quantum.matrix_free import PolaronGenerator, sector_operator  # noqa: E402
 from opendicke.quantum.metastability import FockCutoffWarning, _problem, lifetime  # noqa: E402
 
+from bench_matrix_free import median_cpu  # noqa: E402  (same directory: one CPU-median helper for both)
 
-def median_cpu(f, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.process_time()
-        f()
-        times.append(time.process_time() - t)
-    return float(np.median(times))
+
 
 
 def products(model, focks, repeat):
