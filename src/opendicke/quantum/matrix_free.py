@@ -26,9 +26,9 @@ are tiny next to the spectrum's imaginary extent ∝ Ω_μ n_c). :class:`SpinDia
 D − σ, D the part of L diagonal in the spin configurations (m, m′) of ρ's blocks (upper triangular in the total
 quanta, back-substitution), optionally with the spin flips of the lowest levels included; :func:`sector_davidson`
 uses it as the preconditioner of a Davidson method on L itself that follows the Ritz values with the largest real
-parts, as Arnoldi's ``which="LR"``, in a search space closed under ρ ↦ ρ† (3–7× fewer products than Arnoldi,
-measured in docs/lifetime.md, where shift-invert Arnoldi with GMRES inner solves on the same preconditioner needed
-2× more).
+parts, as Arnoldi's ``which="LR"``, in a search space closed under ρ ↦ ρ† (4–9× fewer products than Arnoldi at
+M = 2, N_sp = 3–4, n_c ≤ 6, measured in docs/lifetime.md, where shift-invert Arnoldi with GMRES inner solves on the
+same preconditioner needed 2× more).
 
 Sector coordinates are those of :class:`.liouville.ParityBasis` (any :class:`.liouville.SymmetryBasis`: complex
 representation, row-major vec of the sector's label blocks): x ↦ X (d × d, zero outside the sector) ↦ ρ = Q X Qᵀ ↦ L(ρ) ↦ Qᵀ L(ρ) Q ↦ sector part. L commutes
@@ -66,6 +66,8 @@ DAVIDSON_TOL = 1e-10
 #: selection before; it misses slow oscillating modes far from σ, see docs/lifetime.md; kept for comparison)
 DAVIDSON_SELECTIONS = ("LR", "nearest")
 DAVIDSON_SELECT = "LR"
+#: whether Davidson keeps its search space closed under ρ ↦ ρ† (:meth:`SectorOperator.conjugate`)
+DAVIDSON_CONJUGATE_PAIRS = True
 
 #: columns of ρ treated at once by an operator with spin flips: at least COLUMN_CHUNK, else CHUNK_ENTRIES / d
 #: (bounds the work arrays to ≈ 2²² complex numbers, 64 MB)
@@ -832,18 +834,19 @@ def davidson_eigenpairs(matvec, precondition, n: int, k: int, *, target: float, 
                 locked_values.append(theta[j])
                 locked_vectors.append(U[i].copy())
                 locked_res.append(res[i])
-        todo = [i for i in range(len(active)) if res[i] > tol]
-        if conjugate is not None:  # the space is J-closed: θ* is corrected by J of θ's correction, added with it
-            values = theta[active]
-            todo = [i for i in todo if not (values[i].imag < -1e-6 * max(1.0, abs(values[i]))
-                                            and np.min(np.abs(values[todo] - values[i].conjugate()))
-                                            <= 1e-6 * max(1.0, abs(values[i])))]
-        if not todo or products >= max_products:
-            values = np.array(locked_values + [theta[active[i]] for i in todo])
-            vectors = np.array(locked_vectors + [U[i] for i in todo]).T
-            residuals = np.array(locked_res + [res[i] for i in todo])
+        pending = [i for i in range(len(active)) if res[i] > tol]
+        if not pending or products >= max_products:
+            values = np.array(locked_values + [theta[active[i]] for i in pending])
+            vectors = np.array(locked_vectors + [U[i] for i in pending]).T
+            residuals = np.array(locked_res + [res[i] for i in pending])
             order = _ritz_order(values, target, select)[:k]
             return values[order], vectors[:, order], residuals[order], products, steps
+        todo = pending
+        if conjugate is not None:  # the space is J-closed: θ* is corrected by J of θ's correction, added with it
+            values = theta[active]
+            todo = [i for i in pending if not (values[i].imag < -1e-6 * max(1.0, abs(values[i]))
+                                               and np.min(np.abs(values[pending] - values[i].conjugate()))
+                                               <= 1e-6 * max(1.0, abs(values[i])))]
         if count + (2 if conjugate is not None else 1) * len(todo) > max_basis:  # thick restart on the best Ritz
             # vectors (W, H rotate)
             Qy, _ = np.linalg.qr(Y[:, :keep])
@@ -858,11 +861,12 @@ def davidson_eigenpairs(matvec, precondition, n: int, k: int, *, target: float, 
 def sector_davidson(L: SectorOperator, k: int, *, target: float = DAVIDSON_TARGET, v0=None, tol: float = DAVIDSON_TOL,
                     transpose: bool = False, max_basis: int = DAVIDSON_BASIS,
                     coarse_quanta: int | None = COARSE_QUANTA, log_every: float = 60.0,
-                    select: str | None = None, conjugate_pairs: bool = True):
+                    select: str | None = None, conjugate_pairs: bool | None = None):
     """The ``k`` eigenpairs of a matrix-free sector Liouvillian (``transpose``: of Lᵀ, the left eigenvectors)
     with the largest real parts (``select``: default :data:`DAVIDSON_SELECT`; ``"nearest"``: nearest the real
     ``target``) by :func:`davidson_eigenpairs` with the preconditioner :meth:`SectorOperator.preconditioner`
-    (shift σ = ``target``, fixed) and, with ``conjugate_pairs``, a search space closed under ρ ↦ ρ†
+    (shift σ = ``target``, fixed) and, with ``conjugate_pairs`` (default :data:`DAVIDSON_CONJUGATE_PAIRS`), a
+    search space closed under ρ ↦ ρ†
     (:meth:`SectorOperator.conjugate`). Logs one DEBUG line every ``log_every`` seconds (step, products,
     search-space size, residuals). Returns (values, vectors (n, k), residuals, products, steps)."""
     n = L.shape[0]
@@ -882,7 +886,8 @@ def sector_davidson(L: SectorOperator, k: int, *, target: float = DAVIDSON_TARGE
     return davidson_eigenpairs(lambda v: A @ v, precondition, n, k, target=target, v0=v0, tol=tol,
                                max_basis=min(max_basis, n - 1), progress=progress,
                                select=DAVIDSON_SELECT if select is None else select,
-                               conjugate=L.conjugate if conjugate_pairs else None)
+                               conjugate=L.conjugate if (DAVIDSON_CONJUGATE_PAIRS if conjugate_pairs is None
+                                                         else conjugate_pairs) else None)
 
 
 def davidson_memory(problem, basis_vectors: int, sector_size: int | None = None,
