@@ -810,6 +810,9 @@ def davidson_eigenpairs(matvec, precondition, n: int, k: int, *, target: float, 
     def is_locked(z):
         return any(abs(z - w) <= 1e-8 * max(1.0, abs(w)) for w in locked_values)
 
+    def is_complex(z):
+        return abs(z.imag) > 1e-6 * max(1.0, abs(z))
+
     steps = 0
     while True:
         theta, Y = np.linalg.eig(H[:count, :count])
@@ -830,10 +833,14 @@ def davidson_eigenpairs(matvec, precondition, n: int, k: int, *, target: float, 
             progress({"step": steps, "products": products, "basis": count, "locked": len(locked_values),
                       "values": theta[active], "residuals": res})
         for i, j in enumerate(active):  # lock what converged (it stays in the space; it is not corrected again)
-            if res[i] <= tol:
+            if res[i] <= tol and not is_locked(theta[j]):  # (θ* may have been locked with θ just before)
                 locked_values.append(theta[j])
                 locked_vectors.append(U[i].copy())
                 locked_res.append(res[i])
+                if conjugate is not None and is_complex(theta[j]) and not is_locked(theta[j].conjugate()):
+                    locked_values.append(theta[j].conjugate())  # J u: an eigenvector of θ* with the same residual
+                    locked_vectors.append(conjugate(U[i]))
+                    locked_res.append(res[i])
         pending = [i for i in range(len(active)) if res[i] > tol]
         if not pending or products >= max_products:
             values = np.array(locked_values + [theta[active[i]] for i in pending])
@@ -844,18 +851,22 @@ def davidson_eigenpairs(matvec, precondition, n: int, k: int, *, target: float, 
         todo = pending
         if conjugate is not None:  # the space is J-closed: θ* is corrected by J of θ's correction, added with it
             values = theta[active]
-            todo = [i for i in pending if not (values[i].imag < -1e-6 * max(1.0, abs(values[i]))
+            todo = [i for i in pending if not (values[i].imag < 0 and is_complex(values[i])
                                                and np.min(np.abs(values[pending] - values[i].conjugate()))
                                                <= 1e-6 * max(1.0, abs(values[i])))]
         if count + (2 if conjugate is not None else 1) * len(todo) > max_basis:  # thick restart on the best Ritz
             # vectors (W, H rotate)
-            Qy, _ = np.linalg.qr(Y[:, :keep])
-            V[:keep] = Qy.T @ V[:count]
-            W[:keep] = Qy.T @ W[:count]
-            H[:keep, :keep] = Qy.conj().T @ H[:count, :count] @ Qy
-            count = keep
+            cut = keep  # with J: do not split a conjugate pair, so that the space stays J-closed
+            if (conjugate is not None and cut < count and is_complex(theta[cut - 1])
+                    and abs(theta[cut] - theta[cut - 1].conjugate()) <= 1e-6 * max(1.0, abs(theta[cut]))):
+                cut += 1
+            Qy, _ = np.linalg.qr(Y[:, :cut])
+            V[:cut] = Qy.T @ V[:count]
+            W[:cut] = Qy.T @ W[:count]
+            H[:cut, :cut] = Qy.conj().T @ H[:count, :count] @ Qy
+            count = cut
         for i in todo:
-            add(precondition(R[i]), pair=abs(theta[active[i]].imag) > 1e-6 * max(1.0, abs(theta[active[i]])))
+            add(precondition(R[i]), pair=is_complex(theta[active[i]]))
 
 
 def sector_davidson(L: SectorOperator, k: int, *, target: float = DAVIDSON_TARGET, v0=None, tol: float = DAVIDSON_TOL,
