@@ -764,9 +764,9 @@ def metastable_states(run: dict, n_slow: int | None = None, *, method: str = "au
     ρ_v = ρ_ss + Σ_k c_{v,k} R_k with c_v at the vertices of the simplex spanned by the possible values of
     (tr O_k ρ)_k. One slow mode (M = 1): c_± = the extreme eigenvalues of O_1, exactly. Several: the vertices
     are found greedily (extreme eigenvectors of combinations of the O_k, each direction orthogonal to the
-    vertices found so far; each state's smallest eigenvalue is reported as ``min_eigenvalue``: ≈ 0, negative
-    only by corrections of the order of the gap ratio, for well-separated slow modes; clearly negative where a
-    greedy vertex is not a density matrix). The slow modes are the real eigenvalues before the largest drop of |Re λ| by at
+    vertices found so far), then refined to the simplex of largest volume (:func:`_largest_simplex`); each state's
+    smallest eigenvalue is reported as ``min_eigenvalue``: ≈ 0, negative only by corrections of the order of the
+    gap ratio, for well-separated slow modes; clearly negative where a vertex is not a density matrix. The slow modes are the real eigenvalues before the largest drop of |Re λ| by at
     least ``slow_ratio`` (or the first ``n_slow``). Returns {"n_slow", "slow": eigenvalues, "coefficients",
     "observables": per state, "left_residuals"}."""
     basis: ParityBasis = run["basis"]
@@ -834,7 +834,7 @@ def metastable_states(run: dict, n_slow: int | None = None, *, method: str = "au
         cand = extreme(w)
         dist = [np.linalg.norm((p - base[0]) - Qd @ (Qd.T @ (p - base[0]))) for p in cand]
         vertices.append(cand[int(np.argmax(dist))])
-    coeff = np.array(vertices)
+    coeff = _largest_simplex(np.array(vertices), extreme)
     # the normalisation tr(O_k R_k) = 1 (the coefficient scale cancels in ρ_ss + c R but fixes the signs)
     ev = _Observables(run["problem"])
     states = []
@@ -846,6 +846,34 @@ def metastable_states(run: dict, n_slow: int | None = None, *, method: str = "au
         states.append(state)
     out.update({"coefficients": coeff, "observables": states, "left_residuals": np.array(left_res)})
     return out
+
+
+def _largest_simplex(coeff: np.ndarray, extreme, sweeps: int = 50, rtol: float = 1e-12) -> np.ndarray:
+    """Refine the greedy vertices to the simplex of largest volume inside the set of attainable (tr O_k ρ)_k:
+    coordinate ascent, each vertex moved to the support point along the outward normal of the facet of the
+    others (the volume is that facet's area times the vertex's distance from it). Deterministic and symmetric
+    where the set is (a ± pair of vertices comes out as a ± pair); for one slow mode the extreme eigenvalues of
+    O_1 are already the answer."""
+    n = coeff.shape[1]
+    if n < 2:
+        return coeff
+    coeff = coeff.copy()
+    for _ in range(sweeps):
+        moved = 0.0
+        for i in range(n + 1):
+            others = np.delete(coeff, i, axis=0)
+            Q, _ = np.linalg.qr((others[1:] - others[0]).T, mode="complete")
+            normal = Q[:, -1]
+            height = float(normal @ (coeff[i] - others[0]))
+            if height < 0:
+                normal, height = -normal, -height
+            best = max(extreme(normal), key=lambda p: float(normal @ (p - others[0])))
+            if float(normal @ (best - others[0])) > height * (1 + rtol):
+                moved = max(moved, float(np.linalg.norm(best - coeff[i])))
+                coeff[i] = best
+        if moved <= 1e-13 * max(1.0, float(np.abs(coeff).max())):
+            break
+    return coeff
 
 
 # --------------------------------------------------------------------------------------------- datasets
