@@ -553,7 +553,6 @@ def test_matrix_free_m2_spectrum_matches_qutip_displaced_liouvillian(method):
     got = ds.eigenvalue_real.values + 1j * ds.eigenvalue_imag.values
     # the 8 reported eigenvalues (4 per sector) are eigenvalues of the full Liouvillian
     assert max(np.min(np.abs(ref - z)) for z in got) < 1e-8
-    # Davidson returns the 4 per sector nearest its real target σ > 0: together the 6 rightmost real ones here
     assert float(np.max(ds.eigenvalue_residual)) < 1e-9
     np.testing.assert_allclose(ds.occupation.values, occ, atol=1e-8)
     assert float(ds.residual) < 1e-9
@@ -718,6 +717,68 @@ def test_gmres_right_solves_a_preconditioned_system():
     assert np.abs(x - np.linalg.solve(A, b)).max() < 1e-10 * np.abs(x).max()
 
 
+def test_davidson_lr_selection_finds_a_slow_pair_far_from_the_shift():
+    """``davidson_eigenpairs`` on a real non-normal 400 × 400 matrix S D S⁻¹ built here (D: a slow pair
+    −0.05 ± 1i, a real −0.1, a pair −0.3 ± 2i, the rest real in [−10, −0.5]) with the diagonal preconditioner at
+    the real shift 0.05: the 3 eigenvalues with the largest real parts against ``numpy.linalg.eigvals`` (1e-9),
+    with and without the J-closed space (J = complex conjugation commutes with a real matrix; fewer products with
+    it); the nearest-σ selection lists −0.1 and faster real ones and misses the pair (the old blind spot)."""
+    from opendicke.quantum.matrix_free import davidson_eigenpairs
+
+    rng = np.random.default_rng(0)
+    n = 400
+    D = np.zeros((n, n))
+    D[:2, :2] = [[-0.05, 1.0], [-1.0, -0.05]]
+    D[2:4, 2:4] = [[-0.3, 2.0], [-2.0, -0.3]]
+    D[4, 4] = -0.1
+    D[5:, 5:] = np.diag(-rng.uniform(0.5, 10, n - 5))
+    S = np.eye(n) + 0.3 * rng.standard_normal((n, n)) / np.sqrt(n)
+    A = S @ D @ np.linalg.inv(S)
+    ref = np.linalg.eigvals(A)
+    ref = ref[np.argsort(-ref.real)][:3]
+    d = np.diag(A)
+
+    def run(select, conjugate):
+        return davidson_eigenpairs(lambda v: A @ v, lambda r: r / (d - 0.05), n, 3, target=0.05, v0=[np.ones(n)],
+                                   tol=1e-10, max_basis=40, select=select, conjugate=conjugate)
+
+    products = {}
+    for conjugate in (None, np.conj):
+        values, vectors, residuals, products[conjugate], _ = run("LR", conjugate)
+        assert matched_distance(values, ref) < 1e-9 and np.max(residuals) <= 1e-10
+        assert np.abs(A @ vectors - vectors * values).max() < 1e-9
+    assert products[np.conj] < products[None]
+    values = run("nearest", None)[0]
+    assert abs(values[0] + 0.1) < 1e-9 and np.min(np.abs(values - ref[0])) > 0.5
+
+
+def test_sector_conjugation_commutes_with_the_liouvillian_and_the_preconditioner():
+    """J: the sector vector of ρ ↦ ρ† (``SectorOperator.conjugate``) is an isometric involution that commutes with
+    L, Lᵀ and the real-shift preconditioner in every sector of P × U2 (N_sp = 4, seed 2: blocks 2 + 2), so
+    Davidson may keep its space J-closed; J applied as ρ† to the d × d matrices built here."""
+    from opendicke.quantum.liouville import symmetry_basis
+    from opendicke.quantum.matrix_free import PolaronGenerator, sector_operator
+    from opendicke.quantum.polaron import polaron
+
+    model = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=1.2, n_spins=4, seed=2)
+    problem = polaron(build(model, 1, fock=2))
+    basis = symmetry_basis(problem, "auto")
+    assert len(basis.sectors) == 4
+    generator = PolaronGenerator(problem)
+    rng = np.random.default_rng(5)
+    for s in basis.sectors:
+        op = sector_operator(basis, s, generator)
+        v = rng.standard_normal(op.shape[0]) + 1j * rng.standard_normal(op.shape[0])
+        X = basis.full_matrix(v, s)
+        Jv = op.conjugate(v)
+        assert np.abs(basis.full_matrix(Jv, s) - X.conj().T).max() < 1e-15
+        assert abs(np.linalg.norm(Jv) - np.linalg.norm(v)) < 1e-12 and np.abs(op.conjugate(Jv) - v).max() < 1e-15
+        for A in (op.matvec, op.T.matvec, op.preconditioner(0.05), op.preconditioner(0.05, transpose=True)):
+            assert np.abs(A(Jv) - op.conjugate(A(v))).max() < 1e-12 * np.abs(A(v)).max()
+    # a mutation: the transpose without the conjugate is not J (it fails on a complex vector)
+    assert np.abs(basis.sector_vector(np.ascontiguousarray(X.T), s) - Jv).max() > 1e-3
+
+
 def test_forced_metastable_states_refuse_an_oscillating_slow_mode():
     """Below threshold (g0 = 0.3, N_sp = 2) the slowest odd mode is a damped oscillation (Im λ ≈ −0.91): forcing
     it into the Macieszczak construction would divide by tr(O R) of a complex pair (an M = 2 run at g0 = 0.8 gave
@@ -734,14 +795,50 @@ def test_forced_metastable_states_refuse_an_oscillating_slow_mode():
     assert ms.metastable_states(run)["n_slow"] == 0
 
 
-def test_davidson_cross_check_catches_a_slow_oscillating_mode():
-    """Davidson lists the eigenvalues nearest a real σ, so below threshold (M = 2, N_sp = 3, g0 = 0.3) it misses
-    the slowest mode, a damped precession λ ≈ −0.0365 ± 0.968i, and reports a gap of ≈ 0.070. The cross-check
-    (Arnoldi, largest real parts, small cutoff) must flag it; with ``method="auto"`` the result must then be
-    Arnoldi's (the complex λ₁), with the explicit ``method="davidson"`` a warning and the attribute."""
+def _model_precession():
+    """M = 2, N_sp = 3 (seed 2: blocks of 1 and 2 spins) below threshold, g0 = 0.3: the slowest mode is a damped
+    spin precession λ₁ ≈ −0.0365 ± 0.968i, far from Davidson's real preconditioner shift σ = 0.05."""
+    return DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=0.3, n_spins=3, seed=2)
+
+
+def test_davidson_finds_a_slow_oscillating_mode_by_itself():
+    """Davidson follows the Ritz values with the largest real parts (as ARPACK's ``which="LR"``), so it finds the
+    precession λ₁ ≈ −0.0365 ± 0.968i of the g0 = 0.3 case itself: λ₁ and the gap against the dense eigenvalues of
+    QuTiP's ``liouvillian`` of the plain operators conjugated into a displaced basis built in the test (24 levels
+    per mode), to 1e-8; every reported eigenvalue is one of them; the Arnoldi cross-check passes."""
+    model = _model_precession()
+    levels, big = (2, 2), 24
+    plain = build(model, 1, fock=big)
+    U = _polaron_unitary_m2(model, plain, levels, big)
+    H = qutip.Qobj(sp.csr_matrix(U.conj().T @ (plain.hamiltonian @ U)))
+    cops = [qutip.Qobj(sp.csr_matrix(U.conj().T @ (op @ U))) for op in plain.collapse_operators]
+    ref = np.linalg.eigvals(qutip.liouvillian(H, cops).full())
+    ref = ref[np.argsort(-ref.real)]
+    assert abs(ref[0]) < 1e-10 and abs(ref[1].imag) > 0.9  # the premise: an oscillating slowest mode
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", FockCutoffWarning)
+        ds = lifetime(model, fock=list(levels), basis="polaron", eigenvalues=4, metastable=False)
+    assert ds.attrs["method"] == "davidson" and ds.attrs["slowest_mode_check"] == "passed"
+    lam1 = complex(float(ds.eigenvalue_real[1]), float(ds.eigenvalue_imag[1]))
+    assert min(abs(lam1 - ref[1]), abs(lam1 - ref[1].conjugate())) < 1e-8
+    assert float(ds.gap) == pytest.approx(-ref[1].real, abs=1e-8)
+    got = ds.eigenvalue_real.values + 1j * ds.eigenvalue_imag.values
+    assert max(np.min(np.abs(ref - z)) for z in got) < 1e-8
+    assert float(np.max(ds.eigenvalue_residual)) < 1e-9
+
+
+def test_davidson_cross_check_catches_a_slow_oscillating_mode(monkeypatch):
+    """With the Ritz values *nearest* its real σ followed instead (the selection before LR, kept as
+    ``matrix_free.DAVIDSON_SELECT = "nearest"``), Davidson misses the slowest mode of the g0 = 0.3 case, a damped
+    precession λ ≈ −0.0365 ± 0.968i, and reports a gap of ≈ 0.070. The cross-check (Arnoldi, largest real parts,
+    small cutoff) must flag it; with ``method="auto"`` the result must then be Arnoldi's (the complex λ₁), with the
+    explicit ``method="davidson"`` a warning and the attribute."""
+    from opendicke.quantum import matrix_free
     from opendicke.quantum.metastability import SpectrumWarning
 
-    model = DickeModel(omega=0.5, omega_modes=[1.5, 2.0], kappa=1.0, g0=0.3, n_spins=3, seed=2)
+    monkeypatch.setattr(matrix_free, "DAVIDSON_SELECT", "nearest")
+    model = _model_precession()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FockCutoffWarning)
         with pytest.warns(SpectrumWarning, match="recomputed with method='arnoldi'"):

@@ -312,13 +312,11 @@ def test_m2_metastable_states_match_a_construction_from_the_reference_liouvillia
     assert abs(out["ref_next"].real) > 10 * abs(float(out["package"].eigenvalue_real[3]))
 
 
-@pytest.mark.xfail(strict=True, reason="the 10x rule of metastable_states reads the listed eigenvalues; Davidson "
-                   "(k = 4 per sector) lists those nearest its real target and misses the slower complex pair "
-                   "-0.534 ± 1.47i, so it sees 15x where the spectrum has 7.7x")
 def test_m2_metastable_separation_uses_the_slowest_fast_mode():
     """N_sp = 2, g0 = 2, cutoff (3, 3): the reference's first fast mode is −0.534 ± 1.47i, 7.7× the third slow rate
-    0.0694, below the 10× of ``metastable_states``; ``lifetime(..., method="arnoldi")`` or ``eigenvalues=8`` report
-    n_slow = 0, the default (Davidson, 4 per sector) lists −1.03 as the next mode and reports 3."""
+    0.0694, below the 10× of ``metastable_states``, so n_slow = 0. The default (Davidson, 4 per sector) must list
+    it: with the Ritz values nearest its real σ it listed −1.03 as the next mode and reported n_slow = 3 (this test
+    was a strict xfail then); with the largest-real-part selection it lists the pair."""
     ds = _package(2, 2.0, (3, 3))
     w = Reference(model(2, 2.0), (3, 3)).rightmost_eigenvalues()
     np.testing.assert_allclose(w[1:4].real, ds.eigenvalue_real.values[1:4], rtol=1e-8)

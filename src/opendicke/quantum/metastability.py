@@ -47,8 +47,9 @@ Eigen-solvers (``method``), both per sector, both returning residuals ‖Lv − 
     (84 050 entries, lifetime 1.4·10⁷).
 ``"davidson"``
     (matrix-free M ≥ 2 polaron sectors only, their ``auto`` choice) preconditioned Davidson on L
-    (:func:`.matrix_free.sector_davidson`): the eigenvalues nearest a real target σ > 0, with the exact inverse of
-    the spin-diagonal part of L − σ (plus the spin flips of the lowest quanta) as the preconditioner.
+    (:func:`.matrix_free.sector_davidson`): the eigenvalues with the largest real parts, as Arnoldi, with the exact
+    inverse of the spin-diagonal part of L − σ (σ = 0.05 real, plus the spin flips of the lowest quanta) as the
+    preconditioner, in a search space closed under ρ ↦ ρ† (a conjugate pair costs the corrections of one member).
 ``"auto"``
     shift-invert up to :data:`AUTO_DIRECT_SIZE` sector entries (polaron: :data:`AUTO_DIRECT_SIZE_POLARON`),
     Arnoldi above, and Arnoldi whenever the estimated LU would not fit ``max_memory``.
@@ -258,10 +259,11 @@ def sector_eigenpairs(L: sp.csr_matrix, k: int, *, sector: str = "", method: str
     ``sigma`` (``SectorEigenpairs.lu``), reused here for Lᵀ (``transpose=True``) instead of a second LU.
     ``ncv``: Arnoldi's Krylov vectors (default :data:`ARNOLDI_NCV`; a matrix-free operator brings its own), or
     Davidson's largest search space. ``method="davidson"`` (matrix-free operators only, the ``auto`` choice for
-    them): the k eigenvalues nearest the real ``target`` (default :data:`.matrix_free.DAVIDSON_TARGET`) by
-    preconditioned Davidson (:func:`.matrix_free.sector_davidson`), started from ``v0s`` (several vectors, e.g.
-    all eigenvectors of a smaller cutoff) or ``v0``; like shift-invert it returns the eigenvalues *nearest* the
-    target, which for a real target right of the spectrum include the rightmost real ones."""
+    them): the k eigenvalues with the largest real parts by preconditioned Davidson
+    (:func:`.matrix_free.sector_davidson`, preconditioner shift ``target``, default
+    :data:`.matrix_free.DAVIDSON_TARGET`), started from ``v0s`` (several vectors, e.g. all eigenvectors of a
+    smaller cutoff) or ``v0``. It lists what its preconditioned search space reaches: the slow modes, but it can
+    miss a fast oscillation with a larger real part than the k-th it lists (measured in docs/lifetime.md)."""
     n = L.shape[0]
     ncv_arg = ncv
     matrix_free = not sp.issparse(L)
@@ -686,8 +688,10 @@ def _gap(run: dict) -> tuple[float, complex, str]:
 
 
 def _slowest_mode_check(run: dict, k: int, max_memory: float, symmetries: str) -> dict:
-    """Davidson returns the k eigenvalues *nearest* a real σ per sector, so a slow oscillating pair far from σ
-    (large |Im λ|, Re λ above the reported λ₁) would be missed and the gap overstated. Cross-check: ARPACK's
+    """Davidson follows the Ritz values with the largest real parts, but it can only find what its search space,
+    grown by residuals preconditioned at a real σ, reaches: an oscillating mode far from σ (large |Im λ|, Re λ
+    above the reported λ₁) could be missed and the gap overstated (with the older selection of the eigenvalues
+    nearest σ this happened below threshold, docs/lifetime.md). Cross-check, independent of Davidson: ARPACK's
     Arnoldi with ``which="LR"`` (the largest real parts), assembled, on the same model at the small cutoff
     :data:`CHECK_FOCK` (cheap; the slow eigenvalues move by a few per cent between it and converged cutoffs). The
     check fails when the slowest nonzero eigenvalue λ_A found there is slower than the reported λ₁ and no reported
@@ -729,8 +733,9 @@ def _refine_gap(run: dict, *, method: str, tau) -> dict:
     j = int(np.argmin(np.abs(pairs.values - lam)))
     others = np.delete(pairs.values, j)
     separation = float(np.min(np.abs(others - lam))) if others.size else 1.0
-    # Davidson returns the eigenvalues nearest its real target σ > 0, so λ₁ is the first or (after 0) the second
-    k = 2 if pairs.method == "davidson" else len(pairs.values)
+    # Davidson returns the eigenvalues with the largest real parts: λ₁ is among the first 3 (0, then λ₁ and, for an
+    # oscillating mode, its conjugate partner of the same real part, which may come first)
+    k = 3 if pairs.method == "davidson" else len(pairs.values)
     for attempt in range(2):
         left = _left_pairs(run, s, method=method, tau=tau, v0=np.conj(pairs.vectors[:, j]), k=k)
         i = int(np.argmin(np.abs(left.values - lam)))
@@ -993,10 +998,10 @@ def lifetime(model: DickeModel, *, fock="auto", tol: float = DEFAULT_TOL, gap_rt
         if redo:
             method = "arnoldi"  # also for the left eigenvectors and the metastable states below
         warnings.warn(f"the Arnoldi cross-check at fock {check['fock']} finds a mode slower than the reported gap, "
-                      f"λ = {check['eigenvalue']:.4g}, which Davidson (eigenvalues nearest σ) did not list: "
+                      f"λ = {check['eigenvalue']:.4g}, which Davidson did not list: "
                       + ("recomputed with method='arnoldi'" if redo else "the gap may be overstated; run with "
                          "method='arnoldi'"), SpectrumWarning, stacklevel=2)
-        if redo:  # auto chose Davidson: redo the search with the method that takes the largest real parts
+        if redo:  # auto chose Davidson: redo the search with Arnoldi (an unpreconditioned Krylov space)
             run, prev, change, gap_change, converged, note = _search(
                 model, fock=fock, tol=tol, gap_rtol=gap_rtol, k=eigenvalues, method=method, tau=tau,
                 max_memory=max_memory, max_fock=max_fock, with_gap=True, basis=basis, fock_start=fock_start,
