@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "lifetime_m2_figures.py"
@@ -59,7 +60,7 @@ def test_compute_table_and_figure(fig3, tmp_path, capsys):
     lead = tmp_path / "lead.jsonl"
     lead.write_text("\n".join(json.dumps(r) for r in (LEAD_12, LEAD_15)) + "\n")
     out = tmp_path / "fig.png"
-    recs = fig3.main([str(data), str(lead), "--compute", "2:2.0", "--fock", "3", "--out", str(out)])
+    recs = fig3.main([str(data), str(lead), "--compute", "2:2.5", "--fock", "3", "--out", str(out)])
     assert out.stat().st_size > 10_000
     lines = (data / "lifetime_m2_N2.jsonl").read_text().splitlines()
     assert len(lines) == 1
@@ -67,15 +68,17 @@ def test_compute_table_and_figure(fig3, tmp_path, capsys):
     for key in ("N", "seed", "g0", "fock", "lifetime", "converged", "overlap", "min_eigenvalue"):
         assert key in rec
     assert rec["N"] == 2 and rec["seed"] == 2 and rec["fock"] == [3, 3] and rec["converged"] is False
-    # the reference in test_lifetime_m2_check: gap 0.0157619, and the first fast mode −0.534 ± 1.47i is only 7.7×
-    # the third slow rate, so no metastable states (Davidson lists the largest real parts; with the Ritz values
-    # nearest its real σ it had missed that pair and made four states with |ξ₁| = 1.005 here)
-    assert rec["lifetime"] == pytest.approx(1 / 0.015761946912627375, rel=1e-8)
-    assert rec["n_slow"] == 0 and rec["overlap"] == [] and rec["min_eigenvalue"] == []
-    assert [(r["N"], r["g0"]) for r in recs] == [(2, 2.0), (4, 1.2), (4, 1.5)]
+    # g0 = 2.5: three slow modes (0.00307, 0.0102, 0.0131) separated 38x from −0.505 ± 2.00i, so four states;
+    # their overlaps are those of the construction from the individual-spin reference in test_lifetime_m2_check
+    # (±1.0016572, ±1.0085665 to 1e-8; overlaps just above 1 at this tiny cutoff, smallest eigenvalues ≈ −0.004
+    # and −0.012). At g0 = 2 the separation is 7.7x and the record has no states (n_slow = 0).
+    assert rec["n_slow"] == 3 and len(rec["overlap"]) == 4 and len(rec["min_eigenvalue"]) == 4
+    got = sorted(abs(x) for row in rec["overlap"] for x in row if abs(x) > 0.5)
+    np.testing.assert_allclose(got, [1.0016572, 1.0016572, 1.0085665, 1.0085665], atol=1e-6)
+    assert [(r["N"], r["g0"]) for r in recs] == [(2, 2.5), (4, 1.2), (4, 1.5)]
     table = capsys.readouterr().out
     assert "| 4 | 2 | 1.2 | [10, 10] |" in table and "(forced)" in table and "invalid" in table
     # a second run finds the record and computes nothing
-    assert fig3.compute(2, [2.0], 2, data, fig3.read([data]), fock=3) == []
+    assert fig3.compute(2, [2.5], 2, data, fig3.read([data]), fock=3) == []
     assert len((data / "lifetime_m2_N2.jsonl").read_text().splitlines()) == 1
 
