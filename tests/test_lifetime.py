@@ -828,6 +828,7 @@ def test_davidson_finds_a_slow_oscillating_mode_by_itself():
     assert float(np.max(ds.eigenvalue_residual)) < 1e-9
 
 
+@pytest.mark.slow  # ≈ 4.4 s; the default Davidson (largest real parts) finds this mode itself, tested in the default run
 def test_davidson_cross_check_catches_a_slow_oscillating_mode(monkeypatch):
     """With the Ritz values *nearest* its real σ followed instead (the selection before LR, kept as
     ``matrix_free.DAVIDSON_SELECT = "nearest"``), Davidson misses the slowest mode of the g0 = 0.3 case, a damped

@@ -243,6 +243,7 @@ def test_m2_pattern_overlap_decay_rates_n4():
     _check_equal_groups(4, 1.5, (4, 4))
 
 
+@pytest.mark.slow  # ≈ 4.6 s; the equal-group decay test and the metastable construction stay in the default run
 def test_m2_unequal_groups_couple_both_odd_modes_and_decay_at_the_gap():
     """N_sp = 3 (seed 2, groups 1 + 2: no U2; the patterns overlap, ξ_2 = −1/3 in the pattern-1 state), g0 = 2,
     polaron cutoff (3, 3): the two slowest odd eigenvalues (0.0036290, 0.107188) are the rates of a two-exponential
